@@ -1,0 +1,244 @@
+//! The storage codec: compressed snapshots and deltas.
+//!
+//! Both formats are `[LEB128 content length][zstd frame]`. The frame is magicless, with no
+//! checksum, content size or dictionary id: the length is in our header and the store checks
+//! a blake3 id over every rebuilt content. A delta's frame is compressed with the base's full
+//! content as a zstd *reference prefix*, so any byte run of the base is a cheap match, whether
+//! the document is line-oriented source or one long line of JSON.
+//!
+//! Decoding never allocates more than the declared length, refuses a declared length above
+//! the caller's limit, and reports every malformed input as an [`ApplyError`].
+
+use zstd::zstd_safe::{self, CCtx, CParameter, DCtx, DParameter, FrameFormat};
+
+/// The largest window a delta may ask for: 2^27 bytes (128 MiB) of base plus target.
+const MAX_WINDOW_LOG: u32 = 27;
+/// The largest window log zstd accepts on decode.
+const DECODE_WINDOW_LOG_MAX: u32 = 31;
+
+/// Why a stored payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The length header is missing or malformed.
+    #[error("payload has no valid length header")]
+    BadHeader,
+    /// The declared length is larger than the caller allows.
+    #[error("payload declares {declared} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The declared length.
+        declared: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
+    /// The zstd frame did not decode.
+    #[error("compressed frame is corrupt: {reason}")]
+    Frame {
+        /// What zstd reported.
+        reason: String,
+    },
+    /// The frame decoded to another length than the header declared.
+    #[error("payload decoded to {actual} bytes, header declared {declared}")]
+    LengthMismatch {
+        /// The declared length.
+        declared: u64,
+        /// The decoded length.
+        actual: u64,
+    },
+}
+
+/// Compresses `content` as a full snapshot at zstd `level`.
+pub fn compress(content: &[u8], level: i32) -> Vec<u8> {
+    compress_with_prefix(content, &[], level)
+}
+
+/// Decompresses a snapshot made by [`compress`], refusing one that declares more than `limit`
+/// bytes.
+///
+/// # Errors
+/// [`ApplyError`] on a malformed header, a declared length over `limit`, a corrupt frame, or a
+/// length that does not match.
+pub fn decompress(payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
+    decompress_with_prefix(&[], payload, limit)
+}
+
+/// Encodes a delta that turns `base` into `target`, at zstd `level`.
+pub fn encode(base: &[u8], target: &[u8], level: i32) -> Vec<u8> {
+    compress_with_prefix(target, base, level)
+}
+
+/// Rebuilds the target from `base` and a delta made by [`encode`], refusing a delta that
+/// declares more than `limit` bytes of output.
+///
+/// # Errors
+/// [`ApplyError`] on a malformed header, a declared length over `limit`, a corrupt frame, or a
+/// length that does not match.
+pub fn apply(base: &[u8], delta: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
+    decompress_with_prefix(base, delta, limit)
+}
+
+/// Reads the declared content length of a payload made by [`compress`] or [`encode`].
+///
+/// # Errors
+/// [`ApplyError::BadHeader`] when the header is missing or malformed.
+pub fn declared_len(payload: &[u8]) -> Result<u64, ApplyError> {
+    read_varint(payload).map(|(n, _)| n)
+}
+
+fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() / 3 + 16);
+    write_varint(&mut out, content.len() as u64);
+    if content.is_empty() {
+        return out;
+    }
+    let mut cctx = CCtx::create();
+    let span = (prefix.len() + content.len()).max(1) as u64;
+    let window_log = (64 - (span - 1).leading_zeros()).clamp(10, MAX_WINDOW_LOG);
+    let params = [
+        CParameter::CompressionLevel(level),
+        CParameter::Format(FrameFormat::Magicless),
+        CParameter::ContentSizeFlag(false),
+        CParameter::ChecksumFlag(false),
+        CParameter::DictIdFlag(false),
+        CParameter::WindowLog(window_log),
+    ];
+    for p in params {
+        // These parameters are valid for every level and window log we pass.
+        cctx.set_parameter(p).expect("zstd accepts strata's compression parameters");
+    }
+    if !prefix.is_empty() {
+        cctx.ref_prefix(prefix).expect("zstd accepts a reference prefix on a fresh context");
+    }
+    let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
+    // The buffer holds compress_bound bytes, the most zstd can write.
+    cctx.compress2(&mut frame, content).expect("zstd compresses into a compress_bound buffer");
+    out.extend_from_slice(&frame);
+    out
+}
+
+fn decompress_with_prefix(prefix: &[u8], payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
+    let (declared, used) = read_varint(payload)?;
+    if declared > limit {
+        return Err(ApplyError::TooLarge { declared, limit });
+    }
+    let frame = &payload[used..];
+    if declared == 0 {
+        return if frame.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(ApplyError::Frame { reason: "bytes after an empty payload".into() })
+        };
+    }
+    let cap = usize::try_from(declared).map_err(|_| ApplyError::TooLarge { declared, limit })?;
+    let mut dctx = DCtx::create();
+    let frame_err = |code: usize| ApplyError::Frame { reason: zstd_safe::get_error_name(code).into() };
+    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless)).map_err(frame_err)?;
+    dctx.set_parameter(DParameter::WindowLogMax(DECODE_WINDOW_LOG_MAX)).map_err(frame_err)?;
+    if !prefix.is_empty() {
+        dctx.ref_prefix(prefix).map_err(frame_err)?;
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(cap).map_err(|_| ApplyError::TooLarge { declared, limit })?;
+    let written = dctx.decompress(&mut out, frame).map_err(frame_err)?;
+    if written != cap || out.len() != cap {
+        return Err(ApplyError::LengthMismatch { declared, actual: written as u64 });
+    }
+    Ok(out)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_varint(bytes: &[u8]) -> Result<(u64, usize), ApplyError> {
+    let mut n: u64 = 0;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let chunk = u64::from(b & 0x7f);
+        if i == 9 && chunk > 1 {
+            return Err(ApplyError::BadHeader);
+        }
+        n |= chunk << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((n, i + 1));
+        }
+    }
+    Err(ApplyError::BadHeader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn delta_roundtrip_small_edit_is_small() {
+        let base: Vec<u8> = (0..2000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let mut target = base.clone();
+        target.splice(5000..5000, b"inserted text\n".iter().copied());
+        let d = encode(&base, &target, 3);
+        assert!(d.len() < 60, "delta of a one-line insert is {} bytes", d.len());
+        assert_eq!(apply(&base, &d, u64::MAX).unwrap(), target);
+    }
+
+    #[test]
+    fn empty_contents_roundtrip() {
+        assert_eq!(compress(b"", 3), [0]);
+        assert_eq!(decompress(&[0], 0).unwrap(), b"");
+        let d = encode(b"abc", b"", 3);
+        assert_eq!(apply(b"abc", &d, 10).unwrap(), b"");
+        let d = encode(b"", b"abc", 3);
+        assert_eq!(apply(b"", &d, 10).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn declared_length_over_limit_is_refused_before_allocating() {
+        let c = compress(&[7u8; 1000], 3);
+        assert_eq!(decompress(&c, 999), Err(ApplyError::TooLarge { declared: 1000, limit: 999 }));
+        // A header claiming u64::MAX bytes must not allocate.
+        let mut evil = Vec::new();
+        write_varint(&mut evil, u64::MAX);
+        evil.extend_from_slice(&c[2..]);
+        assert!(matches!(decompress(&evil, u64::MAX), Err(_)));
+    }
+
+    #[test]
+    fn wrong_base_or_truncation_is_an_error_or_mismatch_never_a_panic() {
+        let base = b"the quick brown fox jumps over the lazy dog\n".repeat(20);
+        let target = [&base[..], b"and more\n"].concat();
+        let d = encode(&base, &target, 3);
+        for cut in 0..d.len() {
+            let _ = apply(&base, &d[..cut], 1 << 20);
+        }
+        assert!(apply(&base, &d[..d.len() - 1], 1 << 20).is_err());
+        assert!(matches!(read_varint(&[0x80; 11]), Err(ApplyError::BadHeader)));
+    }
+
+    proptest! {
+        #[test]
+        fn prop_delta_roundtrip(base in proptest::collection::vec(any::<u8>(), 0..3000),
+                                edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..20)) {
+            let mut target = base.clone();
+            for (pos, byte) in edits {
+                let at = usize::from(pos) % (target.len() + 1);
+                target.insert(at, byte);
+            }
+            let d = encode(&base, &target, 1);
+            prop_assert_eq!(apply(&base, &d, target.len() as u64).unwrap(), target);
+        }
+
+        #[test]
+        fn prop_apply_never_panics_on_garbage(base in proptest::collection::vec(any::<u8>(), 0..200),
+                                              junk in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = apply(&base, &junk, 1 << 16);
+            let _ = decompress(&junk, 1 << 16);
+        }
+    }
+}
