@@ -64,13 +64,20 @@ pub fn encode_record<R: Record>(value: &R) -> Vec<u8> {
     out
 }
 
+/// Returns the length of `value`'s postcard encoding (without a format byte).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
+}
+
 /// Decodes a record written by [`encode_record`].
 ///
 /// # Errors
 /// [`DecodeError`] when the bytes are empty, carry another format byte, do not decode, or hold
 /// trailing bytes.
 pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
-    let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty { what: R::NAME })?;
+    let (&format, body) = bytes
+        .split_first()
+        .ok_or(DecodeError::Empty { what: R::NAME })?;
     if format != R::FORMAT {
         return Err(DecodeError::UnknownFormat {
             what: R::NAME,
@@ -78,10 +85,16 @@ pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
             supported: R::FORMAT,
         });
     }
-    let (value, rest) = postcard::take_from_bytes::<R>(body)
-        .map_err(|e| DecodeError::Malformed { what: R::NAME, reason: e.to_string() })?;
+    let (value, rest) =
+        postcard::take_from_bytes::<R>(body).map_err(|e| DecodeError::Malformed {
+            what: R::NAME,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
-        return Err(DecodeError::TrailingBytes { what: R::NAME, count: rest.len() });
+        return Err(DecodeError::TrailingBytes {
+            what: R::NAME,
+            count: rest.len(),
+        });
     }
     Ok(value)
 }
@@ -129,11 +142,17 @@ mod tests {
 
     #[test]
     fn record_roundtrip_and_refusals() {
-        let p = Probe { a: 300, b: "x".into() };
+        let p = Probe {
+            a: 300,
+            b: "x".into(),
+        };
         let bytes = encode_record(&p);
         assert_eq!(bytes, [7, 0xac, 0x02, 1, b'x']);
         assert_eq!(decode_record::<Probe>(&bytes).unwrap(), p);
-        assert_eq!(decode_record::<Probe>(&[]), Err(DecodeError::Empty { what: "probe" }));
+        assert_eq!(
+            decode_record::<Probe>(&[]),
+            Err(DecodeError::Empty { what: "probe" })
+        );
         assert!(matches!(
             decode_record::<Probe>(&[8, 0, 0]),
             Err(DecodeError::UnknownFormat { found: 8, .. })
@@ -142,9 +161,15 @@ mod tests {
         long.push(0);
         assert_eq!(
             decode_record::<Probe>(&long),
-            Err(DecodeError::TrailingBytes { what: "probe", count: 1 })
+            Err(DecodeError::TrailingBytes {
+                what: "probe",
+                count: 1
+            })
         );
-        assert!(matches!(decode_record::<Probe>(&[7, 0xff]), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(
+            decode_record::<Probe>(&[7, 0xff]),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl FromStr for ContentHash {
     type Err = ParseHashError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseHashError { input: s.chars().take(80).collect() };
+        let err = || ParseHashError {
+            input: s.chars().take(80).collect(),
+        };
         let bytes = s.as_bytes();
         if bytes.len() != 64 {
             return Err(err());

@@ -47,7 +47,10 @@ impl DocId {
             return Err(KeyError::Empty);
         }
         if key.len() > MAX_KEY_LEN {
-            return Err(KeyError::TooLong { len: key.len(), max: MAX_KEY_LEN });
+            return Err(KeyError::TooLong {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
         }
         if let Some((at, _)) = key.char_indices().find(|(_, c)| c.is_control()) {
             return Err(KeyError::ControlChar { at });
@@ -82,9 +85,7 @@ impl std::str::FromStr for DocId {
 }
 
 /// A version number: 1 for a document's first version, then 2, 3, … without gaps.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct VersionNo(pub u64);
 
 impl VersionNo {
@@ -118,7 +119,10 @@ mod tests {
         assert!(DocId::new("a".repeat(MAX_KEY_LEN)).is_ok());
         assert_eq!(
             DocId::new("a".repeat(MAX_KEY_LEN + 1)),
-            Err(KeyError::TooLong { len: MAX_KEY_LEN + 1, max: MAX_KEY_LEN })
+            Err(KeyError::TooLong {
+                len: MAX_KEY_LEN + 1,
+                max: MAX_KEY_LEN
+            })
         );
         assert_eq!(DocId::new("a\nb"), Err(KeyError::ControlChar { at: 1 }));
         assert_eq!(DocId::new("dossier/été").unwrap().as_str(), "dossier/été");

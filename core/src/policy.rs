@@ -115,7 +115,11 @@ impl SnapshotPolicy for Policy {
             }
             Self::Skip => true,
         };
-        if delta { Encoding::Delta } else { Encoding::Full }
+        if delta {
+            Encoding::Delta
+        } else {
+            Encoding::Full
+        }
     }
 
     fn base_for(&self, version: VersionNo) -> Option<VersionNo> {
@@ -157,7 +161,9 @@ impl FromStr for Policy {
     type Err = ParsePolicyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParsePolicyError { input: s.to_owned() };
+        let err = || ParsePolicyError {
+            input: s.to_owned(),
+        };
         let t = s.trim();
         let (name, arg) = match t.split_once([':', '(', '=']) {
             Some((n, a)) => (n, Some(a.trim_end_matches(')'))),
@@ -200,7 +206,10 @@ mod tests {
 
     #[test]
     fn full_never_deltas() {
-        assert_eq!(Policy::Full.choose(&input(5, 0, 10, 1, 100)), Encoding::Full);
+        assert_eq!(
+            Policy::Full.choose(&input(5, 0, 10, 1, 100)),
+            Encoding::Full
+        );
         assert_eq!(Policy::Full.base_for(VersionNo(5)), None);
     }
 
@@ -215,10 +224,15 @@ mod tests {
     #[test]
     fn every_n_snapshots_on_schedule() {
         let p = Policy::Every { n: 3 };
-        let got: Vec<_> = (2..=7).map(|v| p.choose(&input(v, 0, 100, 5, 100))).collect();
+        let got: Vec<_> = (2..=7)
+            .map(|v| p.choose(&input(v, 0, 100, 5, 100)))
+            .collect();
         use Encoding::{Delta as D, Full as F};
         assert_eq!(got, [D, D, F, D, D, F]);
-        assert_eq!(Policy::Every { n: 1 }.choose(&input(2, 0, 100, 5, 100)), Encoding::Full);
+        assert_eq!(
+            Policy::Every { n: 1 }.choose(&input(2, 0, 100, 5, 100)),
+            Encoding::Full
+        );
     }
 
     #[test]
@@ -232,11 +246,27 @@ mod tests {
 
     #[test]
     fn skip_bases_clear_the_lowest_bit() {
-        let bases: Vec<_> =
-            (1..=8).map(|v| Policy::Skip.base_for(VersionNo(v)).map(VersionNo::get)).collect();
-        assert_eq!(bases, [None, Some(1), Some(1), Some(3), Some(1), Some(5), Some(5), Some(7)]);
+        let bases: Vec<_> = (1..=8)
+            .map(|v| Policy::Skip.base_for(VersionNo(v)).map(VersionNo::get))
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                None,
+                Some(1),
+                Some(1),
+                Some(3),
+                Some(1),
+                Some(5),
+                Some(5),
+                Some(7)
+            ]
+        );
         assert_eq!(Policy::Cost { k: 4 }.base_for(VersionNo(1)), None);
-        assert_eq!(Policy::Cost { k: 4 }.base_for(VersionNo(9)), Some(VersionNo(8)));
+        assert_eq!(
+            Policy::Cost { k: 4 }.base_for(VersionNo(9)),
+            Some(VersionNo(8))
+        );
     }
 
     #[test]
@@ -250,7 +280,10 @@ mod tests {
         ] {
             assert_eq!(p.to_string().parse::<Policy>().unwrap(), p);
         }
-        assert_eq!("chain(16)".parse::<Policy>().unwrap(), Policy::Chain { max_depth: 16 });
+        assert_eq!(
+            "chain(16)".parse::<Policy>().unwrap(),
+            Policy::Chain { max_depth: 16 }
+        );
         for bad in ["", "chain", "chain:0", "cost:x", "full:3", "fast"] {
             assert!(bad.parse::<Policy>().is_err(), "{bad}");
         }

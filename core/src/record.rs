@@ -23,7 +23,10 @@ pub struct Metadata {
 impl Metadata {
     /// Returns metadata with only a message.
     pub fn message(message: impl Into<String>) -> Self {
-        Self { message: Some(message.into()), ..Self::default() }
+        Self {
+            message: Some(message.into()),
+            ..Self::default()
+        }
     }
 }
 

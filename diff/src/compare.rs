@@ -30,7 +30,10 @@ pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
         return DocDiff::Same;
     }
     if !is_text(old) || !is_text(new) {
-        return DocDiff::Binary(BinarySummary { old_len: old.len() as u64, new_len: new.len() as u64 });
+        return DocDiff::Binary(BinarySummary {
+            old_len: old.len() as u64,
+            new_len: new.len() as u64,
+        });
     }
     let input = InternedInput::new(old, new);
     let mut diff = Diff::compute(Algorithm::Histogram, &input);
@@ -44,7 +47,11 @@ pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
         };
         // Both inputs passed the UTF-8 check and lines split only at '\n'.
         let text = std::str::from_utf8(body).expect("lines of UTF-8 text are UTF-8");
-        Line { kind, text: text.to_owned(), no_newline }
+        Line {
+            kind,
+            text: text.to_owned(),
+            no_newline,
+        }
     };
     let ctx = options.context;
     let old_total = input.before.len() as u32;
@@ -113,28 +120,46 @@ mod tests {
         assert_eq!(compare(b"x", b"x", &o), DocDiff::Same);
         assert_eq!(
             compare(b"a\0b", b"a", &o),
-            DocDiff::Binary(BinarySummary { old_len: 3, new_len: 1 })
+            DocDiff::Binary(BinarySummary {
+                old_len: 3,
+                new_len: 1
+            })
         );
-        assert!(matches!(compare(&[0xff, 0xfe], b"a", &o), DocDiff::Binary(_)));
+        assert!(matches!(
+            compare(&[0xff, 0xfe], b"a", &o),
+            DocDiff::Binary(_)
+        ));
     }
 
     #[test]
     fn distant_changes_make_two_hunks_with_context() {
         let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new = old.replacen("\n2\n", "\ntwo\n", 1).replacen("\n18\n", "\neighteen\n", 1);
+        let new = old
+            .replacen("\n2\n", "\ntwo\n", 1)
+            .replacen("\n18\n", "\neighteen\n", 1);
         let d = compare(old.as_bytes(), new.as_bytes(), &DiffOptions { context: 2 });
         let t = text(&d);
         assert_eq!(t.hunks.len(), 2);
         assert_eq!((t.hunks[0].old_start, t.hunks[0].old_len), (0, 4));
         assert_eq!((t.hunks[1].old_start, t.hunks[1].old_len), (15, 5));
-        assert_eq!(t.stat, DiffStat { insertions: 2, deletions: 2 });
+        assert_eq!(
+            t.stat,
+            DiffStat {
+                insertions: 2,
+                deletions: 2
+            }
+        );
     }
 
     #[test]
     fn missing_final_newline_is_marked() {
         let d = compare(b"a\nb", b"a\nb\n", &DiffOptions::default());
         let t = text(&d);
-        let removed: Vec<_> = t.hunks[0].lines.iter().filter(|l| l.kind == LineKind::Removed).collect();
+        let removed: Vec<_> = t.hunks[0]
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Removed)
+            .collect();
         assert!(removed[0].no_newline);
     }
 }

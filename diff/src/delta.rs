@@ -104,19 +104,26 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
     ];
     for p in params {
         // These parameters are valid for every level and window log we pass.
-        cctx.set_parameter(p).expect("zstd accepts strata's compression parameters");
+        cctx.set_parameter(p)
+            .expect("zstd accepts strata's compression parameters");
     }
     if !prefix.is_empty() {
-        cctx.ref_prefix(prefix).expect("zstd accepts a reference prefix on a fresh context");
+        cctx.ref_prefix(prefix)
+            .expect("zstd accepts a reference prefix on a fresh context");
     }
     let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
     // The buffer holds compress_bound bytes, the most zstd can write.
-    cctx.compress2(&mut frame, content).expect("zstd compresses into a compress_bound buffer");
+    cctx.compress2(&mut frame, content)
+        .expect("zstd compresses into a compress_bound buffer");
     out.extend_from_slice(&frame);
     out
 }
 
-fn decompress_with_prefix(prefix: &[u8], payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
+fn decompress_with_prefix(
+    prefix: &[u8],
+    payload: &[u8],
+    limit: u64,
+) -> Result<Vec<u8>, ApplyError> {
     let (declared, used) = read_varint(payload)?;
     if declared > limit {
         return Err(ApplyError::TooLarge { declared, limit });
@@ -126,22 +133,32 @@ fn decompress_with_prefix(prefix: &[u8], payload: &[u8], limit: u64) -> Result<V
         return if frame.is_empty() {
             Ok(Vec::new())
         } else {
-            Err(ApplyError::Frame { reason: "bytes after an empty payload".into() })
+            Err(ApplyError::Frame {
+                reason: "bytes after an empty payload".into(),
+            })
         };
     }
     let cap = usize::try_from(declared).map_err(|_| ApplyError::TooLarge { declared, limit })?;
     let mut dctx = DCtx::create();
-    let frame_err = |code: usize| ApplyError::Frame { reason: zstd_safe::get_error_name(code).into() };
-    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless)).map_err(frame_err)?;
-    dctx.set_parameter(DParameter::WindowLogMax(DECODE_WINDOW_LOG_MAX)).map_err(frame_err)?;
+    let frame_err = |code: usize| ApplyError::Frame {
+        reason: zstd_safe::get_error_name(code).into(),
+    };
+    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless))
+        .map_err(frame_err)?;
+    dctx.set_parameter(DParameter::WindowLogMax(DECODE_WINDOW_LOG_MAX))
+        .map_err(frame_err)?;
     if !prefix.is_empty() {
         dctx.ref_prefix(prefix).map_err(frame_err)?;
     }
     let mut out = Vec::new();
-    out.try_reserve_exact(cap).map_err(|_| ApplyError::TooLarge { declared, limit })?;
+    out.try_reserve_exact(cap)
+        .map_err(|_| ApplyError::TooLarge { declared, limit })?;
     let written = dctx.decompress(&mut out, frame).map_err(frame_err)?;
     if written != cap || out.len() != cap {
-        return Err(ApplyError::LengthMismatch { declared, actual: written as u64 });
+        return Err(ApplyError::LengthMismatch {
+            declared,
+            actual: written as u64,
+        });
     }
     Ok(out)
 }
@@ -180,11 +197,17 @@ mod tests {
 
     #[test]
     fn delta_roundtrip_small_edit_is_small() {
-        let base: Vec<u8> = (0..2000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let base: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
         let mut target = base.clone();
         target.splice(5000..5000, b"inserted text\n".iter().copied());
         let d = encode(&base, &target, 3);
-        assert!(d.len() < 60, "delta of a one-line insert is {} bytes", d.len());
+        assert!(
+            d.len() < 60,
+            "delta of a one-line insert is {} bytes",
+            d.len()
+        );
         assert_eq!(apply(&base, &d, u64::MAX).unwrap(), target);
     }
 
@@ -201,7 +224,13 @@ mod tests {
     #[test]
     fn declared_length_over_limit_is_refused_before_allocating() {
         let c = compress(&[7u8; 1000], 3);
-        assert_eq!(decompress(&c, 999), Err(ApplyError::TooLarge { declared: 1000, limit: 999 }));
+        assert_eq!(
+            decompress(&c, 999),
+            Err(ApplyError::TooLarge {
+                declared: 1000,
+                limit: 999
+            })
+        );
         // A header claiming u64::MAX bytes must not allocate.
         let mut evil = Vec::new();
         write_varint(&mut evil, u64::MAX);
@@ -218,7 +247,10 @@ mod tests {
             let _ = apply(&base, &d[..cut], 1 << 20);
         }
         assert!(apply(&base, &d[..d.len() - 1], 1 << 20).is_err());
-        assert!(matches!(read_varint(&[0x80; 11]), Err(ApplyError::BadHeader)));
+        assert!(matches!(
+            read_varint(&[0x80; 11]),
+            Err(ApplyError::BadHeader)
+        ));
     }
 
     proptest! {

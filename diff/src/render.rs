@@ -30,7 +30,11 @@ pub fn unified(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
 
 /// Returns the `@@ -a,b +c,d @@` header of a hunk, with GNU diff's numbering.
 pub fn hunk_header(h: &Hunk) -> String {
-    format!("@@ -{} +{} @@", range(h.old_start, h.old_len), range(h.new_start, h.new_len))
+    format!(
+        "@@ -{} +{} @@",
+        range(h.old_start, h.old_len),
+        range(h.new_start, h.new_len)
+    )
 }
 
 fn range(start: u64, len: u64) -> String {
@@ -64,12 +68,14 @@ pub fn stat_line(diff: &DocDiff) -> String {
     match diff {
         DocDiff::Same => "0 files changed".to_owned(),
         DocDiff::Binary(b) => {
-            format!("1 file changed, binary ({} bytes -> {} bytes)", b.old_len, b.new_len)
+            format!(
+                "1 file changed, binary ({} bytes -> {} bytes)",
+                b.old_len, b.new_len
+            )
         }
         DocDiff::Text(t) => {
-            let plural = |n: u64, one: &str, many: &str| {
-                format!("{n} {}", if n == 1 { one } else { many })
-            };
+            let plural =
+                |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
             format!(
                 "1 file changed, {}(+), {}(-)",
                 plural(t.stat.insertions, "insertion", "insertions"),
@@ -91,7 +97,10 @@ mod tests {
             unified(&d, "x", "y"),
             "--- x\n+++ y\n@@ -1,3 +1,3 @@\n a\n-b\n c\n+d\n\\ No newline at end of file\n"
         );
-        assert_eq!(stat_line(&d), "1 file changed, 1 insertion(+), 1 deletion(-)");
+        assert_eq!(
+            stat_line(&d),
+            "1 file changed, 1 insertion(+), 1 deletion(-)"
+        );
     }
 
     #[test]

@@ -1,0 +1,154 @@
+//! Errors of opening and using a store.
+
+use std::path::PathBuf;
+
+use strata_core::{ContentHash, DecodeError, DocId};
+
+/// Opaque wrapper so that the storage engine's error type is not part of our public API.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BackendError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+/// Errors from opening a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// No store exists at the path and the options asked not to create one.
+    #[error("no store at {path}: it is created by the first put (or pass another store path)")]
+    Missing {
+        /// The path that was tried.
+        path: PathBuf,
+    },
+    /// Another process (or another `Store` in this process) holds the store open.
+    #[error("store at {path} is in use by another process; close it and try again")]
+    Locked {
+        /// The store's path.
+        path: PathBuf,
+    },
+    /// The store was written by a format this build does not read.
+    #[error(
+        "store at {path} has format {found}; this build reads format {supported}: use a matching strata release"
+    )]
+    UnsupportedFormat {
+        /// The store's path.
+        path: PathBuf,
+        /// The format found on disk.
+        found: u32,
+        /// The format this build reads.
+        supported: u32,
+    },
+    /// The path holds data that is not a strata store.
+    #[error("{path} is not a strata store: {reason}")]
+    NotAStore {
+        /// The path.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The storage engine failed.
+    #[error("could not open the store at {path}: {source}")]
+    Backend {
+        /// The store's path.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// Errors from reading or writing an open store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A put with an expected version found the document at another version. Nothing was written.
+    #[error(
+        "conflict on '{doc}': expected it at version {expected}, but it is at version {actual}; read the latest and retry"
+    )]
+    Conflict {
+        /// The document.
+        doc: DocId,
+        /// The version the writer expected (0: no versions yet).
+        expected: u64,
+        /// The document's current version (0: no versions yet).
+        actual: u64,
+    },
+    /// The content is larger than the store's configured maximum.
+    #[error(
+        "content for '{doc}' is {size} bytes, over the limit of {limit} bytes (StoreOptions::max_content_len)"
+    )]
+    TooLarge {
+        /// The document.
+        doc: DocId,
+        /// The content's size.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The metadata given with a put is too large to store.
+    #[error("metadata for '{doc}' is {size} bytes encoded, over the limit of {limit} bytes")]
+    MetadataTooLarge {
+        /// The document.
+        doc: DocId,
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A stored record or object is missing or undecodable; run `verify`, restore from an export.
+    #[error("corrupt store: {what}: {reason}")]
+    Corrupt {
+        /// What is damaged (an object id, a version).
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Rebuilding an object produced bytes whose hash is not its id.
+    #[error("corrupt store: object {expected} rebuilt to content with id {actual}")]
+    HashMismatch {
+        /// The object's id.
+        expected: ContentHash,
+        /// The hash of what was rebuilt.
+        actual: ContentHash,
+    },
+    /// The storage engine failed.
+    #[error("storage engine failed: {0}")]
+    Backend(#[source] BackendError),
+}
+
+/// The result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            what: what.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn decode(what: impl std::fmt::Display, e: DecodeError) -> Self {
+        Self::corrupt(what, e)
+    }
+
+    /// Returns `true` when the error means stored data is damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Corrupt { .. } | Self::HashMismatch { .. })
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => {
+                Self::corrupt("storage engine", format!("corruption detected at {at:?}"))
+            }
+            other => Self::Backend(BackendError::new(other)),
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The only module that names `sled`: trees, keys, batches and transactions.
+//!
+//! Trees (see `docs/format.md` for the bytes):
+//! - `names`: document key (UTF-8) → [`NameRecord`] (document number)
+//! - `docs`: doc number BE → [`DocRecord`] (key and latest version)
+//! - `versions`: doc number BE ‖ version BE → `VersionRecord`
+//! - `objects`: content hash ‖ part BE u32 → part 0: `ObjectHeader`; parts 1..=n: payload chunks
+//! - `feed`: sequence number BE → [`FeedRecord`]
+//! - `meta`: `format` → [`FormatRecord`], `policy` → `Policy`, `counters` → [`Counters`]
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use strata_core::codec::{Record, decode_record, encode_record, pair_key, read_u64_key, u64_key};
+use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, VersionRecord};
+
+use crate::error::{BackendError, OpenError, StoreError, StoreResult};
+use crate::format::{Counters, DocRecord, FeedRecord, FormatRecord, NameRecord, STORE_FORMAT};
+
+/// Payloads are split into chunks of this size, so that every sled value stays far below the
+/// size at which sled writes a node to its never-reclaimed `blobs/` directory.
+pub(crate) const CHUNK_LEN: usize = 32 * 1024;
+
+const META_FORMAT: &[u8] = b"format";
+const META_POLICY: &[u8] = b"policy";
+const META_COUNTERS: &[u8] = b"counters";
+
+/// Engine settings chosen by the store.
+pub(crate) struct KvConfig {
+    pub(crate) cache_capacity: u64,
+    pub(crate) create: bool,
+}
+
+/// The open sled database and its trees.
+#[derive(Clone, Debug)]
+pub(crate) struct Kv {
+    db: sled::Db,
+    names: sled::Tree,
+    docs: sled::Tree,
+    versions: sled::Tree,
+    objects: sled::Tree,
+    feed: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// One version to record in a commit.
+pub(crate) struct NewVersion<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) expected: Option<u64>,
+    pub(crate) hash: ContentHash,
+    pub(crate) size: u64,
+    pub(crate) created_at_ms: u64,
+    pub(crate) meta: &'a Metadata,
+}
+
+/// Why a commit transaction stopped.
+pub(crate) enum CommitAbort {
+    Conflict {
+        index: usize,
+        expected: u64,
+        actual: u64,
+    },
+    Corrupt(StoreError),
+}
+
+fn is_store_dir(path: &Path) -> bool {
+    path.join("conf").is_file() && path.join("db").is_file()
+}
+
+impl Kv {
+    pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<Self, OpenError> {
+        if path.exists() && !path.is_dir() {
+            return Err(OpenError::NotAStore {
+                path: path.to_owned(),
+                reason: "it is a file, not a directory".into(),
+            });
+        }
+        if !is_store_dir(path) {
+            if !config.create {
+                return Err(OpenError::Missing {
+                    path: path.to_owned(),
+                });
+            }
+            if path.is_dir()
+                && path
+                    .read_dir()
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
+                return Err(OpenError::NotAStore {
+                    path: path.to_owned(),
+                    reason: "the directory is not empty; give an empty or new directory".into(),
+                });
+            }
+        }
+        let backend = |e: sled::Error| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+                    OpenError::Locked {
+                        path: path.to_owned(),
+                    }
+                }
+                other => backend(other),
+            })?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let kv = Self {
+            names: tree("names")?,
+            docs: tree("docs")?,
+            versions: tree("versions")?,
+            objects: tree("objects")?,
+            feed: tree("feed")?,
+            meta: tree("meta")?,
+            db,
+        };
+        kv.check_format(path)?;
+        Ok(kv)
+    }
+
+    fn check_format(&self, path: &Path) -> Result<(), OpenError> {
+        let not_a_store = |reason: String| OpenError::NotAStore {
+            path: path.to_owned(),
+            reason,
+        };
+        let stored = self.meta.get(META_FORMAT).map_err(|e| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        })?;
+        match stored {
+            Some(bytes) => {
+                let rec = decode_record::<FormatRecord>(&bytes)
+                    .map_err(|e| not_a_store(e.to_string()))?;
+                if rec.format != STORE_FORMAT {
+                    return Err(OpenError::UnsupportedFormat {
+                        path: path.to_owned(),
+                        found: rec.format,
+                        supported: STORE_FORMAT,
+                    });
+                }
+                Ok(())
+            }
+            None => {
+                if !self.names.is_empty() || !self.objects.is_empty() {
+                    return Err(not_a_store("it holds data but no format record".into()));
+                }
+                let init = || -> sled::Result<()> {
+                    self.meta.insert(
+                        META_FORMAT,
+                        encode_record(&FormatRecord {
+                            format: STORE_FORMAT,
+                        }),
+                    )?;
+                    self.meta.insert(
+                        META_COUNTERS,
+                        encode_record(&Counters {
+                            next_doc: 1,
+                            next_seq: 1,
+                        }),
+                    )?;
+                    self.db.flush()?;
+                    Ok(())
+                };
+                init().map_err(|e| OpenError::Backend {
+                    path: path.to_owned(),
+                    source: BackendError::new(e),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn stored_policy(&self) -> StoreResult<Option<Policy>> {
+        self.meta
+            .get(META_POLICY)?
+            .map(|b| {
+                decode_record::<Policy>(&b).map_err(|e| StoreError::decode("policy record", e))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn set_policy(&self, policy: &Policy) -> StoreResult<()> {
+        self.meta.insert(META_POLICY, encode_record(policy))?;
+        Ok(())
+    }
+
+    pub(crate) fn doc_num(&self, key: &str) -> StoreResult<Option<u64>> {
+        self.names
+            .get(key.as_bytes())?
+            .map(|b| decode::<NameRecord>(&b, || format!("name record of '{key}'")).map(|r| r.doc))
+            .transpose()
+    }
+
+    pub(crate) fn head(&self, doc: u64) -> StoreResult<Option<VersionNo>> {
+        Ok(self.doc_record(doc)?.map(|r| r.head))
+    }
+
+    fn doc_record(&self, doc: u64) -> StoreResult<Option<DocRecord>> {
+        self.docs
+            .get(u64_key(doc))?
+            .map(|b| decode::<DocRecord>(&b, || format!("document record {doc}")))
+            .transpose()
+    }
+
+    pub(crate) fn version(&self, doc: u64, v: VersionNo) -> StoreResult<Option<VersionRecord>> {
+        self.versions
+            .get(pair_key(doc, v.get()))?
+            .map(|b| decode::<VersionRecord>(&b, || format!("version record {doc}@{v}")))
+            .transpose()
+    }
+
+    /// Returns every version of a document, oldest first.
+    pub(crate) fn versions(&self, doc: u64) -> StoreResult<Vec<VersionRecord>> {
+        self.versions
+            .scan_prefix(u64_key(doc))
+            .map(|kv| {
+                let (k, b) = kv?;
+                decode::<VersionRecord>(&b, || format!("version record at key {k:?}"))
+            })
+            .collect()
+    }
+
+    /// Returns every document: its number, key and latest version, in number order.
+    pub(crate) fn documents(&self) -> StoreResult<Vec<(u64, String, VersionNo)>> {
+        self.docs
+            .iter()
+            .map(|kv| {
+                let (k, b) = kv?;
+                let num = read_u64_key(&k)
+                    .ok_or_else(|| StoreError::corrupt("docs tree", format!("bad key {k:?}")))?;
+                let rec = decode::<DocRecord>(&b, || format!("document record {num}"))?;
+                Ok((num, rec.key, rec.head))
+            })
+            .collect()
+    }
+
+    /// Returns feed entries from sequence number `from`, at most `limit`.
+    pub(crate) fn feed(&self, from: u64, limit: usize) -> StoreResult<Vec<(u64, u64, VersionNo)>> {
+        self.feed
+            .range(u64_key(from)..)
+            .take(limit)
+            .map(|kv| {
+                let (k, b) = kv?;
+                let seq = read_u64_key(&k)
+                    .ok_or_else(|| StoreError::corrupt("feed tree", format!("bad key {k:?}")))?;
+                let rec = decode::<FeedRecord>(&b, || format!("feed record {seq}"))?;
+                Ok((seq, rec.doc, rec.version))
+            })
+            .collect()
+    }
+
+    pub(crate) fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
+        self.objects
+            .get(object_key(hash, 0))?
+            .map(|b| decode::<ObjectHeader>(&b, || format!("object {hash}")))
+            .transpose()
+    }
+
+    /// Reads an object's payload, checking that every chunk is present and the total length
+    /// matches the header.
+    pub(crate) fn object_payload(
+        &self,
+        hash: &ContentHash,
+        header: &ObjectHeader,
+    ) -> StoreResult<Vec<u8>> {
+        let expected = usize::try_from(header.stored_len).map_err(|_| {
+            StoreError::corrupt(format!("object {hash}"), "impossible payload length")
+        })?;
+        let mut out = Vec::with_capacity(expected.min(1 << 30));
+        let mut seen = 0u32;
+        for kv in self
+            .objects
+            .range(object_key(hash, 1)..=object_key(hash, u32::MAX))
+        {
+            let (k, chunk) = kv?;
+            seen += 1;
+            if k.as_ref() != object_key(hash, seen) {
+                return Err(StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!("payload chunk {seen} is missing"),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        if seen != header.parts || out.len() != expected {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!(
+                    "payload has {seen} chunks and {} bytes, header says {} chunks and {expected} bytes",
+                    out.len(),
+                    header.parts
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Writes an object atomically (header and every chunk in one batch).
+    pub(crate) fn put_object(
+        &self,
+        hash: &ContentHash,
+        header: &ObjectHeader,
+        payload: &[u8],
+    ) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
+            let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
+            batch.insert(&object_key(hash, part)[..], chunk);
+        }
+        batch.insert(&object_key(hash, 0)[..], encode_record(header));
+        self.objects.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Returns every object id, in id order.
+    pub(crate) fn object_ids(&self) -> impl Iterator<Item = StoreResult<ContentHash>> + '_ {
+        self.objects.iter().keys().filter_map(|k| match k {
+            Err(e) => Some(Err(e.into())),
+            Ok(k) => {
+                if k.len() != 36 {
+                    return Some(Err(StoreError::corrupt(
+                        "objects tree",
+                        format!("bad key {k:?}"),
+                    )));
+                }
+                (k[32..] == [0, 0, 0, 0]).then(|| {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(&k[..32]);
+                    Ok(ContentHash::from_bytes(h))
+                })
+            }
+        })
+    }
+
+    /// Records new versions in one transaction: all of them or none.
+    pub(crate) fn commit(
+        &self,
+        puts: &[NewVersion<'_>],
+    ) -> Result<Vec<VersionRecord>, CommitAbort> {
+        let result = (
+            &self.names,
+            &self.docs,
+            &self.versions,
+            &self.feed,
+            &self.meta,
+        )
+            .transaction(|(names, docs, versions, feed, meta)| {
+                let abort =
+                    |e: StoreError| ConflictableTransactionError::Abort(CommitAbort::Corrupt(e));
+                let mut counters = match meta.get(META_COUNTERS)? {
+                    Some(b) => decode_record::<Counters>(&b)
+                        .map_err(|e| abort(StoreError::decode("counters record", e)))?,
+                    None => {
+                        return Err(abort(StoreError::corrupt(
+                            "meta tree",
+                            "counters record is missing",
+                        )));
+                    }
+                };
+                let mut out = Vec::with_capacity(puts.len());
+                for (index, put) in puts.iter().enumerate() {
+                    let doc = match names.get(put.key.as_bytes())? {
+                        Some(b) => {
+                            decode_record::<NameRecord>(&b)
+                                .map_err(|e| {
+                                    abort(StoreError::decode(
+                                        format!("name record of '{}'", put.key),
+                                        e,
+                                    ))
+                                })?
+                                .doc
+                        }
+                        None => {
+                            let doc = counters.next_doc;
+                            counters.next_doc += 1;
+                            names.insert(put.key.as_bytes(), encode_record(&NameRecord { doc }))?;
+                            doc
+                        }
+                    };
+                    let head = match docs.get(u64_key(doc))? {
+                        Some(b) => Some(
+                            decode_record::<DocRecord>(&b)
+                                .map_err(|e| {
+                                    abort(StoreError::decode(format!("document record {doc}"), e))
+                                })?
+                                .head,
+                        ),
+                        None => None,
+                    };
+                    if let Some(expected) = put.expected {
+                        let actual = head.map_or(0, VersionNo::get);
+                        if expected != actual {
+                            return Err(ConflictableTransactionError::Abort(
+                                CommitAbort::Conflict {
+                                    index,
+                                    expected,
+                                    actual,
+                                },
+                            ));
+                        }
+                    }
+                    let version = head.map_or(VersionNo::FIRST, VersionNo::next);
+                    let seq = counters.next_seq;
+                    counters.next_seq += 1;
+                    let rec = VersionRecord {
+                        version,
+                        hash: put.hash,
+                        size: put.size,
+                        created_at_ms: put.created_at_ms,
+                        seq,
+                        meta: put.meta.clone(),
+                    };
+                    versions.insert(&pair_key(doc, version.get())[..], encode_record(&rec))?;
+                    docs.insert(
+                        &u64_key(doc)[..],
+                        encode_record(&DocRecord {
+                            key: put.key.to_owned(),
+                            head: version,
+                        }),
+                    )?;
+                    feed.insert(
+                        &u64_key(seq)[..],
+                        encode_record(&FeedRecord { doc, version }),
+                    )?;
+                    out.push(rec);
+                }
+                meta.insert(META_COUNTERS, encode_record(&counters))?;
+                Ok(out)
+            });
+        result.map_err(|e| match e {
+            TransactionError::Abort(a) => a,
+            TransactionError::Storage(e) => CommitAbort::Corrupt(e.into()),
+        })
+    }
+
+    /// Deletes an object (header and chunks). Used by `gc` only.
+    pub(crate) fn delete_object(&self, hash: &ContentHash) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for k in self
+            .objects
+            .range(object_key(hash, 0)..=object_key(hash, u32::MAX))
+            .keys()
+        {
+            batch.remove(k?);
+        }
+        self.objects.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+fn decode<R: Record>(bytes: &[u8], what: impl FnOnce() -> String) -> StoreResult<R> {
+    decode_record::<R>(bytes).map_err(|e| StoreError::decode(what(), e))
+}
+
+fn object_key(hash: &ContentHash, part: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(hash.as_bytes());
+    k[32..].copy_from_slice(&part.to_be_bytes());
+    k
+}

@@ -1,0 +1,53 @@
+//! Versioned document storage on sled: every `put` appends a version, kept as a full
+//! compressed snapshot or as a delta against another version, as a policy decides.
+//!
+//! ```
+//! use strata_storage::{At, Store};
+//! use strata_core::DocId;
+//!
+//! let store = Store::open_temporary()?;
+//! let doc = DocId::new("notes/today")?;
+//! store.put(&doc, b"first draft\n")?;
+//! store.put(&doc, b"second draft\n")?;
+//! assert_eq!(store.get(&doc, At::Latest)?.as_deref(), Some(&b"second draft\n"[..]));
+//! assert_eq!(store.get(&doc, At::Version(strata_core::VersionNo(1)))?.as_deref(), Some(&b"first draft\n"[..]));
+//! assert_eq!(store.history(&doc)?.len(), 2);
+//! assert!(store.verify()?.is_clean());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Overview
+//! - [`Store`]: open, [`put`](Store::put), [`get`](Store::get), [`history`](Store::history),
+//!   [`documents`](Store::documents), [`diff`](Store::diff), [`changes`](Store::changes),
+//!   [`stats`](Store::stats), [`verify`](Store::verify), [`gc`](Store::gc),
+//!   [`flush`](Store::flush).
+//! - [`StoreOptions`]: policy, durability, cache sizes, content limit, compression level.
+//! - [`WriteBatch`]: many puts, one transaction, one flush.
+//! - [`At`]: which version to read. [`StoreError`] / [`OpenError`]: what went wrong.
+//!
+//! # Durability
+//! By default every `put` flushes before it returns, so a version that was acknowledged
+//! survives a crash. With [`Durability::Manual`], call [`Store::flush`] (or use a
+//! [`WriteBatch`]) to make writes durable.
+//!
+//! # Design
+//! `docs/architecture.md` (crates, write and read paths) and `docs/format.md` (bytes on disk)
+//! in the repository.
+
+mod error;
+mod format;
+mod kv;
+mod options;
+mod read;
+mod store;
+mod verify;
+mod write;
+
+pub use error::{BackendError, OpenError, StoreError, StoreResult};
+pub use format::STORE_FORMAT;
+pub use options::{Durability, StoreOptions};
+pub use store::{At, Change, DocEntry, Store};
+pub use strata_core::{ContentHash, DocId, Metadata, Policy, VersionNo, VersionRecord};
+pub use strata_diff::{DiffOptions, DocDiff};
+pub use verify::{StoreStats, VerifyReport};
+pub use write::{MAX_METADATA_LEN, PutOptions, WriteBatch};

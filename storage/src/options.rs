@@ -1,0 +1,108 @@
+//! Every knob of a store, in one place.
+
+use std::sync::Arc;
+
+use strata_core::{Policy, SnapshotPolicy};
+
+/// When completed writes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every `put` flushes before it returns: once it returns `Ok`, the version survives a crash.
+    #[default]
+    EveryPut,
+    /// `put` returns once the version is in the engine's log; it becomes durable at the next
+    /// [`Store::flush`](crate::Store::flush) (or the engine's own periodic flush, within about
+    /// half a second). Much faster for many small writes.
+    Manual,
+}
+
+/// Options for [`Store::open_with`](crate::Store::open_with).
+///
+/// ```
+/// use strata_storage::{Durability, StoreOptions};
+/// use strata_core::Policy;
+///
+/// let options = StoreOptions::default()
+///     .policy(Policy::Chain { max_depth: 16 })
+///     .durability(Durability::Manual)
+///     .cache_bytes(8 << 20);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct StoreOptions {
+    pub(crate) policy: Option<Policy>,
+    pub(crate) custom_policy: Option<Arc<dyn SnapshotPolicy>>,
+    pub(crate) durability: Durability,
+    pub(crate) cache_bytes: usize,
+    pub(crate) engine_cache_bytes: u64,
+    pub(crate) max_content_len: u64,
+    pub(crate) level: i32,
+    pub(crate) create: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            custom_policy: None,
+            durability: Durability::EveryPut,
+            cache_bytes: 64 << 20,
+            engine_cache_bytes: 64 << 20,
+            max_content_len: 64 << 20,
+            level: 3,
+            create: true,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Uses a built-in policy for new versions and records it in the store, so later opens
+    /// without a policy use it too. Default: the store's recorded policy, else `cost:4`.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Uses a policy of the caller's own for new versions. It is not recorded in the store.
+    pub fn custom_policy(mut self, policy: Arc<dyn SnapshotPolicy>) -> Self {
+        self.custom_policy = Some(policy);
+        self
+    }
+
+    /// Sets when writes become durable. Default: [`Durability::EveryPut`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Bounds the cache of rebuilt contents, in bytes. Default 64 MiB; 0 disables it.
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Sets the storage engine's page cache, in bytes. Default 64 MiB.
+    pub fn engine_cache_bytes(mut self, bytes: u64) -> Self {
+        self.engine_cache_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest content a `put` accepts, in bytes. Default 64 MiB.
+    pub fn max_content_len(mut self, bytes: u64) -> Self {
+        self.max_content_len = bytes;
+        self
+    }
+
+    /// Sets the zstd level for new objects (1..=22). Default 3.
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.level = level.clamp(1, 22);
+        self
+    }
+
+    /// Whether `open_with` creates a missing store. Default `true`.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+}

@@ -1,0 +1,204 @@
+//! The read path: walk the delta chain to the nearest full snapshot (or cached content), apply
+//! the deltas, and check the blake3 id of the result.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use strata_core::policy::MAX_CHAIN_DEPTH;
+use strata_core::{Codec, ContentHash, ObjectHeader, ObjectKind};
+use strata_diff::delta;
+
+use crate::error::{StoreError, StoreResult};
+use crate::kv::Kv;
+
+/// A bounded least-recently-used cache of rebuilt contents, keyed by content id (git's
+/// delta-base cache). Only verified contents enter it.
+#[derive(Debug, Default)]
+pub(crate) struct ContentCache {
+    capacity: usize,
+    bytes: usize,
+    tick: u64,
+    entries: HashMap<ContentHash, (Arc<[u8]>, u64)>,
+    order: BTreeMap<u64, ContentHash>,
+}
+
+impl ContentCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Arc<[u8]>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (content, last) = self.entries.get_mut(hash)?;
+        self.order.remove(last);
+        *last = tick;
+        self.order.insert(tick, *hash);
+        Some(Arc::clone(content))
+    }
+
+    pub(crate) fn insert(&mut self, hash: ContentHash, content: Arc<[u8]>) {
+        if content.len() > self.capacity / 2 || self.entries.contains_key(&hash) {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += content.len();
+        self.entries.insert(hash, (content, self.tick));
+        self.order.insert(self.tick, hash);
+        while self.bytes > self.capacity {
+            let Some((_, old)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((c, _)) = self.entries.remove(&old) {
+                self.bytes -= c.len();
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Rebuilds the content of object `hash`, using and filling `cache`.
+///
+/// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
+pub(crate) fn rebuild(
+    kv: &Kv,
+    cache: &std::sync::Mutex<ContentCache>,
+    hash: &ContentHash,
+    max_len: u64,
+) -> StoreResult<Arc<[u8]>> {
+    if let Some(hit) = lock(cache).get(hash) {
+        return Ok(hit);
+    }
+    // Walk from the wanted object towards a full snapshot or a cached content.
+    let mut chain: Vec<(ContentHash, ObjectHeader)> = Vec::new();
+    let mut cursor = *hash;
+    let mut start: Option<Arc<[u8]>> = None;
+    loop {
+        if !chain.is_empty() {
+            if let Some(hit) = lock(cache).get(&cursor) {
+                start = Some(hit);
+                break;
+            }
+        }
+        let header = kv.object_header(&cursor)?.ok_or_else(|| {
+            let reason = match chain.last() {
+                None => "object is missing".to_owned(),
+                Some((child, _)) => format!("it is the delta base of {child} but is missing"),
+            };
+            StoreError::corrupt(format!("object {cursor}"), reason)
+        })?;
+        if header.raw_len > max_len {
+            return Err(StoreError::corrupt(
+                format!("object {cursor}"),
+                format!(
+                    "claims {} bytes, over the read limit of {max_len}",
+                    header.raw_len
+                ),
+            ));
+        }
+        if chain.len() > MAX_CHAIN_DEPTH as usize {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!("delta chain is longer than {MAX_CHAIN_DEPTH} (a cycle?)"),
+            ));
+        }
+        let next = match header.kind {
+            ObjectKind::Full { .. } => None,
+            ObjectKind::Delta { base, .. } => Some(base),
+        };
+        chain.push((cursor, header));
+        match next {
+            Some(base) => cursor = base,
+            None => break,
+        }
+    }
+    let mut content: Option<Arc<[u8]>> = start;
+    for (id, header) in chain.iter().rev() {
+        let payload = kv.object_payload(id, header)?;
+        let bad = |e: delta::ApplyError| StoreError::corrupt(format!("object {id}"), e);
+        let bytes: Vec<u8> = match (header.kind, &content) {
+            (ObjectKind::Full { codec: Codec::Raw }, _) => payload,
+            (ObjectKind::Full { codec: Codec::Zstd }, _) => {
+                delta::decompress(&payload, header.raw_len).map_err(bad)?
+            }
+            (
+                ObjectKind::Delta {
+                    codec: Codec::ZstdPatch,
+                    ..
+                },
+                Some(base),
+            ) => delta::apply(base, &payload, header.raw_len).map_err(bad)?,
+            (kind, _) => {
+                return Err(StoreError::corrupt(
+                    format!("object {id}"),
+                    format!("unsupported encoding {kind:?}"),
+                ));
+            }
+        };
+        if bytes.len() as u64 != header.raw_len {
+            return Err(StoreError::corrupt(
+                format!("object {id}"),
+                format!(
+                    "rebuilt {} bytes, header says {}",
+                    bytes.len(),
+                    header.raw_len
+                ),
+            ));
+        }
+        content = Some(bytes.into());
+    }
+    let content = content.expect("a chain always ends at a full snapshot or a cached content");
+    let actual = ContentHash::of(&content);
+    if actual != *hash {
+        return Err(StoreError::HashMismatch {
+            expected: *hash,
+            actual,
+        });
+    }
+    lock(cache).insert(*hash, Arc::clone(&content));
+    Ok(content)
+}
+
+/// Locks the cache. A poisoned cache only means another reader panicked mid-update; the cache
+/// holds verified contents only, so its data is still sound.
+pub(crate) fn lock(
+    cache: &std::sync::Mutex<ContentCache>,
+) -> std::sync::MutexGuard<'_, ContentCache> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_evicts_least_recently_used_within_capacity() {
+        let mut c = ContentCache::new(10);
+        let h = |i: u8| ContentHash::from_bytes([i; 32]);
+        c.insert(h(1), Arc::from(&b"abcd"[..]));
+        c.insert(h(2), Arc::from(&b"efgh"[..]));
+        assert!(c.get(&h(1)).is_some());
+        c.insert(h(3), Arc::from(&b"ijkl"[..]));
+        assert!(
+            c.get(&h(2)).is_none(),
+            "least recently used entry is evicted"
+        );
+        assert!(c.get(&h(1)).is_some());
+        assert!(c.bytes <= 10);
+        c.insert(h(4), Arc::from(&[0u8; 6][..]));
+        assert!(
+            c.get(&h(4)).is_none(),
+            "entries over half the capacity are not kept"
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! The public `Store` API. It delegates: `write` (put path), `read` (get path), `verify`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use strata_core::{ContentHash, DocId, ObjectHeader, SnapshotPolicy, VersionNo, VersionRecord};
+use strata_diff::{DiffOptions, DocDiff};
+
+use crate::error::{OpenError, StoreError, StoreResult};
+use crate::kv::{Kv, KvConfig};
+use crate::options::{Durability, StoreOptions};
+use crate::read::{ContentCache, lock, rebuild};
+use crate::write::{PutOptions, WriteBatch};
+
+/// Reads larger than this are refused as corrupt even if the options allow larger puts later.
+const READ_FLOOR: u64 = 1 << 30;
+
+/// A versioned document store backed by sled.
+///
+/// Cheap to clone; all methods take `&self` and are safe to call from several threads. One
+/// process at a time may hold a store open.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) kv: Kv,
+    pub(crate) policy: Arc<dyn SnapshotPolicy>,
+    pub(crate) policy_name: String,
+    pub(crate) options: StoreOptions,
+    pub(crate) cache: Mutex<ContentCache>,
+    /// Puts hold it shared from object write to commit; `gc` holds it exclusively.
+    pub(crate) write_gate: RwLock<()>,
+    path: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("policy", &self.inner.policy_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which version of a document to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// The newest version.
+    Latest,
+    /// A version by number.
+    Version(VersionNo),
+    /// `n` versions before the newest (`Back(0)` is the newest).
+    Back(u64),
+    /// The newest version whose content has this id.
+    Hash(ContentHash),
+}
+
+/// A document and its newest version, as listed by [`Store::documents`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocEntry {
+    /// The document's key.
+    pub doc: DocId,
+    /// Its newest version.
+    pub latest: VersionNo,
+}
+
+/// One entry of the change feed: the version written with sequence number `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The store-wide sequence number.
+    pub seq: u64,
+    /// The document written.
+    pub doc: DocId,
+    /// The version written.
+    pub version: VersionNo,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if it does not exist, with default options.
+    ///
+    /// # Errors
+    /// [`OpenError`] when the path is not a store, another process holds it, its format is
+    /// unsupported, or the engine fails.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the store at `path` with `options`.
+    ///
+    /// # Errors
+    /// As [`Store::open`]; also [`OpenError::Missing`] when the store does not exist and
+    /// `options.create(false)` was given.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, OpenError> {
+        Self::open_inner(path.as_ref(), options, None)
+    }
+
+    /// Opens a store in a new temporary directory, removed when the last clone is dropped.
+    /// For tests and examples.
+    ///
+    /// # Errors
+    /// [`OpenError`] when the temporary directory or the engine cannot be created.
+    pub fn open_temporary() -> Result<Self, OpenError> {
+        Self::open_temporary_with(StoreOptions::default())
+    }
+
+    /// As [`Store::open_temporary`], with `options`.
+    ///
+    /// # Errors
+    /// As [`Store::open_temporary`].
+    pub fn open_temporary_with(options: StoreOptions) -> Result<Self, OpenError> {
+        let dir = tempfile::tempdir().map_err(|e| OpenError::Backend {
+            path: std::env::temp_dir(),
+            source: crate::error::BackendError::new(e),
+        })?;
+        let path = dir.path().join("store");
+        Self::open_inner(&path, options, Some(dir))
+    }
+
+    fn open_inner(
+        path: &Path,
+        options: StoreOptions,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Self, OpenError> {
+        let kv = Kv::open(
+            path,
+            &KvConfig {
+                cache_capacity: options.engine_cache_bytes,
+                create: options.create,
+            },
+        )?;
+        let backend = |e: StoreError| OpenError::NotAStore {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let (policy, policy_name): (Arc<dyn SnapshotPolicy>, String) =
+            match (&options.custom_policy, options.policy) {
+                (Some(custom), _) => (Arc::clone(custom), format!("{custom:?}")),
+                (None, explicit) => {
+                    let stored = kv.stored_policy().map_err(backend)?;
+                    let p = explicit.or(stored).unwrap_or_default();
+                    if stored != Some(p) {
+                        kv.set_policy(&p).map_err(backend)?;
+                    }
+                    (Arc::new(p), p.to_string())
+                }
+            };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                kv,
+                policy,
+                policy_name,
+                cache: Mutex::new(ContentCache::new(options.cache_bytes)),
+                options,
+                write_gate: RwLock::new(()),
+                path: path.to_owned(),
+                _temp: temp,
+            }),
+        })
+    }
+
+    /// Returns the directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Returns the policy new versions are written under, as text (`cost:4`).
+    pub fn policy_name(&self) -> &str {
+        &self.inner.policy_name
+    }
+
+    /// Stores `content` as the next version of `doc` and returns its record.
+    ///
+    /// Every put appends a version, even when the content equals the previous one; identical
+    /// contents share one stored object across all documents. Under
+    /// [`Durability::EveryPut`] (the default) the version is durable when this returns `Ok`;
+    /// under [`Durability::Manual`], after the next [`Store::flush`].
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when the content exceeds the configured maximum; engine and
+    /// corruption errors (from reading the delta base).
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, Store};
+    /// use strata_core::DocId;
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("greeting")?;
+    /// let rec = store.put(&doc, b"hello\n")?;
+    /// assert_eq!(rec.version.get(), 1);
+    /// assert_eq!(store.get(&doc, At::Latest)?.unwrap(), b"hello\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, doc: &DocId, content: &[u8]) -> StoreResult<VersionRecord> {
+        self.put_with(doc, content, PutOptions::default())
+    }
+
+    /// Stores `content` as the next version of `doc` with metadata and an optional expected
+    /// version (optimistic concurrency).
+    ///
+    /// # Errors
+    /// As [`Store::put`]; also [`StoreError::Conflict`] when `options.expected` is set and the
+    /// document is at another version (nothing is recorded), and
+    /// [`StoreError::MetadataTooLarge`].
+    ///
+    /// # Example: a conflicting writer
+    /// ```
+    /// use strata_storage::{PutOptions, Store, StoreError};
+    /// use strata_core::DocId;
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("counter")?;
+    /// store.put_with(&doc, b"1", PutOptions::default().expect(0))?;
+    /// let err = store.put_with(&doc, b"2", PutOptions::default().expect(0)).unwrap_err();
+    /// assert!(matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_with(
+        &self,
+        doc: &DocId,
+        content: &[u8],
+        options: PutOptions,
+    ) -> StoreResult<VersionRecord> {
+        let mut batch = WriteBatch::new(self);
+        batch.put(doc, content, options)?;
+        let mut records =
+            batch.commit_with(self.inner.options.durability == Durability::EveryPut)?;
+        Ok(records
+            .pop()
+            .expect("a batch of one put commits one record"))
+    }
+
+    /// Starts a batch of puts that commit in one transaction with one flush.
+    pub fn batch(&self) -> WriteBatch<'_> {
+        WriteBatch::new(self)
+    }
+
+    /// Returns the content of `doc` at `at`, or `None` if there is no such document or version.
+    /// The content is rebuilt from its delta chain and checked against its blake3 id.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] or [`StoreError::HashMismatch`] when stored data is damaged:
+    /// never wrong bytes.
+    pub fn get(&self, doc: &DocId, at: At) -> StoreResult<Option<Vec<u8>>> {
+        let Some(rec) = self.record(doc, at)? else {
+            return Ok(None);
+        };
+        let content = self.read_object(&rec.hash)?;
+        if content.len() as u64 != rec.size {
+            return Err(StoreError::corrupt(
+                format!("version {doc}@{}", rec.version),
+                format!(
+                    "record says {} bytes, content has {}",
+                    rec.size,
+                    content.len()
+                ),
+            ));
+        }
+        Ok(Some(content.to_vec()))
+    }
+
+    /// Returns the record of `doc` at `at`, or `None` if there is no such document or version.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn record(&self, doc: &DocId, at: At) -> StoreResult<Option<VersionRecord>> {
+        let kv = &self.inner.kv;
+        let Some(num) = kv.doc_num(doc.as_str())? else {
+            return Ok(None);
+        };
+        let head = || kv.head(num).map(|h| h.map_or(0, VersionNo::get));
+        let version = match at {
+            At::Latest => head()?,
+            At::Version(v) => v.get(),
+            At::Back(n) => head()?.saturating_sub(n),
+            At::Hash(h) => {
+                return Ok(kv.versions(num)?.into_iter().rev().find(|r| r.hash == h));
+            }
+        };
+        if version == 0 {
+            return Ok(None);
+        }
+        kv.version(num, VersionNo(version))
+    }
+
+    pub(crate) fn version_record(
+        &self,
+        doc: &DocId,
+        v: VersionNo,
+    ) -> StoreResult<Option<VersionRecord>> {
+        self.record(doc, At::Version(v))
+    }
+
+    pub(crate) fn head(&self, doc: &DocId) -> StoreResult<Option<VersionNo>> {
+        let kv = &self.inner.kv;
+        match kv.doc_num(doc.as_str())? {
+            Some(num) => kv.head(num),
+            None => Ok(None),
+        }
+    }
+
+    /// Returns the content with id `hash`, from whichever document stored it, or `None`.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn get_object(&self, hash: &ContentHash) -> StoreResult<Option<Vec<u8>>> {
+        if self.inner.kv.object_header(hash)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.read_object(hash)?.to_vec()))
+    }
+
+    /// Returns how the object with id `hash` is stored, or `None` if there is no such object.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
+        self.inner.kv.object_header(hash)
+    }
+
+    pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Arc<[u8]>> {
+        rebuild(&self.inner.kv, &self.inner.cache, hash, self.read_limit())
+    }
+
+    pub(crate) fn read_limit(&self) -> u64 {
+        self.inner.options.max_content_len.max(READ_FLOOR)
+    }
+
+    /// Returns `doc`'s versions, oldest first; empty if the document is unknown.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn history(&self, doc: &DocId) -> StoreResult<Vec<VersionRecord>> {
+        match self.inner.kv.doc_num(doc.as_str())? {
+            Some(num) => self.inner.kv.versions(num),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Returns every document with its newest version, in the order they were created.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn documents(&self) -> StoreResult<Vec<DocEntry>> {
+        self.inner
+            .kv
+            .documents()?
+            .into_iter()
+            .map(|(num, key, latest)| {
+                let doc = DocId::new(key)
+                    .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;
+                Ok(DocEntry { doc, latest })
+            })
+            .collect()
+    }
+
+    /// Returns up to `limit` entries of the change feed, starting at sequence number `from`
+    /// (the first write has sequence number 1). A consumer remembers the last `seq` it saw
+    /// and asks again from `seq + 1`.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn changes(&self, from: u64, limit: usize) -> StoreResult<Vec<Change>> {
+        let docs: std::collections::HashMap<u64, String> = self
+            .inner
+            .kv
+            .documents()?
+            .into_iter()
+            .map(|(n, k, _)| (n, k))
+            .collect();
+        self.inner
+            .kv
+            .feed(from, limit)?
+            .into_iter()
+            .map(|(seq, num, version)| {
+                let key = docs.get(&num).ok_or_else(|| {
+                    StoreError::corrupt(format!("feed entry {seq}"), "names an unknown document")
+                })?;
+                let doc = DocId::new(key.clone())
+                    .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;
+                Ok(Change { seq, doc, version })
+            })
+            .collect()
+    }
+
+    /// Compares two versions, of the same document or of two documents. Returns `None` if
+    /// either side does not exist.
+    ///
+    /// # Errors
+    /// Corruption and engine errors from reading either side.
+    pub fn diff(
+        &self,
+        old: (&DocId, At),
+        new: (&DocId, At),
+        options: &DiffOptions,
+    ) -> StoreResult<Option<DocDiff>> {
+        let (Some(a), Some(b)) = (self.get(old.0, old.1)?, self.get(new.0, new.1)?) else {
+            return Ok(None);
+        };
+        Ok(Some(strata_diff::compare(&a, &b, options)))
+    }
+
+    /// Makes every completed `put` durable.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.inner.kv.flush()
+    }
+
+    /// Empties the cache of rebuilt contents (for benchmarks of cold reads).
+    pub fn clear_cache(&self) {
+        lock(&self.inner.cache).clear();
+    }
+}

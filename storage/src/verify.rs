@@ -1,0 +1,253 @@
+//! Whole-store checks and accounting: `verify`, `stats`, `gc`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use strata_core::{ContentHash, ObjectKind, VersionNo};
+
+use crate::error::StoreResult;
+use crate::read::{ContentCache, rebuild};
+use crate::store::Store;
+
+/// What [`Store::verify`] checked and what it found wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Documents checked.
+    pub documents: u64,
+    /// Versions checked.
+    pub versions: u64,
+    /// Objects rebuilt and hash-checked.
+    pub objects: u64,
+    /// Objects that no version references (left by an interrupted write; `gc` removes them).
+    pub unreferenced_objects: u64,
+    /// Every problem found, one line each, naming the damaged item.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Returns `true` when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Sizes and counts of a store, from [`Store::stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Documents.
+    pub documents: u64,
+    /// Versions over all documents.
+    pub versions: u64,
+    /// Stored objects (distinct contents).
+    pub objects: u64,
+    /// Objects stored as full snapshots.
+    pub full_objects: u64,
+    /// Objects stored as deltas.
+    pub delta_objects: u64,
+    /// Sum of all versions' sizes: what a store without dedupe or compression would hold.
+    pub raw_bytes: u64,
+    /// Sum of the distinct contents' sizes.
+    pub unique_raw_bytes: u64,
+    /// Payload bytes stored for all objects (compressed snapshots and deltas).
+    pub stored_bytes: u64,
+    /// The longest delta chain.
+    pub max_depth: u32,
+    /// Bytes of every file under the store directory, engine overhead included.
+    pub disk_bytes: u64,
+}
+
+impl Store {
+    /// Re-reads every version and every object: rebuilds each delta chain, checks every blake3
+    /// id, version numbering and sizes. Problems are collected, not returned as errors, so one
+    /// damaged object does not hide another.
+    ///
+    /// # Errors
+    /// Only engine errors that stop the walk itself.
+    pub fn verify(&self) -> StoreResult<VerifyReport> {
+        let kv = &self.inner.kv;
+        let cache = Mutex::new(ContentCache::new(64 << 20));
+        let limit = self.read_limit();
+        let mut report = VerifyReport::default();
+        let mut verified: HashSet<ContentHash> = HashSet::new();
+        let mut failed: HashSet<ContentHash> = HashSet::new();
+        let docs = match kv.documents() {
+            Ok(d) => d,
+            Err(e) => {
+                report.problems.push(format!("cannot list documents: {e}"));
+                return Ok(report);
+            }
+        };
+        let mut total_versions = 0u64;
+        for (num, key, head) in docs {
+            report.documents += 1;
+            let versions = match kv.versions(num) {
+                Ok(v) => v,
+                Err(e) => {
+                    report.problems.push(format!("document '{key}': {e}"));
+                    continue;
+                }
+            };
+            total_versions += versions.len() as u64;
+            for (i, rec) in versions.iter().enumerate() {
+                report.versions += 1;
+                let expected = VersionNo(i as u64 + 1);
+                if rec.version != expected {
+                    report.problems.push(format!(
+                        "document '{key}': version {} found where {expected} was expected",
+                        rec.version
+                    ));
+                }
+                if failed.contains(&rec.hash) {
+                    report.problems.push(format!(
+                        "{key}@{}: object {} is damaged",
+                        rec.version, rec.hash
+                    ));
+                    continue;
+                }
+                match rebuild(kv, &cache, &rec.hash, limit) {
+                    Ok(content) => {
+                        if verified.insert(rec.hash) {
+                            report.objects += 1;
+                        }
+                        if content.len() as u64 != rec.size {
+                            report.problems.push(format!(
+                                "{key}@{}: record says {} bytes, content has {}",
+                                rec.version,
+                                rec.size,
+                                content.len()
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        failed.insert(rec.hash);
+                        report.problems.push(format!("{key}@{}: {e}", rec.version));
+                    }
+                }
+            }
+            if versions.last().map(|r| r.version) != Some(head) {
+                report.problems.push(format!(
+                    "document '{key}': head says version {head}, history ends at {}",
+                    versions.last().map_or(0, |r| r.version.get())
+                ));
+            }
+        }
+        for id in kv.object_ids() {
+            let id = match id {
+                Ok(id) => id,
+                Err(e) => {
+                    report.problems.push(format!("objects tree: {e}"));
+                    continue;
+                }
+            };
+            if verified.contains(&id) || failed.contains(&id) {
+                continue;
+            }
+            report.unreferenced_objects += 1;
+            match rebuild(kv, &cache, &id, limit) {
+                Ok(_) => report.objects += 1,
+                Err(e) => report
+                    .problems
+                    .push(format!("unreferenced object {id}: {e}")),
+            }
+        }
+        match kv.feed(0, usize::MAX) {
+            Ok(feed) if feed.len() as u64 != total_versions => report.problems.push(format!(
+                "change feed has {} entries for {total_versions} versions",
+                feed.len()
+            )),
+            Ok(_) => {}
+            Err(e) => report.problems.push(format!("change feed: {e}")),
+        }
+        Ok(report)
+    }
+
+    /// Counts documents, versions and objects and measures stored and raw bytes.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn stats(&self) -> StoreResult<StoreStats> {
+        let kv = &self.inner.kv;
+        let mut s = StoreStats::default();
+        for (num, _, _) in kv.documents()? {
+            s.documents += 1;
+            for rec in kv.versions(num)? {
+                s.versions += 1;
+                s.raw_bytes += rec.size;
+            }
+        }
+        for id in kv.object_ids() {
+            let id = id?;
+            let Some(h) = kv.object_header(&id)? else {
+                continue;
+            };
+            s.objects += 1;
+            s.unique_raw_bytes += h.raw_len;
+            s.stored_bytes += h.stored_len;
+            match h.kind {
+                ObjectKind::Full { .. } => s.full_objects += 1,
+                ObjectKind::Delta { depth, .. } => {
+                    s.delta_objects += 1;
+                    s.max_depth = s.max_depth.max(depth);
+                }
+            }
+        }
+        s.disk_bytes = dir_size(self.path());
+        Ok(s)
+    }
+
+    /// Removes objects that no version needs (neither directly nor as a delta base), such as
+    /// those left by a put interrupted before its commit. Returns how many were removed.
+    /// Waits for running puts and batches to finish, and holds new ones back while it runs.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn gc(&self) -> StoreResult<u64> {
+        let _gate = self
+            .inner
+            .write_gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kv = &self.inner.kv;
+        let mut live: HashSet<ContentHash> = HashSet::new();
+        let mut stack: Vec<ContentHash> = Vec::new();
+        for (num, _, _) in kv.documents()? {
+            stack.extend(kv.versions(num)?.into_iter().map(|r| r.hash));
+        }
+        while let Some(h) = stack.pop() {
+            if !live.insert(h) {
+                continue;
+            }
+            if let Some(header) = kv.object_header(&h)? {
+                if let ObjectKind::Delta { base, .. } = header.kind {
+                    stack.push(base);
+                }
+            }
+        }
+        let dead: Vec<ContentHash> = kv
+            .object_ids()
+            .filter(|id| id.as_ref().map_or(true, |id| !live.contains(id)))
+            .collect::<StoreResult<_>>()?;
+        for id in &dead {
+            kv.delete_object(id)?;
+        }
+        kv.flush()?;
+        Ok(dead.len() as u64)
+    }
+}
+
+/// Sums the sizes of every file under `path`.
+pub(crate) fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,310 @@
+//! The write path: hash → dedupe → choose a base → policy → encode → write object → commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use strata_core::codec::encoded_len;
+use strata_core::{
+    Codec, ContentHash, DocId, Encoding, Metadata, ObjectHeader, ObjectKind, PolicyInput,
+    VersionNo, VersionRecord,
+};
+use strata_diff::delta;
+
+use crate::error::{StoreError, StoreResult};
+use crate::kv::{CommitAbort, NewVersion};
+use crate::read::lock;
+use crate::store::Store;
+
+/// The largest encoded metadata a version may carry.
+pub const MAX_METADATA_LEN: usize = 16 * 1024;
+
+/// What to record with a put besides the content.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Author, message and key/values stored with the version.
+    pub meta: Metadata,
+    /// Optimistic concurrency: the version the document must be at (0: it must not exist
+    /// yet). When it has moved on, the put fails with [`StoreError::Conflict`] and writes
+    /// nothing.
+    pub expected: Option<u64>,
+}
+
+impl PutOptions {
+    /// Sets the message.
+    #[must_use]
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.meta.message = Some(message.into());
+        self
+    }
+
+    /// Sets the author.
+    #[must_use]
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.meta.author = Some(author.into());
+        self
+    }
+
+    /// Sets the expected current version (0: the document must not exist yet).
+    #[must_use]
+    pub fn expect(mut self, version: u64) -> Self {
+        self.expected = Some(version);
+        self
+    }
+}
+
+/// Several puts committed together: one transaction, one flush.
+///
+/// Objects are written as each put is added (content-addressed, so this is idempotent); the
+/// versions appear only when [`WriteBatch::commit`] succeeds, all at once. A batch that is
+/// dropped without commit leaves at most unreferenced objects, which [`Store::gc`] removes.
+///
+/// ```
+/// use strata_storage::{PutOptions, Store};
+/// use strata_core::DocId;
+///
+/// let store = Store::open_temporary()?;
+/// let doc = DocId::new("log")?;
+/// let mut batch = store.batch();
+/// for i in 0..10 {
+///     batch.put(&doc, format!("entry {i}\n").as_bytes(), PutOptions::default())?;
+/// }
+/// let records = batch.commit()?;
+/// assert_eq!(records.last().unwrap().version.get(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct WriteBatch<'s> {
+    store: &'s Store,
+    puts: Vec<Pending>,
+    /// Per document: the head seen when the batch first touched it, and the hashes of the
+    /// versions the batch adds after it.
+    docs: HashMap<DocId, (Option<VersionNo>, Vec<ContentHash>)>,
+    /// Keeps `gc` out while this batch has objects that no version references yet.
+    _gate: std::sync::RwLockReadGuard<'s, ()>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    doc: DocId,
+    hash: ContentHash,
+    size: u64,
+    options: PutOptions,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl<'s> WriteBatch<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        let gate = store
+            .inner
+            .write_gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self {
+            store,
+            puts: Vec::new(),
+            docs: HashMap::new(),
+            _gate: gate,
+        }
+    }
+
+    /// Adds a put to the batch and writes its object. The version is recorded at commit.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] or [`StoreError::MetadataTooLarge`] for oversized input,
+    /// [`StoreError::Conflict`] when `options.expected` does not match, and read or engine
+    /// errors from encoding against the delta base.
+    pub fn put(&mut self, doc: &DocId, content: &[u8], options: PutOptions) -> StoreResult<()> {
+        let store = self.store;
+        store.check_put(doc, content, &options.meta)?;
+        if !self.docs.contains_key(doc) {
+            let head = store.head(doc)?;
+            self.docs.insert(doc.clone(), (head, Vec::new()));
+        }
+        let (head, added) = &self.docs[doc];
+        let current = head.map_or(0, VersionNo::get) + added.len() as u64;
+        if let Some(expected) = options.expected {
+            if expected != current {
+                return Err(StoreError::Conflict {
+                    doc: doc.clone(),
+                    expected,
+                    actual: current,
+                });
+            }
+        }
+        let next = VersionNo(current + 1);
+        let base = match store.inner.policy.base_for(next) {
+            Some(v) if v.get() > head.map_or(0, VersionNo::get) => {
+                let idx = (v.get() - head.map_or(0, VersionNo::get) - 1) as usize;
+                added.get(idx).copied()
+            }
+            Some(v) => store.version_record(doc, v)?.map(|r| r.hash),
+            None => None,
+        };
+        let hash = ContentHash::of(content);
+        store.write_object(&hash, content, next, base)?;
+        let entry = self.docs.get_mut(doc).expect("entry inserted above");
+        entry.1.push(hash);
+        self.puts.push(Pending {
+            doc: doc.clone(),
+            hash,
+            size: content.len() as u64,
+            options,
+        });
+        Ok(())
+    }
+
+    /// Returns how many puts the batch holds.
+    pub fn len(&self) -> usize {
+        self.puts.len()
+    }
+
+    /// Returns `true` when the batch holds no puts.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+
+    /// Records every put of the batch in one transaction, then flushes once. Returns the new
+    /// version records in the order the puts were added. When it returns `Ok`, every version is
+    /// durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when another writer moved a document that a put expected at a
+    /// given version (then no version of the batch is recorded); engine errors.
+    pub fn commit(self) -> StoreResult<Vec<VersionRecord>> {
+        self.commit_with(true)
+    }
+
+    pub(crate) fn commit_with(self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
+        let records = self.store.commit_puts(&self.puts_view())?;
+        if flush {
+            self.store.inner.kv.flush()?;
+        }
+        Ok(records)
+    }
+
+    fn puts_view(&self) -> Vec<(&DocId, ContentHash, u64, &PutOptions)> {
+        self.puts
+            .iter()
+            .map(|p| (&p.doc, p.hash, p.size, &p.options))
+            .collect()
+    }
+}
+
+impl Store {
+    pub(crate) fn check_put(
+        &self,
+        doc: &DocId,
+        content: &[u8],
+        meta: &Metadata,
+    ) -> StoreResult<()> {
+        let limit = self.inner.options.max_content_len;
+        if content.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                doc: doc.clone(),
+                size: content.len() as u64,
+                limit,
+            });
+        }
+        let meta_len = encoded_len(meta);
+        if meta_len > MAX_METADATA_LEN {
+            return Err(StoreError::MetadataTooLarge {
+                doc: doc.clone(),
+                size: meta_len,
+                limit: MAX_METADATA_LEN,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the object for `content` unless it exists, as a delta on `base` when the policy
+    /// says so.
+    pub(crate) fn write_object(
+        &self,
+        hash: &ContentHash,
+        content: &[u8],
+        version: VersionNo,
+        base: Option<ContentHash>,
+    ) -> StoreResult<()> {
+        let kv = &self.inner.kv;
+        if kv.object_header(hash)?.is_some() {
+            return Ok(());
+        }
+        let level = self.inner.options.level;
+        let full = delta::compress(content, level);
+        let (full_codec, full_payload) = if full.len() < content.len() {
+            (Codec::Zstd, full)
+        } else {
+            (Codec::Raw, content.to_vec())
+        };
+        let mut chosen = (ObjectKind::Full { codec: full_codec }, full_payload);
+        if let Some(base_hash) = base {
+            if let Some(base_header) = kv.object_header(&base_hash)? {
+                let base_content = self.read_object(&base_hash)?;
+                let d = delta::encode(&base_content, content, level);
+                let input = PolicyInput {
+                    version,
+                    full_len: content.len() as u64,
+                    full_stored_len: chosen.1.len() as u64,
+                    base_depth: base_header.depth(),
+                    base_chain_cost: base_header.chain_cost(),
+                    delta_len: d.len() as u64,
+                };
+                if self.inner.policy.choose(&input) == Encoding::Delta {
+                    let kind = ObjectKind::Delta {
+                        base: base_hash,
+                        codec: Codec::ZstdPatch,
+                        depth: input.delta_depth(),
+                        chain_cost: input.delta_chain_cost(),
+                    };
+                    chosen = (kind, d);
+                }
+            }
+        }
+        let (kind, payload) = chosen;
+        let header = ObjectHeader {
+            raw_len: content.len() as u64,
+            stored_len: payload.len() as u64,
+            parts: payload.len().div_ceil(crate::kv::CHUNK_LEN) as u32,
+            kind,
+        };
+        kv.put_object(hash, &header, &payload)?;
+        lock(&self.inner.cache).insert(*hash, Arc::from(content));
+        Ok(())
+    }
+
+    pub(crate) fn commit_puts(
+        &self,
+        puts: &[(&DocId, ContentHash, u64, &PutOptions)],
+    ) -> StoreResult<Vec<VersionRecord>> {
+        let created_at_ms = now_ms();
+        let new: Vec<NewVersion<'_>> = puts
+            .iter()
+            .map(|(doc, hash, size, options)| NewVersion {
+                key: doc.as_str(),
+                expected: options.expected,
+                hash: *hash,
+                size: *size,
+                created_at_ms,
+                meta: &options.meta,
+            })
+            .collect();
+        self.inner.kv.commit(&new).map_err(|abort| match abort {
+            CommitAbort::Conflict {
+                index,
+                expected,
+                actual,
+            } => StoreError::Conflict {
+                doc: puts[index].0.clone(),
+                expected,
+                actual,
+            },
+            CommitAbort::Corrupt(e) => e,
+        })
+    }
+}
