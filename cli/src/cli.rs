@@ -1,0 +1,115 @@
+//! The command-line grammar (clap derive). Help text comes from these doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A versioned document store: every put keeps a new version, any version reads back
+/// byte-identical, and any two versions can be compared.
+///
+/// The store lives in --store DIR, else $STRATA_DIR, else ./.strata; it is created by the
+/// first write.
+///
+/// Exit codes: 0 success; 1 a negative answer (no such document or version, verify found
+/// problems); 2 an error (bad arguments, unreadable input, a conflict, a damaged store).
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "STRATA_DIR", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+
+    /// The storage policy for new versions: full, chain:N, every:N, cost:K or skip. It is
+    /// recorded in the store and used by later writes. Default: the store's, else cost:4.
+    #[arg(long, global = true, value_name = "POLICY")]
+    pub(crate) policy: Option<strata_core::Policy>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Store a new version of a document
+    Put(PutArgs),
+    /// Print a version of a document
+    Get(GetArgs),
+    /// List a document's versions, oldest first
+    Log(LogArgs),
+    /// Compare two versions, of one document or of two
+    Diff(DiffArgs),
+    /// List all documents with their latest version
+    Ls(JsonArgs),
+    /// Show counts and sizes: versions, objects, stored vs raw bytes
+    Stats(JsonArgs),
+    /// Rebuild every version and check every content id
+    Verify(JsonArgs),
+    /// Remove stored objects that no version needs
+    Gc,
+    /// Store a few versions of a bundled document and show its log and a diff
+    Quickstart,
+}
+
+/// Arguments of `strata put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// The document key, for example notes/today.md.
+    pub(crate) doc: String,
+    /// The file holding the new content; standard input when absent or '-'.
+    pub(crate) file: Option<PathBuf>,
+    /// A message stored with the version.
+    #[arg(short, long)]
+    pub(crate) message: Option<String>,
+    /// The author stored with the version.
+    #[arg(long)]
+    pub(crate) author: Option<String>,
+    /// Fail with a conflict unless the document is at version N now (0: it must not exist).
+    #[arg(long, value_name = "N")]
+    pub(crate) expect: Option<u64>,
+}
+
+/// Arguments of `strata get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// DOC (latest), DOC@N (version N), DOC@-N (N before latest) or DOC@<content id>.
+    pub(crate) spec: String,
+    /// Write to FILE instead of standard output (replaced atomically).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// Arguments of `strata log`.
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// The document key.
+    pub(crate) doc: String,
+    /// Print one JSON object per version.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Arguments of `strata diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The old side: DOC, DOC@N, DOC@-N or DOC@<content id>.
+    pub(crate) old: String,
+    /// The new side, in the same forms; may name another document.
+    pub(crate) new: String,
+    /// Show only a summary of lines inserted and deleted.
+    #[arg(long)]
+    pub(crate) stat: bool,
+    /// Lines of context around each change.
+    #[arg(short = 'U', long = "unified", default_value_t = 3, value_name = "N")]
+    pub(crate) context: u32,
+    /// Output format: text (unified diff) or json (the typed diff).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub(crate) format: String,
+}
+
+/// A `--json` switch.
+#[derive(Debug, Args)]
+pub(crate) struct JsonArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

@@ -1,0 +1,63 @@
+//! `strata log DOC`.
+
+use std::io::Write;
+
+use serde::Serialize;
+use strata_storage::Store;
+
+use crate::cli::LogArgs;
+use crate::error::CliError;
+
+#[derive(Serialize)]
+struct LogEntry<'a> {
+    version: u64,
+    id: String,
+    size: u64,
+    time: String,
+    created_at_ms: u64,
+    seq: u64,
+    stored: String,
+    author: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let doc = crate::spec::doc(&args.doc)?;
+    let history = store.history(&doc)?;
+    if history.is_empty() {
+        return Err(CliError::NotFound(format!("no document '{doc}'")));
+    }
+    for rec in &history {
+        let stored = super::storage_note(store, &rec.hash)?;
+        let time = crate::time::rfc3339(rec.created_at_ms);
+        if args.json {
+            super::write_json(
+                out,
+                &LogEntry {
+                    version: rec.version.get(),
+                    id: rec.hash.to_string(),
+                    size: rec.size,
+                    time,
+                    created_at_ms: rec.created_at_ms,
+                    seq: rec.seq,
+                    stored,
+                    author: rec.meta.author.as_deref(),
+                    message: rec.meta.message.as_deref(),
+                },
+            )?;
+        } else {
+            let mut line = format!(
+                "{:>4}  {time}  {:>9} B  {}  {stored}",
+                rec.version, rec.size, rec.hash
+            );
+            if let Some(a) = &rec.meta.author {
+                line.push_str(&format!("  <{a}>"));
+            }
+            if let Some(m) = &rec.meta.message {
+                line.push_str(&format!("  {}", m.lines().next().unwrap_or("")));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}

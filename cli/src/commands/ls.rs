@@ -1,0 +1,71 @@
+//! `strata ls` and `strata stats`.
+
+use std::io::Write;
+
+use serde::Serialize;
+use strata_storage::Store;
+
+use crate::cli::JsonArgs;
+use crate::error::CliError;
+
+#[derive(Serialize)]
+struct DocLine {
+    doc: String,
+    latest: u64,
+}
+
+pub(crate) fn run_ls(args: &JsonArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut docs = store.documents()?;
+    docs.sort_by(|a, b| a.doc.cmp(&b.doc));
+    for d in docs {
+        if args.json {
+            super::write_json(
+                out,
+                &DocLine {
+                    doc: d.doc.to_string(),
+                    latest: d.latest.get(),
+                },
+            )?;
+        } else {
+            writeln!(out, "{}@{}", d.doc, d.latest)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run_stats(
+    args: &JsonArgs,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let s = store.stats()?;
+    if args.json {
+        return super::write_json(out, &s);
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    writeln!(out, "policy           {}", store.policy_name())?;
+    writeln!(out, "documents        {}", s.documents)?;
+    writeln!(out, "versions         {}", s.versions)?;
+    writeln!(
+        out,
+        "objects          {} ({} full, {} delta)",
+        s.objects, s.full_objects, s.delta_objects
+    )?;
+    writeln!(out, "deepest chain    {}", s.max_depth)?;
+    writeln!(out, "raw bytes        {}", s.raw_bytes)?;
+    writeln!(
+        out,
+        "stored bytes     {} ({:.4} of raw, 1/{:.0})",
+        s.stored_bytes,
+        ratio(s.stored_bytes, s.raw_bytes),
+        ratio(s.raw_bytes, s.stored_bytes)
+    )?;
+    writeln!(
+        out,
+        "disk bytes       {} ({:.4} of raw, 1/{:.0})",
+        s.disk_bytes,
+        ratio(s.disk_bytes, s.raw_bytes),
+        ratio(s.raw_bytes, s.disk_bytes)
+    )?;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! One module per subcommand; `run` opens the store and dispatches.
+
+mod diff;
+mod get;
+mod log;
+mod ls;
+mod put;
+mod quickstart;
+mod verify;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use strata_storage::{Store, StoreOptions};
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+/// The store directory used when neither --store nor STRATA_DIR is given.
+pub(crate) const DEFAULT_STORE: &str = ".strata";
+
+/// Runs the parsed command, writing data to `out`.
+pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Put(args) => put::run(args, &open(cli, true)?, out),
+        Command::Get(args) => get::run(args, &open(cli, false)?, out),
+        Command::Log(args) => log::run(args, &open(cli, false)?, out),
+        Command::Diff(args) => diff::run(args, &open(cli, false)?, out),
+        Command::Ls(args) => ls::run_ls(args, &open(cli, false)?, out),
+        Command::Stats(args) => ls::run_stats(args, &open(cli, false)?, out),
+        Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
+        Command::Gc => verify::run_gc(&open(cli, false)?, out),
+        Command::Quickstart => quickstart::run(&open(cli, true)?, out),
+    }
+}
+
+fn store_path(cli: &Cli) -> PathBuf {
+    cli.store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
+/// Opens the store; `create` is true for commands that write.
+fn open(cli: &Cli, create: bool) -> Result<Store, CliError> {
+    let mut options = StoreOptions::default().create(create);
+    if let Some(p) = cli.policy {
+        options = options.policy(p);
+    }
+    Ok(Store::open_with(store_path(cli), options)?)
+}
+
+/// Writes JSON followed by a newline.
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| CliError::failed(format!("encoding JSON failed: {e}")))?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Describes how an object is stored, for `log` and `put`.
+fn storage_note(store: &Store, hash: &strata_core::ContentHash) -> Result<String, CliError> {
+    use strata_core::ObjectKind;
+    Ok(match store.object_header(hash)? {
+        None => "missing".to_owned(),
+        Some(h) => match h.kind {
+            ObjectKind::Full { codec } => format!("full/{} {} B", codec.name(), h.stored_len),
+            ObjectKind::Delta { depth, .. } => format!("delta/{depth} {} B", h.stored_len),
+        },
+    })
+}

@@ -1,0 +1,50 @@
+//! `strata verify` and `strata gc`.
+
+use std::io::Write;
+
+use strata_storage::Store;
+
+use crate::cli::JsonArgs;
+use crate::error::CliError;
+
+pub(crate) fn run_verify(
+    args: &JsonArgs,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let report = store.verify()?;
+    if args.json {
+        super::write_json(out, &report)?;
+    } else {
+        for p in &report.problems {
+            writeln!(out, "problem: {p}")?;
+        }
+        writeln!(
+            out,
+            "checked {} documents, {} versions, {} objects ({} unreferenced): {}",
+            report.documents,
+            report.versions,
+            report.objects,
+            report.unreferenced_objects,
+            if report.is_clean() {
+                "ok".to_owned()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
+        )?;
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Problems(format!(
+            "verify found {} problems; restore the damaged versions from a backup",
+            report.problems.len()
+        )))
+    }
+}
+
+pub(crate) fn run_gc(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let removed = store.gc()?;
+    writeln!(out, "removed {removed} unreferenced objects")?;
+    Ok(())
+}
