@@ -71,7 +71,7 @@ pub(crate) struct PutArgs {
 /// Arguments of `strata get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// DOC (latest), DOC@N (version N), DOC@-N (N before latest) or DOC@<content id>.
+    /// DOC (latest), DOC@N (version N), DOC@-N (N before latest) or DOC@ID (ID: a 64-hex-digit content id).
     pub(crate) spec: String,
     /// Write to FILE instead of standard output (replaced atomically).
     #[arg(short, long, value_name = "FILE")]
@@ -91,7 +91,7 @@ pub(crate) struct LogArgs {
 /// Arguments of `strata diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The old side: DOC, DOC@N, DOC@-N or DOC@<content id>.
+    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID (ID: a 64-hex-digit content id).
     pub(crate) old: String,
     /// The new side, in the same forms; may name another document.
     pub(crate) new: String,

@@ -109,7 +109,7 @@ impl SnapshotPolicy for Policy {
         let delta = match *self {
             Self::Full => false,
             Self::Chain { max_depth } => input.delta_depth() <= max_depth,
-            Self::Every { n } => n > 1 && (input.version.get() - 1) % u64::from(n) != 0,
+            Self::Every { n } => n > 1 && !(input.version.get() - 1).is_multiple_of(u64::from(n)),
             Self::Cost { k } => {
                 input.delta_chain_cost() <= u64::from(k).saturating_mul(input.full_stored_len)
             }

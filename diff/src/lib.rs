@@ -4,7 +4,7 @@
 //! - [`delta`]: the storage codec. [`delta::encode`] turns a base and a target into a small
 //!   delta, [`delta::apply`] rebuilds the target, bounded by a caller-given size limit and
 //!   never panicking on malformed input. [`delta::compress`] does the same for full snapshots.
-//! - [`compare`] and [`render`]: the human-facing diff. [`compare()`] turns two byte strings into
+//! - [`compare`](mod@compare) and [`render`]: the human-facing diff. [`compare()`] turns two byte strings into
 //!   a [`DocDiff`] (line hunks, a binary summary, or "same"); [`render::unified`] prints it
 //!   in the unified format that GNU `patch` and `git apply` read.
 //!

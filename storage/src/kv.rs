@@ -97,18 +97,12 @@ impl Kv {
             path: path.to_owned(),
             source: BackendError::new(e),
         };
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_capacity)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    OpenError::Locked {
-                        path: path.to_owned(),
-                    }
-                }
-                other => backend(other),
-            })?;
+        let db = open_db(path, config).map_err(|e| match e {
+            sled::Error::Io(ref io) if is_lock_error(io) => OpenError::Locked {
+                path: path.to_owned(),
+            },
+            other => backend(other),
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let kv = Self {
             names: tree("names")?,
@@ -454,6 +448,33 @@ impl Kv {
         }
         self.objects.apply_batch(batch)?;
         Ok(())
+    }
+}
+
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
+}
+
+/// Opens the engine. A store closed a moment ago in this process can still be locked while
+/// the engine's background flusher winds down, so a lock error is retried for up to a second
+/// before it is reported.
+fn open_db(path: &Path, config: &KvConfig) -> sled::Result<sled::Db> {
+    let mut waited = std::time::Duration::ZERO;
+    let step = std::time::Duration::from_millis(20);
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .open();
+        match result {
+            Err(sled::Error::Io(ref io))
+                if is_lock_error(io) && waited < std::time::Duration::from_secs(1) =>
+            {
+                std::thread::sleep(step);
+                waited += step;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -82,11 +82,11 @@ pub(crate) fn rebuild(
     let mut cursor = *hash;
     let mut start: Option<Arc<[u8]>> = None;
     loop {
-        if !chain.is_empty() {
-            if let Some(hit) = lock(cache).get(&cursor) {
-                start = Some(hit);
-                break;
-            }
+        if !chain.is_empty()
+            && let Some(hit) = lock(cache).get(&cursor)
+        {
+            start = Some(hit);
+            break;
         }
         let header = kv.object_header(&cursor)?.ok_or_else(|| {
             let reason = match chain.last() {

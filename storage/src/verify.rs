@@ -219,10 +219,10 @@ impl Store {
             if !live.insert(h) {
                 continue;
             }
-            if let Some(header) = kv.object_header(&h)? {
-                if let ObjectKind::Delta { base, .. } = header.kind {
-                    stack.push(base);
-                }
+            if let Some(header) = kv.object_header(&h)?
+                && let ObjectKind::Delta { base, .. } = header.kind
+            {
+                stack.push(base);
             }
         }
         let dead: Vec<ContentHash> = kv

@@ -128,14 +128,14 @@ impl<'s> WriteBatch<'s> {
         }
         let (head, added) = &self.docs[doc];
         let current = head.map_or(0, VersionNo::get) + added.len() as u64;
-        if let Some(expected) = options.expected {
-            if expected != current {
-                return Err(StoreError::Conflict {
-                    doc: doc.clone(),
-                    expected,
-                    actual: current,
-                });
-            }
+        if let Some(expected) = options.expected
+            && expected != current
+        {
+            return Err(StoreError::Conflict {
+                doc: doc.clone(),
+                expected,
+                actual: current,
+            });
         }
         let next = VersionNo(current + 1);
         let base = match store.inner.policy.base_for(next) {
@@ -243,27 +243,27 @@ impl Store {
             (Codec::Raw, content.to_vec())
         };
         let mut chosen = (ObjectKind::Full { codec: full_codec }, full_payload);
-        if let Some(base_hash) = base {
-            if let Some(base_header) = kv.object_header(&base_hash)? {
-                let base_content = self.read_object(&base_hash)?;
-                let d = delta::encode(&base_content, content, level);
-                let input = PolicyInput {
-                    version,
-                    full_len: content.len() as u64,
-                    full_stored_len: chosen.1.len() as u64,
-                    base_depth: base_header.depth(),
-                    base_chain_cost: base_header.chain_cost(),
-                    delta_len: d.len() as u64,
+        if let Some(base_hash) = base
+            && let Some(base_header) = kv.object_header(&base_hash)?
+        {
+            let base_content = self.read_object(&base_hash)?;
+            let d = delta::encode(&base_content, content, level);
+            let input = PolicyInput {
+                version,
+                full_len: content.len() as u64,
+                full_stored_len: chosen.1.len() as u64,
+                base_depth: base_header.depth(),
+                base_chain_cost: base_header.chain_cost(),
+                delta_len: d.len() as u64,
+            };
+            if self.inner.policy.choose(&input) == Encoding::Delta {
+                let kind = ObjectKind::Delta {
+                    base: base_hash,
+                    codec: Codec::ZstdPatch,
+                    depth: input.delta_depth(),
+                    chain_cost: input.delta_chain_cost(),
                 };
-                if self.inner.policy.choose(&input) == Encoding::Delta {
-                    let kind = ObjectKind::Delta {
-                        base: base_hash,
-                        codec: Codec::ZstdPatch,
-                        depth: input.delta_depth(),
-                        chain_cost: input.delta_chain_cost(),
-                    };
-                    chosen = (kind, d);
-                }
+                chosen = (kind, d);
             }
         }
         let (kind, payload) = chosen;

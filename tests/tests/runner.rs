@@ -1,1 +1,8 @@
+//! One test binary for every integration and property suite (faster to build and link).
 
+mod corpus;
+mod guard;
+mod prop_diff;
+mod prop_store;
+mod regressions;
+mod reopen;

@@ -1,0 +1,104 @@
+//! A store in a temporary directory that can be closed and reopened, and the policy list.
+
+use std::sync::Arc;
+
+use strata_core::{Encoding, Policy, PolicyInput, SnapshotPolicy};
+use strata_storage::{Store, StoreOptions};
+
+/// A user-defined policy (through the trait): always a delta while the delta is smaller.
+#[derive(Debug)]
+pub struct AlwaysDelta;
+
+impl SnapshotPolicy for AlwaysDelta {
+    fn choose(&self, input: &PolicyInput) -> Encoding {
+        if input.delta_len < input.full_stored_len {
+            Encoding::Delta
+        } else {
+            Encoding::Full
+        }
+    }
+}
+
+/// A policy under test: a built-in or a custom one.
+#[derive(Clone, Debug)]
+pub enum PolicyUnderTest {
+    /// A built-in, recorded in the store.
+    Builtin(Policy),
+    /// A library user's own.
+    Custom(Arc<dyn SnapshotPolicy>),
+}
+
+impl PolicyUnderTest {
+    /// Applies the policy to options.
+    pub fn apply(&self, options: StoreOptions) -> StoreOptions {
+        match self {
+            Self::Builtin(p) => options.policy(*p),
+            Self::Custom(p) => options.custom_policy(Arc::clone(p)),
+        }
+    }
+}
+
+/// Every built-in policy with small parameters (so chains end inside short runs), plus a
+/// custom one.
+pub fn policies() -> Vec<PolicyUnderTest> {
+    let mut v: Vec<PolicyUnderTest> = [
+        Policy::Full,
+        Policy::Chain { max_depth: 2 },
+        Policy::Chain { max_depth: 50 },
+        Policy::Every { n: 3 },
+        Policy::Cost { k: 1 },
+        Policy::Cost { k: 4 },
+        Policy::Skip,
+    ]
+    .into_iter()
+    .map(PolicyUnderTest::Builtin)
+    .collect();
+    v.push(PolicyUnderTest::Custom(Arc::new(AlwaysDelta)));
+    v
+}
+
+/// A store in a temporary directory, kept alive by this value.
+pub struct TestStore {
+    dir: tempfile::TempDir,
+    options: StoreOptions,
+    store: Option<Store>,
+}
+
+impl TestStore {
+    /// Opens a new store with `options`.
+    ///
+    /// # Panics
+    /// When the temporary directory or the store cannot be created.
+    pub fn new(options: StoreOptions) -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let store =
+            Store::open_with(dir.path().join("s"), options.clone()).expect("open a new store");
+        Self {
+            dir,
+            options,
+            store: Some(store),
+        }
+    }
+
+    /// Returns the open store.
+    pub fn store(&self) -> &Store {
+        self.store
+            .as_ref()
+            .expect("the store is open between reopens")
+    }
+
+    /// Closes the store (without an explicit flush) and opens it again.
+    ///
+    /// # Panics
+    /// When the store cannot be reopened.
+    pub fn reopen(&mut self) {
+        self.store = None;
+        let path = self.dir.path().join("s");
+        self.store = Some(Store::open_with(path, self.options.clone()).expect("reopen the store"));
+    }
+
+    /// Returns the store's directory.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("s")
+    }
+}

@@ -1,0 +1,314 @@
+//! The state-machine runner: applies operations to the real store, to an all-full store and
+//! to the model, and checks them against each other after every step.
+
+use strata_core::{ContentHash, DocId, Policy, VersionNo};
+use strata_diff::{DiffOptions, DocDiff, render};
+use strata_storage::{At, Durability, PutOptions, StoreError, StoreOptions};
+
+use crate::fixture::{PolicyUnderTest, TestStore};
+use crate::model::Model;
+use crate::patch::apply_unified;
+use crate::strategy::{Op, apply_edit, doc_key};
+
+/// Why a run failed: the step and what differed.
+pub type RunResult = Result<(), String>;
+
+fn id(i: usize) -> DocId {
+    DocId::new(doc_key(i)).expect("harness keys are valid")
+}
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> RunResult {
+    if cond { Ok(()) } else { Err(msg()) }
+}
+
+fn err(step: usize, e: StoreError) -> String {
+    format!("step {step}: unexpected error: {e}")
+}
+
+/// Runs `ops` under `policy` and checks every step. `durability` picks the write mode.
+///
+/// # Errors
+/// A description of the first difference between the store and the model.
+pub fn run_ops(ops: &[Op], policy: &PolicyUnderTest, durability: Durability) -> RunResult {
+    let options = policy.apply(
+        StoreOptions::default()
+            .durability(durability)
+            .cache_bytes(1 << 16),
+    );
+    let mut real = TestStore::new(options);
+    let mut full = TestStore::new(
+        StoreOptions::default()
+            .policy(Policy::Full)
+            .durability(Durability::Manual),
+    );
+    let mut model = Model::default();
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            Op::Put(d, edit) => {
+                let next = apply_edit(model.latest(&doc_key(*d)).unwrap_or(&[]), edit);
+                put_both(step, &real, &full, &mut model, *d, &next, None)?;
+            }
+            Op::PutExpect(d, edit, stale) => {
+                let key = doc_key(*d);
+                let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
+                let head = model.head(&key);
+                if *stale {
+                    let expected = if head == 0 { 1 } else { head - 1 };
+                    let opts = PutOptions::default().expect(expected);
+                    match real.store().put_with(&id(*d), &next, opts) {
+                        Err(StoreError::Conflict {
+                            expected: e,
+                            actual,
+                            ..
+                        }) => {
+                            check(e == expected && actual == head, || {
+                                format!(
+                                    "step {step}: conflict names {e}/{actual}, want {expected}/{head}"
+                                )
+                            })?;
+                        }
+                        other => {
+                            return Err(format!(
+                                "step {step}: stale put gave {other:?}, want a conflict"
+                            ));
+                        }
+                    }
+                    let len = real
+                        .store()
+                        .history(&id(*d))
+                        .map_err(|e| err(step, e))?
+                        .len() as u64;
+                    check(len == head, || {
+                        format!("step {step}: a refused put changed history to {len}")
+                    })?;
+                } else {
+                    put_both(step, &real, &full, &mut model, *d, &next, Some(head))?;
+                }
+            }
+            Op::Batch(puts) => {
+                let mut batch = real.store().batch();
+                let mut expected = Vec::new();
+                for (d, edit) in puts {
+                    let key = doc_key(*d);
+                    let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
+                    batch
+                        .put(&id(*d), &next, PutOptions::default())
+                        .map_err(|e| err(step, e))?;
+                    full.store().put(&id(*d), &next).map_err(|e| err(step, e))?;
+                    let v = model.put(&key, next.clone());
+                    expected.push((v, ContentHash::of(&next)));
+                }
+                let recs = batch.commit().map_err(|e| err(step, e))?;
+                let got: Vec<_> = recs.iter().map(|r| (r.version.get(), r.hash)).collect();
+                check(got == expected, || {
+                    format!("step {step}: batch records {got:?}, want {expected:?}")
+                })?;
+            }
+            Op::Get(d, i) => {
+                let key = doc_key(*d);
+                let v = i.index(model.head(&key) as usize + 1) as u64 + 1;
+                let got = real
+                    .store()
+                    .get(&id(*d), At::Version(VersionNo(v)))
+                    .map_err(|e| err(step, e))?;
+                let want = model.get(&key, v);
+                check(got.as_deref() == want, || {
+                    format!("step {step}: get {key}@{v} differs from the model")
+                })?;
+            }
+            Op::GetLatest(d) => {
+                let key = doc_key(*d);
+                let got = real
+                    .store()
+                    .get(&id(*d), At::Latest)
+                    .map_err(|e| err(step, e))?;
+                check(got.as_deref() == model.latest(&key), || {
+                    format!("step {step}: latest of {key} differs")
+                })?;
+            }
+            Op::History(d) => check_history(step, &real, &full, &model, *d)?,
+            Op::Diff(a, i, b, j) => {
+                let (ka, kb) = (doc_key(*a), doc_key(*b));
+                let va = i.index(model.head(&ka) as usize + 1) as u64 + 1;
+                let vb = j.index(model.head(&kb) as usize + 1) as u64 + 1;
+                let got = real
+                    .store()
+                    .diff(
+                        (&id(*a), At::Version(VersionNo(va))),
+                        (&id(*b), At::Version(VersionNo(vb))),
+                        &DiffOptions::default(),
+                    )
+                    .map_err(|e| err(step, e))?;
+                match (model.get(&ka, va), model.get(&kb, vb)) {
+                    (Some(old), Some(new)) => {
+                        let diff = got.ok_or_else(|| {
+                            format!("step {step}: diff of existing versions is None")
+                        })?;
+                        check_diff(step, old, new, &diff)?;
+                    }
+                    _ => check(got.is_none(), || {
+                        format!("step {step}: diff with a missing side is Some")
+                    })?,
+                }
+            }
+            Op::Reopen => {
+                real.reopen();
+                full.reopen();
+            }
+        }
+    }
+    final_checks(&mut real, &full, &model)
+}
+
+fn put_both(
+    step: usize,
+    real: &TestStore,
+    full: &TestStore,
+    model: &mut Model,
+    d: usize,
+    content: &[u8],
+    expect: Option<u64>,
+) -> RunResult {
+    let opts = PutOptions {
+        expected: expect,
+        ..PutOptions::default()
+    }
+    .message(format!("step {step}"));
+    let rec = real
+        .store()
+        .put_with(&id(d), content, opts)
+        .map_err(|e| err(step, e))?;
+    let frec = full
+        .store()
+        .put(&id(d), content)
+        .map_err(|e| err(step, e))?;
+    let v = model.put(&doc_key(d), content.to_vec());
+    check(rec.version.get() == v && frec.version.get() == v, || {
+        format!(
+            "step {step}: put made version {} (full store {}), model {v}",
+            rec.version, frec.version
+        )
+    })?;
+    check(
+        rec.hash == ContentHash::of(content) && rec.hash == frec.hash,
+        || format!("step {step}: put id mismatch"),
+    )?;
+    check(rec.size == content.len() as u64, || {
+        format!("step {step}: put size mismatch")
+    })
+}
+
+fn check_history(
+    step: usize,
+    real: &TestStore,
+    full: &TestStore,
+    model: &Model,
+    d: usize,
+) -> RunResult {
+    let key = doc_key(d);
+    let hist = real.store().history(&id(d)).map_err(|e| err(step, e))?;
+    let fhist = full.store().history(&id(d)).map_err(|e| err(step, e))?;
+    check(hist.len() as u64 == model.head(&key), || {
+        format!(
+            "step {step}: history of {key} has {} versions, model {}",
+            hist.len(),
+            model.head(&key)
+        )
+    })?;
+    for (i, rec) in hist.iter().enumerate() {
+        let want = model
+            .get(&key, i as u64 + 1)
+            .expect("history length checked");
+        check(rec.version.get() == i as u64 + 1, || {
+            format!("step {step}: history numbering broken")
+        })?;
+        check(
+            rec.hash == ContentHash::of(want) && rec.size == want.len() as u64,
+            || {
+                format!(
+                    "step {step}: history record {} of {key} does not match the model",
+                    rec.version
+                )
+            },
+        )?;
+        check(fhist.get(i).map(|f| f.hash) == Some(rec.hash), || {
+            format!(
+                "step {step}: all-full store disagrees on {key}@{}",
+                rec.version
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn check_diff(step: usize, old: &[u8], new: &[u8], diff: &DocDiff) -> RunResult {
+    let want = strata_diff::compare(old, new, &DiffOptions::default());
+    check(*diff == want, || {
+        format!("step {step}: store diff differs from a direct compare")
+    })?;
+    match diff {
+        DocDiff::Same => check(old == new, || {
+            format!("step {step}: Same for different contents")
+        }),
+        DocDiff::Binary(b) => check(
+            b.old_len == old.len() as u64 && b.new_len == new.len() as u64,
+            || format!("step {step}: binary summary sizes wrong"),
+        ),
+        DocDiff::Text(_) => {
+            let (o, n) = (std::str::from_utf8(old), std::str::from_utf8(new));
+            let (Ok(o), Ok(n)) = (o, n) else {
+                return Err(format!("step {step}: text diff of non-UTF-8 content"));
+            };
+            let patched = apply_unified(o, &render::unified(diff, "a", "b"))
+                .map_err(|e| format!("step {step}: {e}"))?;
+            check(patched == n, || {
+                format!("step {step}: applying the unified diff does not give the new side")
+            })
+        }
+    }
+}
+
+/// Every version of every document reads back byte-identical, with a cold cache and after a
+/// reopen, and `verify` is clean.
+fn final_checks(real: &mut TestStore, full: &TestStore, model: &Model) -> RunResult {
+    for round in 0..2 {
+        real.store().clear_cache();
+        for (key, versions) in model.docs() {
+            let doc = DocId::new(key).expect("harness keys are valid");
+            // Read newest first, so every read rebuilds its chain without cached bases.
+            for (i, want) in versions.iter().enumerate().rev() {
+                let v = VersionNo(i as u64 + 1);
+                let got = real
+                    .store()
+                    .get(&doc, At::Version(v))
+                    .map_err(|e| format!("final read {key}@{v}: {e}"))?;
+                check(got.as_deref() == Some(want.as_slice()), || {
+                    format!("final read {key}@{v} differs (round {round})")
+                })?;
+                let got_full = full
+                    .store()
+                    .get(&doc, At::Version(v))
+                    .map_err(|e| format!("full store {key}@{v}: {e}"))?;
+                check(got_full.as_deref() == Some(want.as_slice()), || {
+                    format!("all-full store {key}@{v} differs")
+                })?;
+            }
+            let hist = real
+                .store()
+                .history(&doc)
+                .map_err(|e| format!("history {key}: {e}"))?;
+            check(hist.len() == versions.len(), || {
+                format!("history of {key} lost versions")
+            })?;
+        }
+        let report = real.store().verify().map_err(|e| format!("verify: {e}"))?;
+        check(report.is_clean(), || {
+            format!("verify found problems: {:?}", report.problems)
+        })?;
+        check(report.unreferenced_objects == 0, || {
+            "verify found unreferenced objects".into()
+        })?;
+        real.reopen();
+    }
+    Ok(())
+}

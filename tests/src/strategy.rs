@@ -1,0 +1,209 @@
+//! Generators: realistic documents (prose, source-like text, JSON), edit scripts over them,
+//! and operation sequences for the state-machine test. Biased toward edge cases: empty
+//! content, identical re-puts, one-byte edits, missing final newlines, non-UTF-8 bytes.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+const WORDS: &[&str] = &[
+    "the", "store", "version", "delta", "let", "fn", "return", "if", "else", "{", "}", "value",
+    "price", "42", "3.14", "null", "true", "document", "history", "é", "naïve", "日本", "//", "#",
+    "-", "=", "+=", "\"key\":", "[", "]", "x", "y", "\t",
+];
+
+/// One line of text, without its newline.
+pub fn line() -> impl Strategy<Value = String> {
+    (
+        0usize..4,
+        prop::collection::vec(prop::sample::select(WORDS), 0..10),
+    )
+        .prop_map(|(indent, words)| format!("{}{}", "    ".repeat(indent), words.join(" ")))
+}
+
+/// A text document of lines, sometimes without a final newline.
+pub fn text_doc() -> impl Strategy<Value = Vec<u8>> {
+    (prop::collection::vec(line(), 0..40), any::<bool>()).prop_map(|(lines, final_nl)| {
+        let mut s = lines.join("\n");
+        if final_nl && !s.is_empty() {
+            s.push('\n');
+        }
+        s.into_bytes()
+    })
+}
+
+/// A JSON value of bounded depth.
+pub fn json_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i32>().prop_map(|n| n.to_string()),
+        "[a-z ]{0,12}".prop_map(|s| format!("\"{s}\"")),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec(("[a-z]{1,8}", inner), 0..6).prop_map(|kv| {
+                let body: Vec<String> = kv
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", body.join(","))
+            }),
+        ]
+    })
+}
+
+/// A whole document: text, JSON (one line), random bytes (mostly not UTF-8), or empty.
+pub fn document() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => text_doc(),
+        2 => json_value().prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..600),
+        1 => Just(Vec::new()),
+    ]
+}
+
+/// An edit that turns a document's current content into its next version.
+#[derive(Clone, Debug)]
+pub enum Edit {
+    /// Insert lines before a line.
+    InsertLines(Index, Vec<String>),
+    /// Delete up to `n` lines from a line on.
+    DeleteLines(Index, usize),
+    /// Move up to `n` lines from one place to another.
+    MoveLines(Index, usize, Index),
+    /// Append text at the end.
+    Append(String),
+    /// Overwrite one byte (may break UTF-8).
+    ByteEdit(Index, u8),
+    /// Put the same content again.
+    Same,
+    /// Put an empty document.
+    Empty,
+    /// Replace everything with a new document.
+    Replace(Vec<u8>),
+}
+
+/// An edit, weighted toward small realistic changes.
+pub fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        4 => (any::<Index>(), prop::collection::vec(line(), 1..4)).prop_map(|(i, l)| Edit::InsertLines(i, l)),
+        2 => (any::<Index>(), 1usize..5).prop_map(|(i, n)| Edit::DeleteLines(i, n)),
+        1 => (any::<Index>(), 1usize..6, any::<Index>()).prop_map(|(a, n, b)| Edit::MoveLines(a, n, b)),
+        2 => line().prop_map(|l| Edit::Append(l + "\n")),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Edit::ByteEdit(i, b)),
+        1 => Just(Edit::Same),
+        1 => Just(Edit::Empty),
+        2 => document().prop_map(Edit::Replace),
+    ]
+}
+
+/// Applies `edit` to `current`, returning the next content.
+pub fn apply_edit(current: &[u8], edit: &Edit) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = current
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    let join = |lines: Vec<Vec<u8>>| lines.concat();
+    match edit {
+        Edit::InsertLines(at, new) => {
+            let i = at.index(lines.len() + 1);
+            if i == lines.len()
+                && !current.is_empty()
+                && !current.ends_with(b"\n")
+                && let Some(last) = lines.last_mut()
+            {
+                last.push(b'\n');
+            }
+            for (k, l) in new.iter().enumerate() {
+                lines.insert(i + k, format!("{l}\n").into_bytes());
+            }
+            join(lines)
+        }
+        Edit::DeleteLines(at, n) => {
+            if lines.is_empty() {
+                return Vec::new();
+            }
+            let i = at.index(lines.len());
+            let end = (i + n).min(lines.len());
+            lines.drain(i..end);
+            join(lines)
+        }
+        Edit::MoveLines(from, n, to) => {
+            if lines.is_empty() {
+                return Vec::new();
+            }
+            let i = from.index(lines.len());
+            let end = (i + n).min(lines.len());
+            let moved: Vec<Vec<u8>> = lines.drain(i..end).collect();
+            let j = to.index(lines.len() + 1);
+            for (k, l) in moved.into_iter().enumerate() {
+                lines.insert(j + k, l);
+            }
+            join(lines)
+        }
+        Edit::Append(s) => [current, s.as_bytes()].concat(),
+        Edit::ByteEdit(at, b) => {
+            let mut c = current.to_vec();
+            if c.is_empty() {
+                c.push(*b);
+            } else {
+                let i = at.index(c.len());
+                c[i] = *b;
+            }
+            c
+        }
+        Edit::Same => current.to_vec(),
+        Edit::Empty => Vec::new(),
+        Edit::Replace(doc) => doc.clone(),
+    }
+}
+
+/// How many documents the harness uses; few, so that chains grow.
+pub const DOCS: usize = 3;
+
+/// One step of the state-machine test.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Put the edited latest content of a document.
+    Put(usize, Edit),
+    /// Put with the right expected version (must succeed) or a stale one (must conflict).
+    PutExpect(usize, Edit, bool),
+    /// Several puts in one batch.
+    Batch(Vec<(usize, Edit)>),
+    /// Read a version (index into the versions, or one past the end to test absence).
+    Get(usize, Index),
+    /// Read the latest version.
+    GetLatest(usize),
+    /// Read the history.
+    History(usize),
+    /// Diff two versions of possibly different documents.
+    Diff(usize, Index, usize, Index),
+    /// Close and reopen the store.
+    Reopen,
+}
+
+/// A sequence of operations, weighted toward puts so histories grow.
+pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+    let doc = 0..DOCS;
+    let op = prop_oneof![
+        8 => (doc.clone(), edit()).prop_map(|(d, e)| Op::Put(d, e)),
+        1 => (doc.clone(), edit(), any::<bool>()).prop_map(|(d, e, s)| Op::PutExpect(d, e, s)),
+        1 => prop::collection::vec((doc.clone(), edit()), 1..5).prop_map(Op::Batch),
+        3 => (doc.clone(), any::<Index>()).prop_map(|(d, i)| Op::Get(d, i)),
+        1 => doc.clone().prop_map(Op::GetLatest),
+        1 => doc.clone().prop_map(Op::History),
+        2 => (doc.clone(), any::<Index>(), doc, any::<Index>()).prop_map(|(a, i, b, j)| Op::Diff(a, i, b, j)),
+        1 => Just(Op::Reopen),
+    ];
+    // Start from a document, not only edits of emptiness.
+    (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {
+        ops.insert(0, Op::Put(0, Edit::Replace(first)));
+        ops
+    })
+}
+
+/// The document key for harness document `i`.
+pub fn doc_key(i: usize) -> String {
+    ["notes/a.md", "data/b.json", "c"][i % 3].to_owned()
+}

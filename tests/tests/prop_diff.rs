@@ -1,0 +1,57 @@
+//! Properties of the pure diff layer on realistic documents.
+
+use proptest::prelude::*;
+use strata_diff::{DiffOptions, DocDiff, compare, delta, render};
+use strata_tests::patch::apply_unified;
+use strata_tests::strategy::{apply_edit, document, edit};
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: strata_tests::cases(96),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn prop_delta_roundtrip_on_edits(base in document(), edits in prop::collection::vec(edit(), 1..6)) {
+        let mut target = base.clone();
+        for e in &edits {
+            target = apply_edit(&target, e);
+        }
+        let d = delta::encode(&base, &target, 3);
+        prop_assert_eq!(delta::apply(&base, &d, target.len() as u64).unwrap(), target.clone());
+        // The limit is enforced: one byte less is refused, never truncated.
+        if !target.is_empty() {
+            prop_assert!(delta::apply(&base, &d, target.len() as u64 - 1).is_err());
+        }
+    }
+
+    #[test]
+    fn prop_unified_diff_applies(base in document(), edits in prop::collection::vec(edit(), 1..6), context in 0u32..5) {
+        let mut target = base.clone();
+        for e in &edits {
+            target = apply_edit(&target, e);
+        }
+        let diff = compare(&base, &target, &DiffOptions { context });
+        match &diff {
+            DocDiff::Same => prop_assert_eq!(&base, &target),
+            DocDiff::Binary(_) => prop_assert!(std::str::from_utf8(&base).is_err() || std::str::from_utf8(&target).is_err() || base.contains(&0) || target.contains(&0)),
+            DocDiff::Text(t) => {
+                let old = std::str::from_utf8(&base).unwrap();
+                let new = std::str::from_utf8(&target).unwrap();
+                let patched = apply_unified(old, &render::unified(&diff, "a", "b")).map_err(TestCaseError::fail)?;
+                prop_assert_eq!(patched, new);
+                let added = t.hunks.iter().flat_map(|h| &h.lines).filter(|l| l.kind == strata_diff::LineKind::Added).count() as u64;
+                prop_assert_eq!(added, t.stat.insertions);
+            }
+        }
+    }
+
+    #[test]
+    fn prop_diff_of_self_is_same(doc in document()) {
+        prop_assert_eq!(compare(&doc, &doc, &DiffOptions::default()), DocDiff::Same);
+    }
+}

@@ -1,0 +1,72 @@
+//! The state-machine property: random operation sequences, checked against the model after
+//! every step, under every policy. `PROPTEST_CASES=1000` for a deep run.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use strata_storage::Durability;
+use strata_tests::fixture::policies;
+use strata_tests::harness::run_ops;
+use strata_tests::strategy::ops;
+
+fn run_policy(index: usize, durability: Durability) {
+    let policy = &policies()[index];
+    let mut runner = TestRunner::new(Config {
+        cases: strata_tests::cases(12),
+        ..Config::default()
+    });
+    let result = runner.run(&ops(40), |ops| {
+        run_ops(&ops, policy, durability).map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("policy {policy:?}: {e}");
+    }
+}
+
+#[test]
+fn prop_store_matches_model_full() {
+    run_policy(0, Durability::EveryPut);
+}
+
+#[test]
+fn prop_store_matches_model_chain_2() {
+    run_policy(1, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_chain_50() {
+    run_policy(2, Durability::EveryPut);
+}
+
+#[test]
+fn prop_store_matches_model_every_3() {
+    run_policy(3, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_cost_1() {
+    run_policy(4, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_cost_4() {
+    run_policy(5, Durability::EveryPut);
+}
+
+#[test]
+fn prop_store_matches_model_skip() {
+    run_policy(6, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_custom_policy() {
+    run_policy(7, Durability::Manual);
+}
+
+#[test]
+fn every_policy_has_a_test() {
+    assert_eq!(
+        policies().len(),
+        8,
+        "add a prop_store_matches_model_* test for the new policy"
+    );
+}

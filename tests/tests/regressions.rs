@@ -1,0 +1,304 @@
+//! Named edge cases and damage tests. Each shrunk proptest failure is copied here with a
+//! postmortem comment.
+
+use strata_core::{ContentHash, DocId, Policy, VersionNo};
+use strata_storage::{At, OpenError, PutOptions, Store, StoreError, StoreOptions};
+
+fn doc(k: &str) -> DocId {
+    DocId::new(k).unwrap()
+}
+
+#[test]
+fn put_same_content_is_a_new_version_sharing_one_object() {
+    let store = Store::open_temporary().unwrap();
+    let a = store.put(&doc("a"), b"same\n").unwrap();
+    let b = store.put(&doc("a"), b"same\n").unwrap();
+    let c = store.put(&doc("other"), b"same\n").unwrap();
+    assert_eq!(
+        (a.version.get(), b.version.get(), c.version.get()),
+        (1, 2, 1)
+    );
+    assert_eq!(a.hash, c.hash);
+    assert_eq!(store.stats().unwrap().objects, 1);
+}
+
+#[test]
+fn empty_and_binary_contents_roundtrip() {
+    let store = Store::open_temporary().unwrap();
+    let d = doc("bin");
+    let bin: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    for c in [&b""[..], &bin[..], &[0xff, 0xfe, 0x00][..], &b""[..]] {
+        store.put(&d, c).unwrap();
+    }
+    assert_eq!(
+        store.get(&d, At::Version(VersionNo(2))).unwrap().unwrap(),
+        bin
+    );
+    assert_eq!(store.get(&d, At::Latest).unwrap().unwrap(), b"");
+    assert_eq!(
+        store.get(&d, At::Back(1)).unwrap().unwrap(),
+        [0xff, 0xfe, 0x00]
+    );
+    assert_eq!(store.get(&d, At::Version(VersionNo(5))).unwrap(), None);
+    assert_eq!(store.get(&doc("nope"), At::Latest).unwrap(), None);
+    assert!(store.history(&doc("nope")).unwrap().is_empty());
+}
+
+#[test]
+fn large_contents_are_split_and_rebuilt_across_chunks() {
+    let store =
+        Store::open_temporary_with(StoreOptions::default().policy(Policy::Chain { max_depth: 10 }))
+            .unwrap();
+    let d = doc("big");
+    // Incompressible, so payloads span several 32 KiB chunks.
+    let mut x: u64 = 1;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    store.put(&d, &big).unwrap();
+    let mut edited = big.clone();
+    edited[150_000] ^= 1;
+    store.put(&d, &edited).unwrap();
+    store.clear_cache();
+    assert_eq!(
+        store.get(&d, At::Version(VersionNo(1))).unwrap().unwrap(),
+        big
+    );
+    assert_eq!(store.get(&d, At::Latest).unwrap().unwrap(), edited);
+    let s = store.stats().unwrap();
+    assert_eq!(s.delta_objects, 1, "a one-byte edit is stored as a delta");
+}
+
+#[test]
+fn limits_give_clear_errors_and_write_nothing() {
+    let store = Store::open_temporary_with(StoreOptions::default().max_content_len(100)).unwrap();
+    let err = store.put(&doc("a"), &[b'x'; 101]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooLarge {
+                size: 101,
+                limit: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    let meta = PutOptions::default().message("m".repeat(20_000));
+    assert!(matches!(
+        store.put_with(&doc("a"), b"x", meta),
+        Err(StoreError::MetadataTooLarge { .. })
+    ));
+    assert!(store.history(&doc("a")).unwrap().is_empty());
+    assert_eq!(store.stats().unwrap().objects, 0);
+    assert!(DocId::new("").is_err());
+    assert!(DocId::new("k".repeat(1025)).is_err());
+}
+
+#[test]
+fn conflicting_put_names_both_versions_and_writes_nothing() {
+    let store = Store::open_temporary().unwrap();
+    let d = doc("c");
+    store
+        .put_with(&d, b"1", PutOptions::default().expect(0))
+        .unwrap();
+    store
+        .put_with(&d, b"2", PutOptions::default().expect(1))
+        .unwrap();
+    let err = store
+        .put_with(&d, b"3", PutOptions::default().expect(1))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        }
+    ));
+    assert!(
+        err.to_string().contains("version 1") && err.to_string().contains("version 2"),
+        "{err}"
+    );
+    assert_eq!(store.history(&d).unwrap().len(), 2);
+    assert!(
+        store.get_object(&ContentHash::of(b"3")).unwrap().is_none(),
+        "no object was written"
+    );
+}
+
+#[test]
+fn policy_is_remembered_by_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    drop(Store::open_with(&p, StoreOptions::default().policy(Policy::Skip)).unwrap());
+    assert_eq!(Store::open(&p).unwrap().policy_name(), "skip");
+    drop(Store::open_with(&p, StoreOptions::default().policy(Policy::Every { n: 5 })).unwrap());
+    assert_eq!(Store::open(&p).unwrap().policy_name(), "every:5");
+}
+
+#[test]
+fn changes_feed_lists_every_write_in_order() {
+    let store = Store::open_temporary().unwrap();
+    store.put(&doc("x"), b"1").unwrap();
+    store.put(&doc("y"), b"1").unwrap();
+    store.put(&doc("x"), b"2").unwrap();
+    let feed = store.changes(1, 10).unwrap();
+    let got: Vec<_> = feed
+        .iter()
+        .map(|c| (c.seq, c.doc.as_str().to_owned(), c.version.get()))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, "x".into(), 1), (2, "y".into(), 1), (3, "x".into(), 2)]
+    );
+    assert_eq!(store.changes(3, 10).unwrap().len(), 1);
+    let docs: Vec<_> = store
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.doc.to_string(), d.latest.get()))
+        .collect();
+    assert_eq!(docs, [("x".into(), 2), ("y".into(), 1)]);
+}
+
+/// Opens the raw engine under a closed store, for damage tests.
+fn with_raw_objects(path: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(path).unwrap();
+    f(&db.open_tree("objects").unwrap());
+    db.flush().unwrap();
+}
+
+#[test]
+fn damaged_objects_are_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let d = doc("chain");
+    let mut hashes = Vec::new();
+    {
+        let store = Store::open_with(
+            &path,
+            StoreOptions::default().policy(Policy::Chain { max_depth: 50 }),
+        )
+        .unwrap();
+        let mut text = String::new();
+        for i in 0..10 {
+            text.push_str(&format!("line {i} of a document that grows\n"));
+            hashes.push(store.put(&d, text.as_bytes()).unwrap().hash);
+        }
+    }
+    // Flip a payload byte of version 5's object.
+    with_raw_objects(&path, |objects| {
+        let mut key = hashes[4].as_bytes().to_vec();
+        key.extend_from_slice(&1u32.to_be_bytes());
+        let mut v = objects.get(&key).unwrap().unwrap().to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 0x55;
+        objects.insert(key, v).unwrap();
+    });
+    {
+        let store = Store::open(&path).unwrap();
+        let err = store.get(&d, At::Version(VersionNo(5))).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        // Later versions build on it: they fail too, never return wrong bytes.
+        assert!(
+            store
+                .get(&d, At::Version(VersionNo(7)))
+                .unwrap_err()
+                .is_corruption()
+        );
+        assert_eq!(
+            store
+                .get(&d, At::Version(VersionNo(3)))
+                .unwrap()
+                .unwrap()
+                .len() as u64,
+            store.history(&d).unwrap()[2].size
+        );
+        let report = store.verify().unwrap();
+        assert!(!report.is_clean());
+        assert!(
+            report.problems.iter().any(|p| p.contains("chain@5")),
+            "{:?}",
+            report.problems
+        );
+    }
+    // Remove the object of version 2 entirely: its dependants name the missing base.
+    with_raw_objects(&path, |objects| {
+        let keys: Vec<_> = objects
+            .scan_prefix(hashes[1].as_bytes())
+            .keys()
+            .map(Result::unwrap)
+            .collect();
+        for k in keys {
+            objects.remove(k).unwrap();
+        }
+    });
+    let store = Store::open(&path).unwrap();
+    let err = store.get(&d, At::Version(VersionNo(3))).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    drop(Store::open(&path).unwrap());
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &[1u8, 99][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(err, OpenError::UnsupportedFormat { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn opening_a_non_store_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, OpenError::NotAStore { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+    let missing = Store::open_with(
+        dir.path().join("none"),
+        StoreOptions::default().create(false),
+    )
+    .unwrap_err();
+    assert!(matches!(missing, OpenError::Missing { .. }));
+}
+
+#[test]
+fn gc_removes_only_unreferenced_objects() {
+    let store = Store::open_temporary().unwrap();
+    let d = doc("g");
+    store.put(&d, b"one\n").unwrap();
+    store.put(&d, b"one\ntwo\n").unwrap();
+    {
+        // A batch dropped before commit leaves its object behind.
+        let mut batch = store.batch();
+        batch
+            .put(&d, b"orphan content\n", PutOptions::default())
+            .unwrap();
+    }
+    assert_eq!(store.verify().unwrap().unreferenced_objects, 1);
+    assert_eq!(store.gc().unwrap(), 1);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean() && report.unreferenced_objects == 0);
+    assert_eq!(store.get(&d, At::Latest).unwrap().unwrap(), b"one\ntwo\n");
+}

@@ -1,0 +1,120 @@
+//! Durability: what was acknowledged survives closing, reopening and a crash.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use strata_core::{DocId, VersionNo};
+use strata_storage::{At, Durability, Store, StoreOptions};
+use strata_tests::fixture::TestStore;
+
+#[test]
+fn put_drop_reopen_get() {
+    let mut ts = TestStore::new(StoreOptions::default());
+    let doc = DocId::new("a").unwrap();
+    for i in 0..20 {
+        ts.store()
+            .put(&doc, format!("version {i}\n").repeat(i + 1).as_bytes())
+            .unwrap();
+    }
+    ts.reopen();
+    for i in 0..20u64 {
+        let got = ts
+            .store()
+            .get(&doc, At::Version(VersionNo(i + 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            format!("version {i}\n").repeat(i as usize + 1).into_bytes()
+        );
+    }
+    assert!(ts.store().verify().unwrap().is_clean());
+}
+
+#[test]
+fn manual_durability_survives_a_clean_close() {
+    let mut ts = TestStore::new(StoreOptions::default().durability(Durability::Manual));
+    let doc = DocId::new("m").unwrap();
+    for i in 0..50 {
+        ts.store().put(&doc, format!("{i}\n").as_bytes()).unwrap();
+    }
+    ts.reopen();
+    assert_eq!(ts.store().history(&doc).unwrap().len(), 50);
+}
+
+#[test]
+fn a_second_open_is_refused_while_the_store_is_in_use() {
+    let ts = TestStore::new(StoreOptions::default());
+    let err = Store::open(ts.path()).unwrap_err();
+    assert!(
+        matches!(err, strata_storage::OpenError::Locked { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
+}
+
+/// The child half of `acknowledged_puts_survive_a_crash`: puts until killed, printing each
+/// acknowledged version. Does nothing unless run by the parent.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("STRATA_CRASH_CHILD_DIR") else {
+        return;
+    };
+    let store = Store::open(&dir).unwrap();
+    let doc = DocId::new("crash").unwrap();
+    for i in 0u64.. {
+        let content = format!("line {i}\n").repeat(1 + (i % 50) as usize);
+        let rec = store.put(&doc, content.as_bytes()).unwrap();
+        println!("ACK {}", rec.version);
+        if i == 200 {
+            // Die without any cleanup, as kill -9 would.
+            std::process::abort();
+        }
+    }
+}
+
+#[test]
+fn acknowledged_puts_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([
+            "--exact",
+            "reopen::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STRATA_CRASH_CHILD_DIR", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = 0u64;
+    for line in BufReader::new(stdout).lines() {
+        if let Some(v) = line.unwrap().strip_prefix("ACK ") {
+            acked = v.trim().parse().unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child should have aborted");
+    assert!(acked > 100, "the child acknowledged only {acked} puts");
+    let store = Store::open(&path).unwrap();
+    let doc = DocId::new("crash").unwrap();
+    let hist = store.history(&doc).unwrap();
+    assert!(
+        hist.len() as u64 >= acked,
+        "lost acknowledged versions: {} < {acked}",
+        hist.len()
+    );
+    for rec in &hist {
+        let i = rec.version.get() - 1;
+        let want = format!("line {i}\n").repeat(1 + (i % 50) as usize);
+        assert_eq!(
+            store.get(&doc, At::Version(rec.version)).unwrap().unwrap(),
+            want.into_bytes()
+        );
+    }
+    assert!(store.verify().unwrap().is_clean());
+}
