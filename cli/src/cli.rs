@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Verify(JsonArgs),
     /// Remove stored objects that no version needs
     Gc,
+    /// Import document histories from a folder (one subfolder per document)
+    Import(ImportArgs),
     /// Store a few versions of a bundled document and show its log and a diff
     Quickstart,
 }
@@ -112,4 +114,17 @@ pub(crate) struct JsonArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Arguments of `strata import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A folder with one subfolder per document, each holding the document's versions as
+    /// files, oldest first in name order (the layout of shared/corpus). The subfolder's name is
+    /// the document key. A folder holding only files is imported as one document named after
+    /// the folder.
+    pub(crate) dir: PathBuf,
+    /// Versions per transaction; each batch is flushed once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub(crate) batch: usize,
 }

@@ -2,6 +2,7 @@
 
 mod diff;
 mod get;
+mod import;
 mod log;
 mod ls;
 mod put;
@@ -30,6 +31,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Stats(args) => ls::run_stats(args, &open(cli, false)?, out),
         Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
         Command::Gc => verify::run_gc(&open(cli, false)?, out),
+        Command::Import(args) => import::run(args, &open_with(cli, true, true)?, out),
         Command::Quickstart => quickstart::run(&open(cli, true)?, out),
     }
 }
@@ -42,7 +44,15 @@ fn store_path(cli: &Cli) -> PathBuf {
 
 /// Opens the store; `create` is true for commands that write.
 fn open(cli: &Cli, create: bool) -> Result<Store, CliError> {
+    open_with(cli, create, false)
+}
+
+/// Opens the store; `bulk` defers durability to explicit flushes (batches flush once each).
+fn open_with(cli: &Cli, create: bool, bulk: bool) -> Result<Store, CliError> {
     let mut options = StoreOptions::default().create(create);
+    if bulk {
+        options = options.durability(strata_storage::Durability::Manual);
+    }
     if let Some(p) = cli.policy {
         options = options.policy(p);
     }

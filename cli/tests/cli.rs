@@ -1,0 +1,161 @@
+//! End-to-end checks that the commands are wired up: the README's "done means" scenario,
+//! errors and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn strata(dir: &Path, args: &[&str]) -> Output {
+    strata_stdin(dir, args, None)
+}
+
+fn strata_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(dir)
+        .env_remove("STRATA_DIR")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn one_line_error(o: &Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8(o.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "error is not one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn put_get_log_diff_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = "alpha\nbeta\ngamma\ndelta\n";
+    let b = "alpha\nBETA\ngamma\ndelta\nepsilon";
+    std::fs::write(d.join("a.txt"), a).unwrap();
+    std::fs::write(d.join("b.txt"), b).unwrap();
+    let out = ok(&strata(d, &["put", "notes", "a.txt", "-m", "first"]));
+    assert!(out.starts_with("notes@1 "), "{out}");
+    ok(&strata(d, &["put", "notes", "b.txt"]));
+    assert!(d.join(".strata").is_dir(), "default store is ./.strata");
+    assert_eq!(strata(d, &["get", "notes@1"]).stdout, a.as_bytes());
+    let latest = strata(d, &["get", "notes"]).stdout;
+    assert_eq!(latest, b.as_bytes());
+    let id = blake3::hash(&latest).to_hex().to_string();
+    let log = ok(&strata(d, &["log", "notes"]));
+    assert!(
+        log.lines().nth(1).unwrap().contains(&id),
+        "log shows the blake3 id: {log}"
+    );
+    assert!(log.lines().next().unwrap().contains("first"));
+    let json = ok(&strata(d, &["log", "notes", "--json"]));
+    assert!(
+        json.lines()
+            .nth(1)
+            .unwrap()
+            .contains(&format!("\"id\":\"{id}\""))
+    );
+    let patch = ok(&strata(d, &["diff", "notes@1", "notes@2"]));
+    std::fs::write(d.join("p.diff"), &patch).unwrap();
+    if Command::new("patch").arg("--version").output().is_ok() {
+        std::fs::copy(d.join("a.txt"), d.join("c.txt")).unwrap();
+        let st = Command::new("patch")
+            .current_dir(d)
+            .args(["-s", "c.txt", "p.diff"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(std::fs::read_to_string(d.join("c.txt")).unwrap(), b);
+    }
+    let stat = ok(&strata(d, &["diff", "notes@1", "notes", "--stat"]));
+    assert_eq!(
+        stat.trim(),
+        "1 file changed, 2 insertions(+), 1 deletion(-)"
+    );
+    assert!(
+        ok(&strata(
+            d,
+            &["diff", "notes@-1", "notes", "--format", "json"]
+        ))
+        .contains("\"kind\":\"text\"")
+    );
+    assert_eq!(ok(&strata(d, &["ls"])), "notes@2\n");
+    assert!(ok(&strata(d, &["stats"])).contains("versions         2"));
+    assert!(ok(&strata(d, &["verify"])).contains(": ok"));
+    // stdin and -o
+    ok(&strata_stdin(d, &["put", "other"], Some(b"from stdin")));
+    ok(&strata(d, &["get", "other", "-o", "out.txt"]));
+    assert_eq!(std::fs::read(d.join("out.txt")).unwrap(), b"from stdin");
+}
+
+#[test]
+fn errors_are_one_line_with_documented_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = one_line_error(&strata(d, &["get", "notes"]), 1);
+    assert!(e.contains("no store"), "{e}");
+    std::fs::write(d.join("a.txt"), "x\n").unwrap();
+    ok(&strata(d, &["put", "notes", "a.txt"]));
+    one_line_error(&strata(d, &["get", "notes@7"]), 1);
+    one_line_error(&strata(d, &["get", "missing"]), 1);
+    one_line_error(&strata(d, &["log", "missing"]), 1);
+    let e = one_line_error(&strata(d, &["put", "notes", "nope.txt"]), 2);
+    assert!(e.contains("nope.txt"), "{e}");
+    let e = one_line_error(&strata(d, &["put", "notes", "a.txt", "--expect", "5"]), 2);
+    assert!(
+        e.contains("conflict") && e.contains("version 5") && e.contains("version 1"),
+        "{e}"
+    );
+    one_line_error(&strata(d, &["put", "", "a.txt"]), 2);
+    one_line_error(&strata(d, &["frobnicate"]), 2);
+    one_line_error(&strata(d, &["get", "notes@0"]), 2);
+    one_line_error(
+        &strata(d, &["--policy", "fast", "put", "notes", "a.txt"]),
+        2,
+    );
+    // Nothing was written by the failures.
+    assert_eq!(ok(&strata(d, &["log", "notes"])).lines().count(), 1);
+}
+
+#[test]
+fn quickstart_runs_on_the_default_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&strata(dir.path(), &["quickstart"]));
+    assert!(out.contains("@@"), "{out}");
+    assert!(out.contains(": ok"), "{out}");
+    assert!(ok(&strata(dir.path(), &["verify"])).contains(": ok"));
+}
+
+#[test]
+fn policy_flag_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.txt"), "x\n").unwrap();
+    ok(&strata(d, &["--policy", "chain:5", "put", "n", "a.txt"]));
+    assert!(ok(&strata(d, &["stats"])).contains("chain:5"));
+}
