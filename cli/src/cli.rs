@@ -19,8 +19,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "STRATA_DIR", value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 
-    /// The storage policy for new versions: full, chain:N, every:N, cost:K or skip. It is
-    /// recorded in the store and used by later writes. Default: the store's, else cost:4.
+    /// The storage policy for new versions: full, chain:N, every:N, cost:K, skip or
+    /// sparse:N. It is recorded in the store and used by later writes. Default: the store's, else cost:4.
     #[arg(long, global = true, value_name = "POLICY")]
     pub(crate) policy: Option<strata_core::Policy>,
 
@@ -74,7 +74,13 @@ pub(crate) struct PutArgs {
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
     /// DOC (latest), DOC@N (version N), DOC@-N (N before latest) or DOC@ID (ID: a 64-hex-digit content id).
-    pub(crate) spec: String,
+    #[arg(required_unless_present = "batch")]
+    pub(crate) spec: Option<String>,
+    /// Read one spec per line from standard input and write, for each, a header line
+    /// `<id> <size>` then the content and a newline (as `git cat-file --batch`); a spec that
+    /// names nothing gives `<spec> missing`.
+    #[arg(long, conflicts_with_all = ["spec", "output"])]
+    pub(crate) batch: bool,
     /// Write to FILE instead of standard output (replaced atomically).
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,

@@ -35,13 +35,17 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // clap's message spans several lines; keep everything before the usage section
+            // and join it into the one line users and scripts expect.
             let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("strata: error: {first} (see 'strata --help')");
+            let body = text.split("\nUsage:").next().unwrap_or(&text);
+            let body = body
+                .split("\n\nFor more information")
+                .next()
+                .unwrap_or(body);
+            let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let line = line.trim_start_matches("error: ");
+            eprintln!("strata: error: {line} (see 'strata --help')");
             return ExitCode::from(2);
         }
     };

@@ -111,6 +111,15 @@ fn put_get_log_diff_scenario() {
     ok(&strata_stdin(d, &["put", "other"], Some(b"from stdin")));
     ok(&strata(d, &["get", "other", "-o", "out.txt"]));
     assert_eq!(std::fs::read(d.join("out.txt")).unwrap(), b"from stdin");
+    // get --batch: header, content, newline; missing specs are reported in line.
+    let out = strata_stdin(d, &["get", "--batch"], Some(b"other\nnope@3\nnotes@1\n"));
+    let id = blake3::hash(b"from stdin").to_hex().to_string();
+    let want = format!(
+        "{id} 10\nfrom stdin\nnope@3 missing\n{} {}\n{a}\n",
+        blake3::hash(a.as_bytes()).to_hex(),
+        a.len()
+    );
+    assert_eq!(String::from_utf8(ok(&out).into_bytes()).unwrap(), want);
 }
 
 #[test]

@@ -93,6 +93,14 @@ pub enum Policy {
     /// Delta against the version found by clearing the lowest set bit of the zero-based version
     /// index, so any read applies at most log2(n) deltas (Subversion's skip-deltas).
     Skip,
+    /// Intermediate snapshots (Mercurial's sparse revlog): every `run`-th version is a delta
+    /// against an earlier snapshot chosen by skip-deltas over the snapshots, the others are
+    /// deltas against the previous version. A read applies at most log2(n / run) + run - 1
+    /// deltas; storage stays close to a plain chain.
+    Sparse {
+        /// Versions per run between intermediate snapshots.
+        run: u32,
+    },
 }
 
 impl Default for Policy {
@@ -113,7 +121,7 @@ impl SnapshotPolicy for Policy {
             Self::Cost { k } => {
                 input.delta_chain_cost() <= u64::from(k).saturating_mul(input.full_stored_len)
             }
-            Self::Skip => true,
+            Self::Skip | Self::Sparse { .. } => true,
         };
         if delta {
             Encoding::Delta
@@ -130,6 +138,15 @@ impl SnapshotPolicy for Policy {
                 let base = index & index.wrapping_sub(1);
                 (index > 0).then_some(VersionNo(base + 1))
             }
+            Self::Sparse { run } => {
+                let run = u64::from((*run).max(1));
+                if index % run != 0 {
+                    return Some(VersionNo(index));
+                }
+                let snapshot = index / run;
+                let base = snapshot & snapshot.wrapping_sub(1);
+                (snapshot > 0).then_some(VersionNo(base * run + 1))
+            }
             _ => (index > 0).then_some(VersionNo(index)),
         }
     }
@@ -143,6 +160,7 @@ impl fmt::Display for Policy {
             Self::Every { n } => write!(f, "every:{n}"),
             Self::Cost { k } => write!(f, "cost:{k}"),
             Self::Skip => f.write_str("skip"),
+            Self::Sparse { run } => write!(f, "sparse:{run}"),
         }
     }
 }
@@ -150,7 +168,7 @@ impl fmt::Display for Policy {
 /// A string that names no built-in policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{input}' is not a policy: use full, chain:N, every:N, cost:K or skip (N, K whole numbers >= 1)"
+    "'{input}' is not a policy: use full, chain:N, every:N, cost:K, skip or sparse:N (N, K whole numbers >= 1)"
 )]
 pub struct ParsePolicyError {
     /// The rejected text.
@@ -179,6 +197,7 @@ impl FromStr for Policy {
             ("chain", _) => Ok(Self::Chain { max_depth: num()? }),
             ("every", _) => Ok(Self::Every { n: num()? }),
             ("cost", _) => Ok(Self::Cost { k: num()? }),
+            ("sparse", _) => Ok(Self::Sparse { run: num()? }),
             _ => Err(err()),
         }
     }
@@ -270,6 +289,20 @@ mod tests {
     }
 
     #[test]
+    fn sparse_bases_are_runs_and_skip_linked_snapshots() {
+        let p = Policy::Sparse { run: 4 };
+        let base = |v: u64| p.base_for(VersionNo(v)).map(VersionNo::get);
+        // Versions 1..=4 are a run on the first snapshot; 5 (snapshot 1) deltas on 1;
+        // 9 (snapshot 2) on 1; 13 (snapshot 3) on 9; 17 (snapshot 4) on 1.
+        assert_eq!([base(1), base(2), base(4)], [None, Some(1), Some(3)]);
+        assert_eq!(
+            [base(5), base(9), base(13), base(17), base(18)],
+            [Some(1), Some(1), Some(9), Some(1), Some(17)]
+        );
+        assert_eq!(p.choose(&input(5, 3, 100, 5, 100)), Encoding::Delta);
+    }
+
+    #[test]
     fn parse_and_display_roundtrip() {
         for p in [
             Policy::Full,
@@ -277,6 +310,7 @@ mod tests {
             Policy::Every { n: 10 },
             Policy::Cost { k: 4 },
             Policy::Skip,
+            Policy::Sparse { run: 16 },
         ] {
             assert_eq!(p.to_string().parse::<Policy>().unwrap(), p);
         }

@@ -17,7 +17,7 @@ use crate::read::lock;
 use crate::store::Store;
 
 /// The largest encoded metadata a version may carry.
-pub const MAX_METADATA_LEN: usize = 16 * 1024;
+pub const MAX_METADATA_LEN: usize = 4 * 1024;
 
 /// What to record with a put besides the content.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -49,6 +49,7 @@ pub fn policies() -> Vec<PolicyUnderTest> {
         Policy::Cost { k: 1 },
         Policy::Cost { k: 4 },
         Policy::Skip,
+        Policy::Sparse { run: 4 },
     ]
     .into_iter()
     .map(PolicyUnderTest::Builtin)

@@ -11,7 +11,7 @@ use strata_tests::strategy::ops;
 fn run_policy(index: usize, durability: Durability) {
     let policy = &policies()[index];
     let mut runner = TestRunner::new(Config {
-        cases: strata_tests::cases(12),
+        cases: strata_tests::cases(16),
         ..Config::default()
     });
     let result = runner.run(&ops(40), |ops| {
@@ -58,15 +58,20 @@ fn prop_store_matches_model_skip() {
 }
 
 #[test]
-fn prop_store_matches_model_custom_policy() {
+fn prop_store_matches_model_sparse_4() {
     run_policy(7, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_custom_policy() {
+    run_policy(8, Durability::Manual);
 }
 
 #[test]
 fn every_policy_has_a_test() {
     assert_eq!(
         policies().len(),
-        8,
+        9,
         "add a prop_store_matches_model_* test for the new policy"
     );
 }

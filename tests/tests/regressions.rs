@@ -90,7 +90,7 @@ fn limits_give_clear_errors_and_write_nothing() {
         "{err}"
     );
     assert!(err.to_string().contains("over the limit"), "{err}");
-    let meta = PutOptions::default().message("m".repeat(20_000));
+    let meta = PutOptions::default().message("m".repeat(5_000));
     assert!(matches!(
         store.put_with(&doc("a"), b"x", meta),
         Err(StoreError::MetadataTooLarge { .. })
@@ -168,9 +168,18 @@ fn changes_feed_lists_every_write_in_order() {
     assert_eq!(docs, [("x".into(), 2), ("y".into(), 1)]);
 }
 
+/// Opens the raw engine of a closed store (strata uses 64 KiB segments).
+fn raw_db(path: &std::path::Path) -> sled::Db {
+    sled::Config::new()
+        .path(path)
+        .segment_size(64 * 1024)
+        .open()
+        .unwrap()
+}
+
 /// Opens the raw engine under a closed store, for damage tests.
 fn with_raw_objects(path: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(path).unwrap();
+    let db = raw_db(path);
     f(&db.open_tree("objects").unwrap());
     db.flush().unwrap();
 }
@@ -251,7 +260,7 @@ fn a_store_of_a_newer_format_is_refused() {
     let path = dir.path().join("s");
     drop(Store::open(&path).unwrap());
     {
-        let db = sled::open(&path).unwrap();
+        let db = raw_db(&path);
         db.open_tree("meta")
             .unwrap()
             .insert("format", &[1u8, 99][..])

@@ -9,7 +9,10 @@ use crate::error::CliError;
 use crate::spec;
 
 pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    let (doc, at) = spec::parse(&args.spec)?;
+    let Some(spec_text) = args.spec.as_deref().filter(|_| !args.batch) else {
+        return run_batch(store, out);
+    };
+    let (doc, at) = spec::parse(spec_text)?;
     let content = store
         .get(&doc, at)?
         .ok_or_else(|| CliError::NotFound(format!("no version {}", spec::describe(&doc, at))))?;
@@ -47,5 +50,39 @@ fn write_atomically(path: &std::path::Path, content: &[u8]) -> Result<(), CliErr
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
     }
+    Ok(())
+}
+
+/// `get --batch`: one spec per input line, each answered with a header and the content.
+fn run_batch(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    use std::io::BufRead;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line =
+            line.map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
+        let text = line.trim_end_matches('\r');
+        if text.is_empty() {
+            continue;
+        }
+        let found = match spec::parse(text) {
+            Ok((doc, at)) => match store.record(&doc, at)? {
+                Some(rec) => store
+                    .get(&doc, strata_storage::At::Version(rec.version))?
+                    .map(|c| (rec.hash, c)),
+                None => None,
+            },
+            Err(_) => None,
+        };
+        match found {
+            Some((id, content)) => {
+                writeln!(out, "{id} {}", content.len())?;
+                out.write_all(&content)?;
+                out.write_all(b"\n")?;
+            }
+            None => writeln!(out, "{text} missing")?,
+        }
+    }
+    out.flush()?;
     Ok(())
 }

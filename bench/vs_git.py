@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""strata vs git on real document histories, in one run, as ratios (strata / git).
+
+Usage: python3 bench/vs_git.py [--policy P] HISTORY_DIR [HISTORY_DIR ...]
+
+Each HISTORY_DIR holds one document's versions as files, oldest first in name order (the
+layout of shared/corpus/*). For each history it measures, in the same process tree:
+  - stored bytes: the whole strata store directory after import and close, against git's whole
+    .git/objects after `git fast-import` + `git gc --aggressive`, and against git's packed blob
+    bytes alone;
+  - import time against `git fast-import`;
+  - reading every version, and 200 random versions (seed 42), through `strata get --batch`
+    against `git cat-file --batch` on the aggressively packed repository;
+  - the latest version through the CLI (`strata get DOC`) against `git show HEAD:file`.
+Builds strata in release mode first. Needs git and python3 only.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRATA = os.path.join(ROOT, "target", "release", "strata")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd, stdin_bytes=None, cwd=None, repeat=1):
+    """Best of `repeat` wall-clock runs (the machine is shared and noisy)."""
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, input=stdin_bytes, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def dir_bytes(path):
+    total = 0
+    for base, _, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(base, f))
+    return total
+
+
+def fast_import_stream(files, marks_base=1):
+    out = bytearray()
+    for i, f in enumerate(files):
+        data = open(f, "rb").read()
+        out += b"blob\nmark :%d\ndata %d\n" % (marks_base + 2 * i, len(data)) + data + b"\n"
+        msg = b"v%d" % (i + 1)
+        out += b"commit refs/heads/main\nmark :%d\ncommitter b <b@x> %d +0000\ndata %d\n%s\n" % (
+            marks_base + 2 * i + 1, 1_600_000_000 + i, len(msg), msg)
+        out += b"M 100644 :%d file\n\n" % (marks_base + 2 * i)
+    return bytes(out)
+
+
+def bench(history, policy, work):
+    name = os.path.basename(os.path.normpath(history))
+    files = sorted(os.path.join(history, f) for f in os.listdir(history) if not f.startswith("."))
+    n = len(files)
+    raw = sum(os.path.getsize(f) for f in files)
+    res = {"history": name, "versions": n, "raw": raw}
+
+    # strata: import, then close (the process exits), then measure the whole directory.
+    store = os.path.join(work, "store-" + name)
+    policy_args = ["--policy", policy] if policy else []
+    res["strata_import"] = timed([STRATA, "--store", store, *policy_args, "import", history])
+    res["strata_bytes"] = dir_bytes(store)
+
+    # git: fast-import, then gc --aggressive.
+    repo = os.path.join(work, "git-" + name)
+    run(["git", "init", "-q", "--bare", repo])
+    stream = fast_import_stream(files)
+    marks = os.path.join(work, "marks-" + name)
+    res["git_import"] = timed(["git", "fast-import", "--quiet", "--export-marks=" + marks], stdin_bytes=stream, cwd=repo)
+    t0 = time.perf_counter()
+    run(["git", "gc", "-q", "--aggressive", "--prune=now"], cwd=repo)
+    res["git_gc"] = time.perf_counter() - t0
+    res["git_bytes"] = dir_bytes(os.path.join(repo, "objects"))
+    blob_disk = 0
+    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectsize:disk)"],
+                         cwd=repo, check=True, capture_output=True).stdout.decode()
+    for line in out.splitlines():
+        kind, size = line.split()
+        if kind == "blob":
+            blob_disk += int(size)
+    res["git_blob_bytes"] = blob_disk
+    shas = {}
+    for line in open(marks):
+        mark, sha = line.split()
+        shas[int(mark[1:])] = sha
+    blob_shas = [shas[1 + 2 * i] for i in range(n)]
+
+    # Reads: all versions, then 200 random (seed 42), same versions on both sides.
+    all_idx = list(range(n))
+    rnd = random.Random(42)
+    some_idx = [rnd.randrange(n) for _ in range(200)]
+    for label, idx in (("all", all_idx), ("rand200", some_idx)):
+        s_in = "".join(f"{name}@{i + 1}\n" for i in idx).encode()
+        g_in = "".join(f"{blob_shas[i]}\n" for i in idx).encode()
+        res[f"strata_{label}"] = timed([STRATA, "--store", store, "get", "--batch"], stdin_bytes=s_in, repeat=3)
+        res[f"git_{label}"] = timed(["git", "cat-file", "--batch"], stdin_bytes=g_in, cwd=repo, repeat=3)
+        # Check the bytes are identical, so speed is never bought with wrong answers.
+        s_out = subprocess.run([STRATA, "--store", store, "get", "--batch"], input=s_in, check=True, capture_output=True).stdout
+        expect = b"".join(b"%d\n" % len(open(files[i], "rb").read()) + open(files[i], "rb").read() + b"\n" for i in idx)
+        got = b"".join(part for part in _strip_ids(s_out))
+        assert got == expect, f"{name}: strata get --batch returned wrong bytes"
+
+    # Latest through the CLI, process start included: 20 runs each, total time.
+    def loop(cmd, cwd=None):
+        t0 = time.perf_counter()
+        for _ in range(20):
+            subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+    res["strata_latest"] = min(loop([STRATA, "--store", store, "get", name]) for _ in range(2))
+    res["git_latest"] = min(loop(["git", "show", "main:file"], cwd=repo) for _ in range(2))
+    return res
+
+
+def _strip_ids(out):
+    """Turns `<id> <size>\\n<content>\\n` records into `<size>\\n<content>\\n`."""
+    pos = 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        _, size = out[pos:nl].split(b" ")
+        size = int(size)
+        yield size.__str__().encode() + b"\n" + out[nl + 1:nl + 1 + size] + b"\n"
+        pos = nl + 1 + size + 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", default=None, help="strata policy (default: the store default)")
+    ap.add_argument("histories", nargs="+")
+    args = ap.parse_args()
+    run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT)
+    work = tempfile.mkdtemp(prefix="strata-bench-")
+    try:
+        rows = [bench(h, args.policy, work) for h in args.histories]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"policy: {args.policy or 'default'}")
+    print("| history | versions | raw bytes | strata store | git objects (aggressive) | ratio | git blobs | ratio vs blobs "
+          "| import s (strata/git) | ratio | import+gc ratio | read all ratio | 200 random ratio | latest via CLI ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['history']} | {r['versions']} | {r['raw']:,} | {r['strata_bytes']:,} | {r['git_bytes']:,} "
+              f"| {r['strata_bytes'] / r['git_bytes']:.2f} | {r['git_blob_bytes']:,} | {r['strata_bytes'] / r['git_blob_bytes']:.2f} "
+              f"| {r['strata_import']:.2f}/{r['git_import']:.2f} | {r['strata_import'] / r['git_import']:.2f} "
+              f"| {r['strata_import'] / (r['git_import'] + r['git_gc']):.2f} "
+              f"| {r['strata_all'] / r['git_all']:.2f} | {r['strata_rand200'] / r['git_rand200']:.2f} "
+              f"| {r['strata_latest'] / r['git_latest']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
