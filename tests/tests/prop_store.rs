@@ -11,7 +11,7 @@ use strata_tests::strategy::ops;
 fn run_policy(index: usize, durability: Durability) {
     let policy = &policies()[index];
     let mut runner = TestRunner::new(Config {
-        cases: strata_tests::cases(16),
+        cases: strata_tests::cases(32),
         ..Config::default()
     });
     let result = runner.run(&ops(40), |ops| {
