@@ -99,6 +99,28 @@ pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
     Ok(value)
 }
 
+/// Decodes a record that is followed by other bytes (an inline payload), returning the record
+/// and the bytes after it.
+///
+/// # Errors
+/// [`DecodeError`] when the bytes are empty, carry another format byte, or do not decode.
+pub fn decode_record_prefix<R: Record>(bytes: &[u8]) -> Result<(R, &[u8]), DecodeError> {
+    let (&format, body) = bytes
+        .split_first()
+        .ok_or(DecodeError::Empty { what: R::NAME })?;
+    if format != R::FORMAT {
+        return Err(DecodeError::UnknownFormat {
+            what: R::NAME,
+            found: format,
+            supported: R::FORMAT,
+        });
+    }
+    postcard::take_from_bytes::<R>(body).map_err(|e| DecodeError::Malformed {
+        what: R::NAME,
+        reason: e.to_string(),
+    })
+}
+
 /// Big-endian bytes of a `u64`, for keys that must sort numerically.
 pub const fn u64_key(n: u64) -> [u8; 8] {
     n.to_be_bytes()

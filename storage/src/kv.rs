@@ -11,7 +11,9 @@
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use strata_core::codec::{Record, decode_record, encode_record, pair_key, read_u64_key, u64_key};
+use strata_core::codec::{
+    Record, decode_record, decode_record_prefix, encode_record, pair_key, read_u64_key, u64_key,
+};
 use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, VersionRecord};
 
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
@@ -259,10 +261,10 @@ impl Kv {
     }
 
     pub(crate) fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
-        self.objects
-            .get(object_key(hash, 0))?
-            .map(|b| decode::<ObjectHeader>(&b, || format!("object {hash}")))
-            .transpose()
+        match self.objects.get(object_key(hash, 0))? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(split_object_record(hash, &bytes)?.0)),
+        }
     }
 
     /// Reads an object's payload, checking that every chunk is present and the total length
@@ -275,6 +277,22 @@ impl Kv {
         let expected = usize::try_from(header.stored_len).map_err(|_| {
             StoreError::corrupt(format!("object {hash}"), "impossible payload length")
         })?;
+        if header.parts == 0 {
+            let bytes = self.objects.get(object_key(hash, 0))?.ok_or_else(|| {
+                StoreError::corrupt(format!("object {hash}"), "object is missing")
+            })?;
+            let (stored, inline) = split_object_record(hash, &bytes)?;
+            if stored != *header || inline.len() != expected {
+                return Err(StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!(
+                        "inline payload has {} bytes, header says {expected}",
+                        inline.len()
+                    ),
+                ));
+            }
+            return Ok(inline.to_vec());
+        }
         let mut out = Vec::with_capacity(expected.min(1 << 30));
         let mut seen = 0u32;
         for kv in self
@@ -312,11 +330,16 @@ impl Kv {
         payload: &[u8],
     ) -> StoreResult<()> {
         let mut batch = sled::Batch::default();
-        for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
-            let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
-            batch.insert(&object_key(hash, part)[..], chunk);
+        let mut record = encode_record(header);
+        if header.parts == 0 {
+            record.extend_from_slice(payload);
+        } else {
+            for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
+                let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
+                batch.insert(&object_key(hash, part)[..], chunk);
+            }
         }
-        batch.insert(&object_key(hash, 0)[..], encode_record(header));
+        batch.insert(&object_key(hash, 0)[..], record);
         self.objects.apply_batch(batch)?;
         Ok(())
     }
@@ -487,6 +510,35 @@ fn open_db(path: &Path, config: &KvConfig) -> sled::Result<sled::Db> {
 
 fn decode<R: Record>(bytes: &[u8], what: impl FnOnce() -> String) -> StoreResult<R> {
     decode_record::<R>(bytes).map_err(|e| StoreError::decode(what(), e))
+}
+
+/// Splits an object's part-0 value into its header and inline payload (empty unless the
+/// header says `parts == 0`).
+fn split_object_record<'a>(
+    hash: &ContentHash,
+    bytes: &'a [u8],
+) -> StoreResult<(ObjectHeader, &'a [u8])> {
+    let (header, tail) = decode_record_prefix::<ObjectHeader>(bytes)
+        .map_err(|e| StoreError::decode(format!("object {hash}"), e))?;
+    if header.parts > 0 && !tail.is_empty() {
+        return Err(StoreError::corrupt(
+            format!("object {hash}"),
+            format!(
+                "{} unexpected bytes after a chunked object's header",
+                tail.len()
+            ),
+        ));
+    }
+    Ok((header, tail))
+}
+
+/// The number of chunks a payload is stored in: 0 when it fits inline beside its header.
+pub(crate) fn parts_for(payload_len: usize) -> u32 {
+    if payload_len <= CHUNK_LEN {
+        0
+    } else {
+        u32::try_from(payload_len.div_ceil(CHUNK_LEN)).expect("payloads are far below 2^32 chunks")
+    }
 }
 
 fn object_key(hash: &ContentHash, part: u32) -> [u8; 36] {

@@ -270,7 +270,7 @@ impl Store {
         let header = ObjectHeader {
             raw_len: content.len() as u64,
             stored_len: payload.len() as u64,
-            parts: payload.len().div_ceil(crate::kv::CHUNK_LEN) as u32,
+            parts: crate::kv::parts_for(payload.len()),
             kind,
         };
         kv.put_object(hash, &header, &payload)?;

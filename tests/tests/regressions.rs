@@ -202,10 +202,11 @@ fn damaged_objects_are_reported_as_corrupt() {
             hashes.push(store.put(&d, text.as_bytes()).unwrap().hash);
         }
     }
-    // Flip a payload byte of version 5's object.
+    // Flip the last byte of version 5's object: small payloads are stored inline after the
+    // header in part 0, so this damages the payload.
     with_raw_objects(&path, |objects| {
         let mut key = hashes[4].as_bytes().to_vec();
-        key.extend_from_slice(&1u32.to_be_bytes());
+        key.extend_from_slice(&0u32.to_be_bytes());
         let mut v = objects.get(&key).unwrap().unwrap().to_vec();
         let last = v.len() - 1;
         v[last] ^= 0x55;
