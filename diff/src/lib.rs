@@ -23,6 +23,7 @@
 
 pub mod compare;
 pub mod delta;
+pub mod json;
 pub mod model;
 pub mod render;
 
