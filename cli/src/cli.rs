@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Gc,
     /// Import document histories from a folder (one subfolder per document)
     Import(ImportArgs),
+    /// Work with RFC 6902 JSON patches
+    JsonPatch(JsonPatchArgs),
     /// Store a few versions of a bundled document and show its log and a diff
     Quickstart,
 }
@@ -99,19 +101,53 @@ pub(crate) struct LogArgs {
 /// Arguments of `strata diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID (ID: a 64-hex-digit content id).
+    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID.
     pub(crate) old: String,
     /// The new side, in the same forms; may name another document.
     pub(crate) new: String,
-    /// Show only a summary of lines inserted and deleted.
+    /// Show only a summary of lines inserted and deleted, as git's --stat.
     #[arg(long)]
     pub(crate) stat: bool,
     /// Lines of context around each change.
     #[arg(short = 'U', long = "unified", default_value_t = 3, value_name = "N")]
     pub(crate) context: u32,
-    /// Output format: text (unified diff) or json (the typed diff).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// Mark changed words inside lines ([-removed-]{+added+}) instead of whole lines.
+    #[arg(long)]
+    pub(crate) word_diff: bool,
+    /// Ignore whitespace when comparing lines, as git diff -w.
+    #[arg(short = 'w', long)]
+    pub(crate) ignore_whitespace: bool,
+    /// Output: text (unified diff; for JSON documents the changes by JSON path first), json
+    /// (the typed diff), json-patch (an RFC 6902 patch; both sides must be JSON), lines (a
+    /// plain line diff even for JSON).
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "json-patch", "lines"])]
     pub(crate) format: String,
+    /// When to colour the output: auto (when standard output is a terminal and NO_COLOR is
+    /// unset), always or never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub(crate) color: String,
+}
+
+/// Arguments of `strata json-patch`.
+#[derive(Debug, Args)]
+pub(crate) struct JsonPatchArgs {
+    #[command(subcommand)]
+    pub(crate) action: JsonPatchAction,
+}
+
+/// What `strata json-patch` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum JsonPatchAction {
+    /// Apply an RFC 6902 patch to a JSON file and print the result
+    ///
+    /// The document is never half-patched: when any operation fails, nothing is printed and
+    /// the exit code is 2.
+    Apply {
+        /// The JSON document ('-' for standard input).
+        doc: PathBuf,
+        /// The RFC 6902 patch, a JSON array of operations ('-' for standard input).
+        patch: PathBuf,
+    },
 }
 
 /// A `--json` switch.

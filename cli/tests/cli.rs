@@ -94,8 +94,8 @@ fn put_get_log_diff_scenario() {
     }
     let stat = ok(&strata(d, &["diff", "notes@1", "notes", "--stat"]));
     assert_eq!(
-        stat.trim(),
-        "1 file changed, 2 insertions(+), 1 deletion(-)"
+        stat,
+        " notes | 3 ++-\n 1 file changed, 2 insertions(+), 1 deletion(-)\n"
     );
     assert!(
         ok(&strata(
@@ -167,4 +167,85 @@ fn policy_flag_is_recorded() {
     std::fs::write(d.join("a.txt"), "x\n").unwrap();
     ok(&strata(d, &["--policy", "chain:5", "put", "n", "a.txt"]));
     assert!(ok(&strata(d, &["stats"])).contains("chain:5"));
+}
+
+#[test]
+fn diff_flags_json_and_json_patch_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("p1.txt"), "the quick brown fox\nsame line\n").unwrap();
+    std::fs::write(d.join("p2.txt"), "the slow brown fox\nsame   line\n").unwrap();
+    ok(&strata(d, &["put", "prose", "p1.txt"]));
+    ok(&strata(d, &["put", "prose", "p2.txt"]));
+    let w = ok(&strata(d, &["diff", "prose@1", "prose@2", "--word-diff"]));
+    assert!(w.contains("the [-quick-]{+slow+} brown fox"), "{w}");
+    let ws = ok(&strata(d, &["diff", "prose@1", "prose@2", "-w", "--stat"]));
+    assert!(
+        ws.contains("1 insertion(+), 1 deletion(-)"),
+        "whitespace-only line ignored: {ws}"
+    );
+    let colored = ok(&strata(
+        d,
+        &["diff", "prose@1", "prose@2", "--color", "always"],
+    ));
+    assert!(
+        colored.contains("\x1b[31m-") && colored.contains("\x1b[32m+"),
+        "{colored}"
+    );
+    let plain = ok(&strata(d, &["diff", "prose@1", "prose@2"]));
+    assert!(!plain.contains('\x1b'), "no colour when piped");
+
+    std::fs::write(d.join("j1.json"), r#"{"price": 4, "tags": ["a", "b"]}"#).unwrap();
+    std::fs::write(
+        d.join("j2.json"),
+        r#"{"price": 5, "tags": ["a", "b", "c"]}"#,
+    )
+    .unwrap();
+    ok(&strata(d, &["put", "cfg", "j1.json"]));
+    ok(&strata(d, &["put", "cfg", "j2.json"]));
+    let text = ok(&strata(d, &["diff", "cfg@1", "cfg@2"]));
+    assert!(
+        text.contains("/price: 4 -> 5") && text.contains("/tags/2 added: \"c\""),
+        "{text}"
+    );
+    let patch = ok(&strata(
+        d,
+        &["diff", "cfg@1", "cfg", "--format", "json-patch"],
+    ));
+    assert_eq!(
+        patch.trim(),
+        r#"[{"op":"replace","path":"/price","value":5},{"op":"add","path":"/tags/2","value":"c"}]"#
+    );
+    std::fs::write(d.join("patch.json"), &patch).unwrap();
+    let applied = ok(&strata(
+        d,
+        &["json-patch", "apply", "j1.json", "patch.json"],
+    ));
+    let got: serde_json::Value = serde_json::from_str(&applied).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({"price": 5, "tags": ["a", "b", "c"]})
+    );
+    let e = one_line_error(
+        &strata(d, &["diff", "prose@1", "cfg", "--format", "json-patch"]),
+        2,
+    );
+    assert!(e.contains("not JSON"), "{e}");
+    std::fs::write(
+        d.join("bad.json"),
+        r#"[{"op": "test", "path": "/price", "value": 99}]"#,
+    )
+    .unwrap();
+    let e = one_line_error(
+        &strata(d, &["json-patch", "apply", "j1.json", "bad.json"]),
+        2,
+    );
+    assert!(
+        e.contains("test failed") && e.contains("not changed"),
+        "{e}"
+    );
+    let typed = ok(&strata(d, &["diff", "cfg@1", "cfg@2", "--format", "json"]));
+    assert!(typed.contains("\"kind\":\"json\""), "{typed}");
+    let rel = ok(&strata(d, &["diff", "cfg@-1", "cfg", "--format", "lines"]));
+    assert!(rel.starts_with("--- a/cfg@-1"), "{rel}");
 }

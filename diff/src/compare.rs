@@ -1,19 +1,31 @@
-//! Comparing two documents line by line.
+//! Comparing two documents: line diff, structural JSON diff, or a binary summary.
+
+use std::hash::Hash;
 
 use imara_diff::{Algorithm, Diff, InternedInput};
+use serde_json::Value;
 
-use crate::model::{BinarySummary, DiffStat, DocDiff, Hunk, Line, LineKind, TextDiff};
+use crate::json;
+use crate::model::{BinarySummary, DiffStat, DocDiff, Hunk, JsonDocDiff, Line, LineKind, TextDiff};
 
 /// Knobs for [`compare`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiffOptions {
     /// Unchanged lines shown around each change (`-U`). Default 3.
     pub context: u32,
+    /// Compare lines ignoring all whitespace, as `git diff -w`. Default off.
+    pub ignore_whitespace: bool,
+    /// Give a structural diff when both sides are JSON objects or arrays. Default on.
+    pub json: bool,
 }
 
 impl Default for DiffOptions {
     fn default() -> Self {
-        Self { context: 3 }
+        Self {
+            context: 3,
+            ignore_whitespace: false,
+            json: true,
+        }
     }
 }
 
@@ -23,6 +35,14 @@ pub fn is_text(bytes: &[u8]) -> bool {
     !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
 }
 
+/// Parses `bytes` as a JSON document, or explains why it is not one.
+///
+/// # Errors
+/// serde_json's description of the first syntax error.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 /// Compares `old` with `new`. Never fails: content that is not text gives
 /// [`DocDiff::Binary`].
 pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
@@ -30,31 +50,87 @@ pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
         return DocDiff::Same;
     }
     if !is_text(old) || !is_text(new) {
-        return DocDiff::Binary(BinarySummary {
-            old_len: old.len() as u64,
-            new_len: new.len() as u64,
+        return DocDiff::Binary(binary_summary(old, new));
+    }
+    let text = line_diff(old, new, options);
+    if options.json
+        && let (Ok(a), Ok(b)) = (parse_json(old), parse_json(new))
+        && is_container(&a)
+        && is_container(&b)
+    {
+        return DocDiff::Json(JsonDocDiff {
+            structure: json::diff(&a, &b),
+            text,
         });
     }
-    let input = InternedInput::new(old, new);
+    DocDiff::Text(text)
+}
+
+fn is_container(v: &Value) -> bool {
+    matches!(v, Value::Object(_) | Value::Array(_))
+}
+
+/// Summarises two documents that are not both text.
+pub fn binary_summary(old: &[u8], new: &[u8]) -> BinarySummary {
+    let common = old.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+    BinarySummary {
+        old_len: old.len() as u64,
+        new_len: new.len() as u64,
+        differing_bytes: common + old.len().abs_diff(new.len()) as u64,
+        delta_len: crate::delta::encode(old, new, 3).len() as u64,
+    }
+}
+
+fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n').collect()
+}
+
+fn without_whitespace(line: &[u8]) -> Vec<u8> {
+    line.iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect()
+}
+
+fn change_hunks<T: Eq + Hash + AsRef<[u8]> + Default>(
+    before: Vec<T>,
+    after: Vec<T>,
+) -> Vec<imara_diff::Hunk> {
+    let mut input: InternedInput<T> = InternedInput::default();
+    input.update_before(before.into_iter());
+    input.update_after(after.into_iter());
     let mut diff = Diff::compute(Algorithm::Histogram, &input);
     diff.postprocess_lines(&input);
-    let changes: Vec<imara_diff::Hunk> = diff.hunks().collect();
-    let line = |token: imara_diff::Token, kind: LineKind| {
-        let bytes: &[u8] = input.interner[token];
+    diff.hunks().collect()
+}
+
+/// The line diff of two UTF-8 texts, grouped into hunks with `options.context` lines around.
+pub fn line_diff(old: &[u8], new: &[u8], options: &DiffOptions) -> TextDiff {
+    let before = split_lines(old);
+    let after = split_lines(new);
+    let changes = if options.ignore_whitespace {
+        change_hunks(
+            before.iter().map(|l| without_whitespace(l)).collect(),
+            after.iter().map(|l| without_whitespace(l)).collect(),
+        )
+    } else {
+        change_hunks(before.clone(), after.clone())
+    };
+    let line = |bytes: &[u8], kind: LineKind| {
         let (body, no_newline) = match bytes.strip_suffix(b"\n") {
             Some(b) => (b, false),
             None => (bytes, true),
         };
-        // Both inputs passed the UTF-8 check and lines split only at '\n'.
-        let text = std::str::from_utf8(body).expect("lines of UTF-8 text are UTF-8");
+        // Callers pass UTF-8 text, and lines split only at '\n'.
+        let text = String::from_utf8_lossy(body).into_owned();
         Line {
             kind,
-            text: text.to_owned(),
+            text,
             no_newline,
         }
     };
     let ctx = options.context;
-    let old_total = input.before.len() as u32;
+    let old_total = before.len() as u32;
     let mut hunks = Vec::new();
     let mut stat = DiffStat::default();
     let mut i = 0;
@@ -75,21 +151,22 @@ pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
         let mut lines = Vec::new();
         let mut pos = old_start;
         for c in &changes[i..=j] {
+            // Context comes from the old side, so the patch applies to the old document.
             for k in pos..c.before.start {
-                lines.push(line(input.before[k as usize], LineKind::Context));
+                lines.push(line(before[k as usize], LineKind::Context));
             }
             for k in c.before.clone() {
-                lines.push(line(input.before[k as usize], LineKind::Removed));
+                lines.push(line(before[k as usize], LineKind::Removed));
             }
             for k in c.after.clone() {
-                lines.push(line(input.after[k as usize], LineKind::Added));
+                lines.push(line(after[k as usize], LineKind::Added));
             }
-            stat.deletions += u64::from(c.before.len() as u32);
-            stat.insertions += u64::from(c.after.len() as u32);
+            stat.deletions += c.before.len() as u64;
+            stat.insertions += c.after.len() as u64;
             pos = c.before.end;
         }
         for k in pos..old_end {
-            lines.push(line(input.before[k as usize], LineKind::Context));
+            lines.push(line(before[k as usize], LineKind::Context));
         }
         hunks.push(Hunk {
             old_start: old_start.into(),
@@ -100,7 +177,7 @@ pub fn compare(old: &[u8], new: &[u8], options: &DiffOptions) -> DocDiff {
         });
         i = j + 1;
     }
-    DocDiff::Text(TextDiff { hunks, stat })
+    TextDiff { hunks, stat }
 }
 
 #[cfg(test)]
@@ -108,23 +185,19 @@ mod tests {
     use super::*;
 
     fn text(d: &DocDiff) -> &TextDiff {
-        match d {
-            DocDiff::Text(t) => t,
-            other => panic!("expected text diff, got {other:?}"),
-        }
+        d.text()
+            .unwrap_or_else(|| panic!("expected a line diff, got {d:?}"))
     }
 
     #[test]
     fn identical_is_same_and_binary_is_summarised() {
         let o = DiffOptions::default();
         assert_eq!(compare(b"x", b"x", &o), DocDiff::Same);
-        assert_eq!(
-            compare(b"a\0b", b"a", &o),
-            DocDiff::Binary(BinarySummary {
-                old_len: 3,
-                new_len: 1
-            })
-        );
+        let DocDiff::Binary(b) = compare(b"a\0b", b"a", &o) else {
+            panic!("binary expected")
+        };
+        assert_eq!((b.old_len, b.new_len, b.differing_bytes), (3, 1, 2));
+        assert!(b.delta_len > 0);
         assert!(matches!(
             compare(&[0xff, 0xfe], b"a", &o),
             DocDiff::Binary(_)
@@ -137,7 +210,14 @@ mod tests {
         let new = old
             .replacen("\n2\n", "\ntwo\n", 1)
             .replacen("\n18\n", "\neighteen\n", 1);
-        let d = compare(old.as_bytes(), new.as_bytes(), &DiffOptions { context: 2 });
+        let d = compare(
+            old.as_bytes(),
+            new.as_bytes(),
+            &DiffOptions {
+                context: 2,
+                ..DiffOptions::default()
+            },
+        );
         let t = text(&d);
         assert_eq!(t.hunks.len(), 2);
         assert_eq!((t.hunks[0].old_start, t.hunks[0].old_len), (0, 4));
@@ -161,5 +241,46 @@ mod tests {
             .filter(|l| l.kind == LineKind::Removed)
             .collect();
         assert!(removed[0].no_newline);
+    }
+
+    #[test]
+    fn whitespace_changes_can_be_ignored() {
+        let o = DiffOptions {
+            ignore_whitespace: true,
+            ..DiffOptions::default()
+        };
+        let d = compare(b"a b\nc\n", b"a  b\nc\nd\n", &o);
+        assert_eq!(
+            text(&d).stat,
+            DiffStat {
+                insertions: 1,
+                deletions: 0
+            }
+        );
+    }
+
+    #[test]
+    fn json_documents_get_a_structural_diff() {
+        let d = compare(
+            br#"{"price": 4}"#,
+            br#"{"price": 5}"#,
+            &DiffOptions::default(),
+        );
+        let DocDiff::Json(j) = &d else {
+            panic!("json expected, got {d:?}")
+        };
+        assert_eq!(j.structure.summary(), ["/price: 4 -> 5"]);
+        let off = DiffOptions {
+            json: false,
+            ..DiffOptions::default()
+        };
+        assert!(matches!(
+            compare(br#"{"price": 4}"#, br#"{"price": 5}"#, &off),
+            DocDiff::Text(_)
+        ));
+        assert!(matches!(
+            compare(b"4", b"5", &DiffOptions::default()),
+            DocDiff::Text(_)
+        ));
     }
 }

@@ -548,7 +548,7 @@ fn array_by_content(x: &[Value], y: &[Value], path: &mut String) -> Vec<Raw> {
         let paired = (be - bs).min(ae - as_);
         for k in 0..paired {
             with_token(path, &(bs + k).to_string(), |p| {
-                diff_raw(&x[bs + k], &y[as_ + k], p, &mut out)
+                diff_raw(&x[bs + k], &y[as_ + k], p, &mut out);
             });
         }
         for k in (paired..be - bs).rev() {

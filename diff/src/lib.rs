@@ -28,4 +28,4 @@ pub mod model;
 pub mod render;
 
 pub use compare::{DiffOptions, compare};
-pub use model::{BinarySummary, DiffStat, DocDiff, Hunk, Line, LineKind, TextDiff};
+pub use model::{BinarySummary, DiffStat, DocDiff, Hunk, JsonDocDiff, Line, LineKind, TextDiff};

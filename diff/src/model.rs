@@ -3,22 +3,43 @@
 use serde::{Deserialize, Serialize};
 
 /// How two documents differ.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DocDiff {
     /// The two documents are byte-identical.
     Same,
     /// Both sides are text: the changed lines in hunks.
     Text(TextDiff),
+    /// Both sides are JSON objects or arrays: the structural diff, and the line diff too.
+    Json(JsonDocDiff),
     /// At least one side is not text; only a summary is given.
     Binary(BinarySummary),
 }
 
+/// A structural JSON diff with the line diff of the same two documents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonDocDiff {
+    /// The RFC 6902 patch and the change list.
+    pub structure: crate::json::JsonDiff,
+    /// The line diff of the two documents' text.
+    pub text: TextDiff,
+}
+
 impl DocDiff {
+    /// Returns the line diff, if any (text and JSON documents).
+    pub fn text(&self) -> Option<&TextDiff> {
+        match self {
+            Self::Text(t) => Some(t),
+            Self::Json(j) => Some(&j.text),
+            Self::Same | Self::Binary(_) => None,
+        }
+    }
+
     /// Returns lines added and removed (zero for binary and identical content).
     pub fn stat(&self) -> DiffStat {
         match self {
             Self::Text(t) => t.stat,
+            Self::Json(j) => j.text.stat,
             Self::Same | Self::Binary(_) => DiffStat::default(),
         }
     }
@@ -87,4 +108,8 @@ pub struct BinarySummary {
     pub old_len: u64,
     /// Length of the new document.
     pub new_len: u64,
+    /// Bytes that differ position by position, plus the difference in length.
+    pub differing_bytes: u64,
+    /// Size of the storage delta (zstd with the old side as prefix) from old to new.
+    pub delta_len: u64,
 }

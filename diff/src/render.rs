@@ -1,31 +1,103 @@
-//! Rendering a [`DocDiff`] for people.
+//! Rendering a [`DocDiff`] for people: unified diff, word diff, stat, with optional colour.
 
 use std::fmt::Write as _;
 
-use crate::model::{DocDiff, Hunk, LineKind};
+use imara_diff::{Algorithm, Diff, InternedInput};
+
+use crate::model::{DocDiff, Hunk, Line, LineKind, TextDiff};
+
+/// How to decorate output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colours: removed red, added green, hunk headers cyan, file headers bold.
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+const RED: &str = "31";
+const GREEN: &str = "32";
+const CYAN: &str = "36";
+const BOLD: &str = "1";
 
 /// Renders `diff` in the unified format (`--- old`, `+++ new`, `@@` hunks) that GNU `patch`
 /// and `git apply` read. Identical documents render as the empty string; binary ones as one
-/// line, `Binary files OLD and NEW differ (X bytes -> Y bytes)`.
+/// summary line; JSON documents as their change list by JSON path followed by the line diff
+/// (patch tools skip the leading lines).
 pub fn unified(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
+    unified_styled(diff, old_label, new_label, Style::default())
+}
+
+/// [`unified`] with a [`Style`].
+pub fn unified_styled(diff: &DocDiff, old_label: &str, new_label: &str, style: Style) -> String {
     let mut out = String::new();
     match diff {
         DocDiff::Same => {}
-        DocDiff::Binary(b) => {
+        DocDiff::Binary(_) => {
+            out.push_str(&binary_line(diff, old_label, new_label));
+            out.push('\n');
+        }
+        DocDiff::Text(t) => write_text(&mut out, t, old_label, new_label, style),
+        DocDiff::Json(j) => {
+            let changes = j.structure.summary();
             let _ = writeln!(
                 out,
-                "Binary files {old_label} and {new_label} differ ({} bytes -> {} bytes)",
-                b.old_len, b.new_len
+                "{}",
+                style.paint(BOLD, &format!("JSON changes ({}):", changes.len()))
             );
-        }
-        DocDiff::Text(t) => {
-            let _ = writeln!(out, "--- {old_label}\n+++ {new_label}");
-            for h in &t.hunks {
-                write_hunk(&mut out, h);
+            for c in changes {
+                let _ = writeln!(out, "  {c}");
             }
+            out.push('\n');
+            write_text(&mut out, &j.text, old_label, new_label, style);
         }
     }
     out
+}
+
+fn binary_line(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
+    match diff {
+        DocDiff::Binary(b) => format!(
+            "Binary files {old_label} and {new_label} differ ({} bytes -> {} bytes, {} bytes differ, delta {} bytes)",
+            b.old_len, b.new_len, b.differing_bytes, b.delta_len
+        ),
+        _ => String::new(),
+    }
+}
+
+fn write_text(out: &mut String, t: &TextDiff, old_label: &str, new_label: &str, style: Style) {
+    if t.hunks.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("--- {old_label}")));
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("+++ {new_label}")));
+    for h in &t.hunks {
+        let _ = writeln!(out, "{}", style.paint(CYAN, &hunk_header(h)));
+        for line in &h.lines {
+            let (tag, code) = match line.kind {
+                LineKind::Context => (' ', None),
+                LineKind::Removed => ('-', Some(RED)),
+                LineKind::Added => ('+', Some(GREEN)),
+            };
+            let text = format!("{tag}{}", line.text);
+            match code {
+                Some(c) => out.push_str(&style.paint(c, &text)),
+                None => out.push_str(&text),
+            }
+            out.push('\n');
+            if line.no_newline {
+                out.push_str("\\ No newline at end of file\n");
+            }
+        }
+    }
 }
 
 /// Returns the `@@ -a,b +c,d @@` header of a hunk, with GNU diff's numbering.
@@ -45,19 +117,150 @@ fn range(start: u64, len: u64) -> String {
     }
 }
 
-fn write_hunk(out: &mut String, h: &Hunk) {
-    out.push_str(&hunk_header(h));
-    out.push('\n');
-    for line in &h.lines {
-        out.push(match line.kind {
-            LineKind::Context => ' ',
-            LineKind::Removed => '-',
-            LineKind::Added => '+',
-        });
-        out.push_str(&line.text);
+/// Renders a word diff for prose, like `git diff --word-diff`: lines without prefixes, with
+/// removed words as `[-old-]` and added words as `{+new+}` inside the lines.
+pub fn word_diff(diff: &DocDiff, old_label: &str, new_label: &str, style: Style) -> String {
+    let Some(t) = diff.text() else {
+        return unified_styled(diff, old_label, new_label, style);
+    };
+    let mut out = String::new();
+    if t.hunks.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("--- {old_label}")));
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("+++ {new_label}")));
+    for h in &t.hunks {
+        let _ = writeln!(out, "{}", style.paint(CYAN, &hunk_header(h)));
+        let mut i = 0;
+        while i < h.lines.len() {
+            if h.lines[i].kind == LineKind::Context {
+                out.push_str(&h.lines[i].text);
+                out.push('\n');
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < h.lines.len() && h.lines[i].kind != LineKind::Context {
+                i += 1;
+            }
+            write_word_run(&mut out, &h.lines[start..i], style);
+        }
+    }
+    out
+}
+
+fn join_kind(lines: &[Line], kind: LineKind) -> String {
+    let parts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.kind == kind)
+        .map(|l| l.text.as_str())
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        parts.join("\n") + "\n"
+    }
+}
+
+/// Splits text into words, runs of whitespace, and single punctuation characters.
+fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let class = |c: char| {
+        if c.is_alphanumeric() || c == '_' {
+            0
+        } else if c.is_whitespace() {
+            1
+        } else {
+            2
+        }
+    };
+    let mut prev: Option<u8> = None;
+    for (i, c) in text.char_indices() {
+        let k = class(c);
+        if let Some(p) = prev
+            && (p != k || k == 2)
+        {
+            out.push(&text[start..i]);
+            start = i;
+        }
+        prev = Some(k);
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+fn write_word_run(out: &mut String, run: &[Line], style: Style) {
+    let old = join_kind(run, LineKind::Removed);
+    let new = join_kind(run, LineKind::Added);
+    let (a, b) = (words(&old), words(&new));
+    let mut input: InternedInput<&str> = InternedInput::default();
+    input.update_before(a.iter().copied());
+    input.update_after(b.iter().copied());
+    let d = Diff::compute(Algorithm::Myers, &input);
+    let mut pos_a = 0usize;
+    let mut text = String::new();
+    let mark = |text: &mut String, open: &str, close: &str, code: &str, body: String| {
+        if body.is_empty() {
+            return;
+        }
+        // Markers never span a newline, so every output line stands alone.
+        for (n, piece) in body.split('\n').enumerate() {
+            if n > 0 {
+                text.push('\n');
+            }
+            if !piece.is_empty() {
+                text.push_str(&style.paint(code, &format!("{open}{piece}{close}")));
+            }
+        }
+    };
+    for h in d.hunks() {
+        let (bs, be) = (h.before.start as usize, h.before.end as usize);
+        let (as_, ae) = (h.after.start as usize, h.after.end as usize);
+        for w in &a[pos_a..bs] {
+            text.push_str(w);
+        }
+        mark(&mut text, "[-", "-]", RED, a[bs..be].concat());
+        mark(&mut text, "{+", "+}", GREEN, b[as_..ae].concat());
+        pos_a = be;
+    }
+    for w in &a[pos_a..] {
+        text.push_str(w);
+    }
+    out.push_str(&text);
+    if !text.ends_with('\n') {
         out.push('\n');
-        if line.no_newline {
-            out.push_str("\\ No newline at end of file\n");
+    }
+}
+
+/// Renders git's `--stat` form: ` NAME | 5 ++---` and the summary line.
+pub fn stat(diff: &DocDiff, name: &str) -> String {
+    match diff {
+        DocDiff::Same => String::from(" 0 files changed\n"),
+        DocDiff::Binary(b) => {
+            format!(
+                " {name} | Bin {} -> {} bytes\n 1 file changed\n",
+                b.old_len, b.new_len
+            )
+        }
+        DocDiff::Text(_) | DocDiff::Json(_) => {
+            let s = diff.stat();
+            let total = s.insertions + s.deletions;
+            let width = 50u64;
+            let (plus, minus) = if total > width {
+                let p = (s.insertions * width).div_ceil(total);
+                (p, width.saturating_sub(p))
+            } else {
+                (s.insertions, s.deletions)
+            };
+            format!(
+                " {name} | {total} {}{}\n {}\n",
+                "+".repeat(plus as usize),
+                "-".repeat(minus as usize),
+                stat_line(diff)
+            )
         }
     }
 }
@@ -73,13 +276,14 @@ pub fn stat_line(diff: &DocDiff) -> String {
                 b.old_len, b.new_len
             )
         }
-        DocDiff::Text(t) => {
+        DocDiff::Text(_) | DocDiff::Json(_) => {
+            let s = diff.stat();
             let plural =
                 |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
             format!(
                 "1 file changed, {}(+), {}(-)",
-                plural(t.stat.insertions, "insertion", "insertions"),
-                plural(t.stat.deletions, "deletion", "deletions")
+                plural(s.insertions, "insertion", "insertions"),
+                plural(s.deletions, "deletion", "deletions")
             )
         }
     }
@@ -101,11 +305,52 @@ mod tests {
             stat_line(&d),
             "1 file changed, 1 insertion(+), 1 deletion(-)"
         );
+        assert_eq!(
+            stat(&d, "doc"),
+            " doc | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n"
+        );
     }
 
     #[test]
     fn empty_old_side_uses_zero_range() {
         let d = compare(b"", b"new\n", &DiffOptions::default());
         assert_eq!(unified(&d, "a", "b"), "--- a\n+++ b\n@@ -0,0 +1 @@\n+new\n");
+    }
+
+    #[test]
+    fn colour_marks_lines() {
+        let d = compare(b"a\n", b"b\n", &DiffOptions::default());
+        let s = unified_styled(&d, "x", "y", Style { color: true });
+        assert!(
+            s.contains("\x1b[31m-a\x1b[0m")
+                && s.contains("\x1b[32m+b\x1b[0m")
+                && s.contains("\x1b[36m@@")
+        );
+    }
+
+    #[test]
+    fn word_diff_marks_changed_words() {
+        let d = compare(
+            b"the quick brown fox\nstays\n",
+            b"the slow brown fox\nstays\n",
+            &DiffOptions::default(),
+        );
+        let s = word_diff(&d, "a", "b", Style::default());
+        assert!(s.contains("the [-quick-]{+slow+} brown fox\n"), "{s}");
+        assert!(s.ends_with("stays\n"), "{s}");
+    }
+
+    #[test]
+    fn json_renders_changes_then_lines() {
+        let d = compare(
+            b"{\"price\": 4}\n",
+            b"{\"price\": 5}\n",
+            &DiffOptions::default(),
+        );
+        let s = unified(&d, "a", "b");
+        assert!(
+            s.starts_with("JSON changes (1):\n  /price: 4 -> 5\n\n--- a\n"),
+            "{s}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! to the model, and checks them against each other after every step.
 
 use strata_core::{ContentHash, DocId, Policy, VersionNo};
-use strata_diff::{DiffOptions, DocDiff, render};
+use strata_diff::{DiffOptions, DocDiff, TextDiff, render};
 use strata_storage::{At, Durability, PutOptions, StoreError, StoreOptions};
 
 use crate::fixture::{PolicyUnderTest, TestStore};
@@ -254,18 +254,31 @@ fn check_diff(step: usize, old: &[u8], new: &[u8], diff: &DocDiff) -> RunResult 
             b.old_len == old.len() as u64 && b.new_len == new.len() as u64,
             || format!("step {step}: binary summary sizes wrong"),
         ),
-        DocDiff::Text(_) => {
-            let (o, n) = (std::str::from_utf8(old), std::str::from_utf8(new));
-            let (Ok(o), Ok(n)) = (o, n) else {
-                return Err(format!("step {step}: text diff of non-UTF-8 content"));
+        DocDiff::Json(j) => {
+            let parse = |b: &[u8]| {
+                strata_diff::compare::parse_json(b).map_err(|e| format!("step {step}: {e}"))
             };
-            let patched = apply_unified(o, &render::unified(diff, "a", "b"))
-                .map_err(|e| format!("step {step}: {e}"))?;
-            check(patched == n, || {
-                format!("step {step}: applying the unified diff does not give the new side")
-            })
+            let patched = strata_diff::json::apply_patch(&parse(old)?, &j.structure.patch)
+                .map_err(|e| format!("step {step}: JSON patch does not apply: {e}"))?;
+            check(patched == parse(new)?, || {
+                format!("step {step}: JSON patch does not give the new side")
+            })?;
+            check_text(step, old, new, &j.text)
         }
+        DocDiff::Text(t) => check_text(step, old, new, t),
     }
+}
+
+/// Applying the unified rendering of a line diff to the old side gives the new side.
+fn check_text(step: usize, old: &[u8], new: &[u8], text: &TextDiff) -> RunResult {
+    let (Ok(o), Ok(n)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return Err(format!("step {step}: text diff of non-UTF-8 content"));
+    };
+    let rendered = render::unified(&DocDiff::Text(text.clone()), "a", "b");
+    let patched = apply_unified(o, &rendered).map_err(|e| format!("step {step}: {e}"))?;
+    check(patched == n, || {
+        format!("step {step}: applying the unified diff does not give the new side")
+    })
 }
 
 /// Every version of every document reads back byte-identical, with a cold cache and after a

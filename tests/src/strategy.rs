@@ -207,3 +207,129 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
 pub fn doc_key(i: usize) -> String {
     ["notes/a.md", "data/b.json", "c"][i % 3].to_owned()
 }
+
+/// A JSON value (objects, arrays, numbers, strings, booleans, null) of bounded size.
+pub fn json_tree() -> impl Strategy<Value = serde_json::Value> {
+    json_value().prop_map(|s| serde_json::from_str(&s).expect("generated JSON parses"))
+}
+
+/// One structural edit of a JSON document.
+#[derive(Clone, Debug)]
+pub enum JsonEdit {
+    /// Replace the node with a scalar.
+    SetLeaf(Vec<Index>, i64),
+    /// Insert a value into an array node (or add a member to an object node).
+    Insert(Vec<Index>, Index, serde_json::Value),
+    /// Remove a child of the node.
+    Remove(Vec<Index>, Index),
+    /// Rename a member of an object node.
+    Rename(Vec<Index>, Index, String),
+}
+
+/// A JSON edit, with a random path of child choices.
+pub fn json_edit() -> impl Strategy<Value = JsonEdit> {
+    let path = prop::collection::vec(any::<Index>(), 0..4);
+    prop_oneof![
+        (path.clone(), any::<i64>()).prop_map(|(p, n)| JsonEdit::SetLeaf(p, n)),
+        (path.clone(), any::<Index>(), json_tree()).prop_map(|(p, i, v)| JsonEdit::Insert(p, i, v)),
+        (path.clone(), any::<Index>()).prop_map(|(p, i)| JsonEdit::Remove(p, i)),
+        (path, any::<Index>(), "[a-z]{1,6}").prop_map(|(p, i, k)| JsonEdit::Rename(p, i, k)),
+    ]
+}
+
+fn walk<'v>(v: &'v mut serde_json::Value, path: &[Index]) -> &'v mut serde_json::Value {
+    use serde_json::Value;
+    let Some((first, rest)) = path.split_first() else {
+        return v;
+    };
+    let len = match v {
+        Value::Array(a) => a.len(),
+        Value::Object(m) => m.len(),
+        _ => 0,
+    };
+    if len == 0 {
+        return v;
+    }
+    let i = first.index(len);
+    match v {
+        Value::Array(a) => walk(&mut a[i], rest),
+        Value::Object(m) => {
+            let key = m.keys().nth(i).cloned().expect("index within length");
+            walk(m.get_mut(&key).expect("key just listed"), rest)
+        }
+        other => other,
+    }
+}
+
+/// Applies a JSON edit in place.
+pub fn apply_json_edit(doc: &mut serde_json::Value, edit: &JsonEdit) {
+    use serde_json::Value;
+    match edit {
+        JsonEdit::SetLeaf(p, n) => *walk(doc, p) = Value::from(*n),
+        JsonEdit::Insert(p, i, v) => match walk(doc, p) {
+            Value::Array(a) => {
+                let at = i.index(a.len() + 1);
+                a.insert(at, v.clone());
+            }
+            Value::Object(m) => {
+                m.insert(format!("k{}", i.index(1000)), v.clone());
+            }
+            other => *other = Value::Array(vec![other.clone(), v.clone()]),
+        },
+        JsonEdit::Remove(p, i) => match walk(doc, p) {
+            Value::Array(a) if !a.is_empty() => {
+                let at = i.index(a.len());
+                a.remove(at);
+            }
+            Value::Object(m) if !m.is_empty() => {
+                let key = m
+                    .keys()
+                    .nth(i.index(m.len()))
+                    .cloned()
+                    .expect("index within length");
+                m.shift_remove(&key);
+            }
+            _ => {}
+        },
+        JsonEdit::Rename(p, i, k) => {
+            if let Value::Object(m) = walk(doc, p)
+                && !m.is_empty()
+                && !m.contains_key(k)
+            {
+                let key = m
+                    .keys()
+                    .nth(i.index(m.len()))
+                    .cloned()
+                    .expect("index within length");
+                if let Some(v) = m.shift_remove(&key) {
+                    m.insert(k.clone(), v);
+                }
+            }
+        }
+    }
+}
+
+/// Operations of the position-based patch that replaces every differing leaf: the bound a
+/// structural diff must not exceed.
+pub fn naive_patch_len(a: &serde_json::Value, b: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    if a == b {
+        return 0;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.iter()
+                .map(|(k, v)| y.get(k).map_or(1, |w| naive_patch_len(v, w)))
+                .sum::<usize>()
+                + y.keys().filter(|k| !x.contains_key(*k)).count()
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| naive_patch_len(p, q))
+                .sum::<usize>()
+                + x.len().abs_diff(y.len())
+        }
+        _ => 1,
+    }
+}

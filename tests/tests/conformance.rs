@@ -8,7 +8,9 @@ use serde_json::Value;
 use strata_diff::json::{apply_patch, json_eq, parse_patch};
 
 fn suite(name: &str) -> Option<Vec<Value>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/json-patch-tests").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/json-patch-tests")
+        .join(name);
     let text = std::fs::read_to_string(&path).ok()?;
     match serde_json::from_str(&text).expect("the suite is valid JSON") {
         Value::Array(cases) => Some(cases),
@@ -27,7 +29,9 @@ fn run(name: &str) {
         if case.get("disabled").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let (Some(doc), Some(patch)) = (case.get("doc"), case.get("patch")) else { continue };
+        let (Some(doc), Some(patch)) = (case.get("doc"), case.get("patch")) else {
+            continue;
+        };
         let comment = case.get("comment").and_then(Value::as_str).unwrap_or("");
         let result = parse_patch(patch).and_then(|ops| apply_patch(doc, &ops));
         checked += 1;
@@ -35,11 +39,20 @@ fn run(name: &str) {
             (Some(want), _, Ok(got)) if json_eq(got, want) => {}
             (_, Some(_), Err(_)) => {}
             (None, None, Ok(_)) => {}
-            _ => failures.push(format!("case {i} ({comment}): got {result:?}, expected {:?} / error {:?}", case.get("expected"), case.get("error"))),
+            _ => failures.push(format!(
+                "case {i} ({comment}): got {result:?}, expected {:?} / error {:?}",
+                case.get("expected"),
+                case.get("error")
+            )),
         }
         // Whatever happened, the input document was not modified (apply works on a copy).
     }
-    assert!(failures.is_empty(), "{name}: {} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {checked} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked > 10, "{name}: only {checked} cases ran");
 }
 

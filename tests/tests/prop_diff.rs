@@ -35,10 +35,11 @@ proptest! {
         for e in &edits {
             target = apply_edit(&target, e);
         }
-        let diff = compare(&base, &target, &DiffOptions { context });
+        let diff = compare(&base, &target, &DiffOptions { context, json: false, ..DiffOptions::default() });
         match &diff {
             DocDiff::Same => prop_assert_eq!(&base, &target),
             DocDiff::Binary(_) => prop_assert!(std::str::from_utf8(&base).is_err() || std::str::from_utf8(&target).is_err() || base.contains(&0) || target.contains(&0)),
+            DocDiff::Json(_) => prop_assert!(false, "JSON mode was off"),
             DocDiff::Text(t) => {
                 let old = std::str::from_utf8(&base).unwrap();
                 let new = std::str::from_utf8(&target).unwrap();
@@ -53,5 +54,32 @@ proptest! {
     #[test]
     fn prop_diff_of_self_is_same(doc in document()) {
         prop_assert_eq!(compare(&doc, &doc, &DiffOptions::default()), DocDiff::Same);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn prop_json_patch_of_any_two_values_applies(a in strata_tests::strategy::json_tree(), b in strata_tests::strategy::json_tree()) {
+        let d = strata_diff::json::diff(&a, &b);
+        prop_assert_eq!(strata_diff::json::apply_patch(&a, &d.patch).unwrap(), b.clone());
+        prop_assert!(d.patch.len() <= strata_tests::strategy::naive_patch_len(&a, &b));
+    }
+
+    #[test]
+    fn prop_json_patch_of_edited_documents_applies(a in strata_tests::strategy::json_tree(),
+                                                   edits in prop::collection::vec(strata_tests::strategy::json_edit(), 1..5)) {
+        let mut b = a.clone();
+        for e in &edits {
+            strata_tests::strategy::apply_json_edit(&mut b, e);
+        }
+        let d = strata_diff::json::diff(&a, &b);
+        prop_assert_eq!(strata_diff::json::apply_patch(&a, &d.patch).unwrap(), b.clone());
+        prop_assert!(d.patch.len() <= strata_tests::strategy::naive_patch_len(&a, &b),
+            "patch {} ops, naive {}", d.patch.len(), strata_tests::strategy::naive_patch_len(&a, &b));
+        // The patch survives a round trip through its RFC 6902 JSON form.
+        let text = serde_json::to_value(&d.patch).unwrap();
+        prop_assert_eq!(strata_diff::json::parse_patch(&text).unwrap(), d.patch);
     }
 }

@@ -1,6 +1,6 @@
 //! `strata diff OLD NEW`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use strata_diff::{DiffOptions, render};
 use strata_storage::Store;
@@ -12,32 +12,66 @@ use crate::spec;
 pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
     let (old_doc, old_at) = spec::parse(&args.old)?;
     let (new_doc, new_at) = spec::parse(&args.new)?;
+    let read = |doc, at| -> Result<Vec<u8>, CliError> {
+        store
+            .get(doc, at)?
+            .ok_or_else(|| CliError::NotFound(format!("no version {}", spec::describe(doc, at))))
+    };
+    let old = read(&old_doc, old_at)?;
+    let new = read(&new_doc, new_at)?;
+    if args.format == "json-patch" {
+        let parse = |bytes: &[u8], label: &str| {
+            strata_diff::compare::parse_json(bytes).map_err(|e| {
+                CliError::failed(format!(
+                    "--format json-patch needs JSON on both sides: '{label}' is not JSON ({e})"
+                ))
+            })
+        };
+        let d = strata_diff::json::diff(&parse(&old, &args.old)?, &parse(&new, &args.new)?);
+        return super::write_json(out, &d.patch);
+    }
     let options = DiffOptions {
         context: args.context,
-    };
-    let old = store.get(&old_doc, old_at)?;
-    let new = store.get(&new_doc, new_at)?;
-    let (Some(old), Some(new)) = (old, new) else {
-        let missing = if store.record(&old_doc, old_at)?.is_none() {
-            spec::describe(&old_doc, old_at)
-        } else {
-            spec::describe(&new_doc, new_at)
-        };
-        return Err(CliError::NotFound(format!("no version {missing}")));
+        ignore_whitespace: args.ignore_whitespace,
+        json: args.format != "lines",
     };
     let diff = strata_diff::compare(&old, &new, &options);
     if args.format == "json" {
         return super::write_json(out, &diff);
     }
-    if args.stat {
-        writeln!(out, "{}", render::stat_line(&diff))?;
-        return Ok(());
-    }
-    let text = render::unified(
-        &diff,
-        &format!("a/{}", args.old),
-        &format!("b/{}", args.new),
-    );
+    let style = render::Style {
+        color: use_color(&args.color),
+    };
+    let (a, b) = (format!("a/{}", args.old), format!("b/{}", args.new));
+    let text = if args.stat {
+        render::stat(&diff, &stat_name(&args.old, &args.new))
+    } else if args.word_diff {
+        render::word_diff(&diff, &a, &b, style)
+    } else {
+        render::unified_styled(&diff, &a, &b, style)
+    };
+    // Identical versions print nothing, as diff and git do.
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn stat_name(old: &str, new: &str) -> String {
+    let doc = |s: &str| {
+        spec::parse(s)
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_else(|_| s.to_owned())
+    };
+    let (a, b) = (doc(old), doc(new));
+    if a == b { a } else { format!("{a} => {b}") }
+}
+
+fn use_color(choice: &str) -> bool {
+    match choice {
+        "always" => true,
+        "never" => false,
+        _ => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod diff;
 mod get;
 mod import;
+mod json_patch;
 mod log;
 mod ls;
 mod put;
@@ -32,6 +33,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
         Command::Gc => verify::run_gc(&open(cli, false)?, out),
         Command::Import(args) => import::run(args, &open_with(cli, true, true)?, out),
+        Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Quickstart => quickstart::run(&open(cli, true)?, out),
     }
 }
