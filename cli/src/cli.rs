@@ -50,6 +50,8 @@ pub(crate) enum Command {
     Import(ImportArgs),
     /// Work with RFC 6902 JSON patches
     JsonPatch(JsonPatchArgs),
+    /// Compare two files outside any store, with the same options as diff
+    DiffFiles(DiffArgs),
     /// Store a few versions of a bundled document and show its log and a diff
     Quickstart,
 }
@@ -101,7 +103,7 @@ pub(crate) struct LogArgs {
 /// Arguments of `strata diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID.
+    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID (for diff-files: a file path).
     pub(crate) old: String,
     /// The new side, in the same forms; may name another document.
     pub(crate) new: String,

@@ -99,7 +99,15 @@ fn change_hunks<T: Eq + Hash + AsRef<[u8]> + Default>(
     let mut input: InternedInput<T> = InternedInput::default();
     input.update_before(before.into_iter());
     input.update_after(after.into_iter());
+    // Histogram gives the most readable diffs, but on some inputs it is a few percent longer
+    // than necessary; Myers (with git's heuristics) is near-minimal. Both are fast, so compute
+    // both and keep the histogram diff unless Myers is strictly smaller.
     let mut diff = Diff::compute(Algorithm::Histogram, &input);
+    let size = |d: &Diff| d.count_additions() + d.count_removals();
+    let myers = Diff::compute(Algorithm::Myers, &input);
+    if size(&myers) < size(&diff) {
+        diff = myers;
+    }
     diff.postprocess_lines(&input);
     diff.hunks().collect()
 }

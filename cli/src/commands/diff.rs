@@ -19,6 +19,18 @@ pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result
     };
     let old = read(&old_doc, old_at)?;
     let new = read(&new_doc, new_at)?;
+    show(args, &old, &new, out)
+}
+
+/// `strata diff-files OLD NEW`: the same comparison for two files outside any store.
+pub(crate) fn run_files(args: &DiffArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let read =
+        |p: &str| std::fs::read(p).map_err(|e| CliError::failed(format!("cannot read '{p}': {e}")));
+    let (old, new) = (read(&args.old)?, read(&args.new)?);
+    show(args, &old, &new, out)
+}
+
+fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
     if args.format == "json-patch" {
         let parse = |bytes: &[u8], label: &str| {
             strata_diff::compare::parse_json(bytes).map_err(|e| {
@@ -27,7 +39,7 @@ pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result
                 ))
             })
         };
-        let d = strata_diff::json::diff(&parse(&old, &args.old)?, &parse(&new, &args.new)?);
+        let d = strata_diff::json::diff(&parse(old, &args.old)?, &parse(new, &args.new)?);
         return super::write_json(out, &d.patch);
     }
     let options = DiffOptions {
@@ -35,7 +47,7 @@ pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result
         ignore_whitespace: args.ignore_whitespace,
         json: args.format != "lines",
     };
-    let diff = strata_diff::compare(&old, &new, &options);
+    let diff = strata_diff::compare(old, new, &options);
     if args.format == "json" {
         return super::write_json(out, &diff);
     }

@@ -28,6 +28,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Get(args) => get::run(args, &open(cli, false)?, out),
         Command::Log(args) => log::run(args, &open(cli, false)?, out),
         Command::Diff(args) => diff::run(args, &open(cli, false)?, out),
+        Command::DiffFiles(args) => diff::run_files(args, out),
         Command::Ls(args) => ls::run_ls(args, &open(cli, false)?, out),
         Command::Stats(args) => ls::run_stats(args, &open(cli, false)?, out),
         Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
