@@ -52,6 +52,12 @@ pub(crate) enum Command {
     JsonPatch(JsonPatchArgs),
     /// Compare two files outside any store, with the same options as diff
     DiffFiles(DiffArgs),
+    /// Re-encode every stored object (smaller, or under another policy) without changing ids
+    ///
+    /// The store is rewritten into a new directory beside it, verified, and swapped in; until
+    /// then the original is untouched, so an interrupted repack loses nothing. The policy given
+    /// with --policy is recorded for later writes.
+    Repack(RepackArgs),
     /// Store a few versions of a bundled document and show its log and a diff
     Quickstart,
 }
@@ -171,4 +177,15 @@ pub(crate) struct ImportArgs {
     /// Versions per transaction; each batch is flushed once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub(crate) batch: usize,
+}
+
+/// Arguments of `strata repack`.
+#[derive(Debug, Args)]
+pub(crate) struct RepackArgs {
+    /// The zstd level for re-encoded objects (1-22). 19 is smallest but about 20 times slower.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub(crate) level: i32,
+    /// How many earlier versions to try as delta bases (chain and cost policies).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) window: usize,
 }

@@ -116,6 +116,12 @@ pub enum StoreError {
         /// The hash of what was rebuilt.
         actual: ContentHash,
     },
+    /// A repack could not complete; the original store is unchanged.
+    #[error("repack failed: {reason}")]
+    Repack {
+        /// What went wrong.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("storage engine failed: {0}")]
     Backend(#[source] BackendError),

@@ -77,6 +77,10 @@ fn is_store_dir(path: &Path) -> bool {
 
 impl Kv {
     pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<Self, OpenError> {
+        crate::repack::finish_interrupted_swap(path).map_err(|e| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        })?;
         if path.exists() && !path.is_dir() {
             return Err(OpenError::NotAStore {
                 path: path.to_owned(),
@@ -122,6 +126,10 @@ impl Kv {
             db,
         };
         kv.check_format(path)?;
+        crate::repack::remove_repack_leftovers(path).map_err(|e| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        })?;
         Ok(kv)
     }
 
@@ -463,6 +471,32 @@ impl Kv {
             TransactionError::Abort(a) => a,
             TransactionError::Storage(e) => CommitAbort::Corrupt(e.into()),
         })
+    }
+
+    /// Copies every tree except `objects` into `dest` verbatim: names, documents, versions, the
+    /// change feed and the meta records (format, policy, counters).
+    pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
+        let pairs = [
+            (&self.names, &dest.names),
+            (&self.docs, &dest.docs),
+            (&self.versions, &dest.versions),
+            (&self.feed, &dest.feed),
+            (&self.meta, &dest.meta),
+        ];
+        for (from, to) in pairs {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in from.iter() {
+                let (k, v) = kv?;
+                batch.insert(k, v);
+                n += 1;
+                if n % 4096 == 0 {
+                    to.apply_batch(std::mem::take(&mut batch))?;
+                }
+            }
+            to.apply_batch(batch)?;
+        }
+        Ok(())
     }
 
     /// Deletes an object (header and chunks). Used by `gc` only.

@@ -312,3 +312,92 @@ fn gc_removes_only_unreferenced_objects() {
     assert!(report.is_clean() && report.unreferenced_objects == 0);
     assert_eq!(store.get(&d, At::Latest).unwrap().unwrap(), b"one\ntwo\n");
 }
+
+#[test]
+fn repack_keeps_every_version_id_and_feed_entry() {
+    use strata_storage::RepackOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut expected = Vec::new();
+    {
+        let store = Store::open_with(&path, StoreOptions::default().policy(Policy::Full)).unwrap();
+        let mut text = String::new();
+        for i in 0..30 {
+            text.push_str(&format!("line {i}: some repeated prose about versions\n"));
+            let d = doc(if i % 3 == 0 { "x" } else { "y" });
+            let rec = store
+                .put_with(
+                    &d,
+                    text.as_bytes(),
+                    PutOptions::default().message(format!("m{i}")),
+                )
+                .unwrap();
+            expected.push((d, rec, text.clone()));
+        }
+        let mut batch = store.batch();
+        batch
+            .put(&doc("x"), b"orphan", PutOptions::default())
+            .unwrap();
+        drop(batch);
+    }
+    let options = RepackOptions {
+        policy: Some(Policy::Chain { max_depth: 8 }),
+        level: 5,
+        window: 3,
+    };
+    let report = Store::repack_at(&path, StoreOptions::default(), options).unwrap();
+    assert_eq!(report.dropped, 1, "the unreferenced object is not copied");
+    assert!(
+        report.deltas > 0 && report.stored_after < report.stored_before,
+        "{report:?}"
+    );
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.policy_name(),
+        "chain:8",
+        "the repack policy is recorded"
+    );
+    for (d, rec, text) in &expected {
+        assert_eq!(
+            store.get(d, At::Version(rec.version)).unwrap().unwrap(),
+            text.as_bytes()
+        );
+        let got = store.record(d, At::Version(rec.version)).unwrap().unwrap();
+        assert_eq!(&got, rec, "version records are copied unchanged");
+    }
+    assert_eq!(store.changes(1, 100).unwrap().len(), 30);
+    assert!(store.verify().unwrap().is_clean());
+    assert!(store.stats().unwrap().max_depth <= 8);
+    let next = store.put(&doc("x"), b"after repack").unwrap();
+    assert_eq!(next.seq, 31, "counters are carried over");
+}
+
+#[test]
+fn an_interrupted_repack_swap_is_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let old = dir.path().join(".s.repack-old");
+    let new = dir.path().join(".s.repack-new");
+    // The old store, already moved aside, and the complete new store.
+    drop(Store::open(&old).unwrap().put(&doc("d"), b"old").unwrap());
+    {
+        let s = Store::open(&new).unwrap();
+        s.put(&doc("d"), b"new").unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(&doc("d"), At::Latest).unwrap().unwrap(), b"new");
+    assert!(!old.exists() && !new.exists(), "leftovers are removed");
+}
+
+#[test]
+fn a_partial_repack_beside_an_intact_store_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let new = dir.path().join(".s.repack-new");
+    drop(Store::open(&path).unwrap().put(&doc("d"), b"kept").unwrap());
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(new.join("db"), b"partial").unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(&doc("d"), At::Latest).unwrap().unwrap(), b"kept");
+    assert!(!new.exists());
+}

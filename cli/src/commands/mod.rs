@@ -8,6 +8,7 @@ mod log;
 mod ls;
 mod put;
 mod quickstart;
+mod repack;
 mod verify;
 
 use std::io::Write;
@@ -35,6 +36,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Gc => verify::run_gc(&open(cli, false)?, out),
         Command::Import(args) => import::run(args, &open_with(cli, true, true)?, out),
         Command::JsonPatch(args) => json_patch::run(args, out),
+        Command::Repack(args) => repack::run(args, &store_path(cli), cli.policy, out),
         Command::Quickstart => quickstart::run(&open(cli, true)?, out),
     }
 }
