@@ -8,7 +8,8 @@ layout of shared/corpus/*). For each history it measures, in the same process tr
   - stored bytes: the whole strata store directory after import and close, against git's whole
     .git/objects after `git fast-import` + `git gc --aggressive`, and against git's packed blob
     bytes alone;
-  - import time against `git fast-import`;
+  - import time against `git fast-import` (best of 3 each), and import + `strata repack` against
+    fast-import + `git gc --aggressive`;
   - reading every version, and 200 random versions (seed 42), through `strata get --batch`
     against `git cat-file --batch` on the aggressively packed repository;
   - the latest version through the CLI (`strata get DOC`) against `git show HEAD:file`.
@@ -73,15 +74,30 @@ def bench(history, policy, work):
     # strata: import, then close (the process exits), then measure the whole directory.
     store = os.path.join(work, "store-" + name)
     policy_args = ["--policy", policy] if policy else []
-    res["strata_import"] = timed([STRATA, "--store", store, *policy_args, "import", history])
+    best = None
+    for attempt in range(3):
+        shutil.rmtree(store, ignore_errors=True)
+        dt = timed([STRATA, "--store", store, *policy_args, "import", history])
+        best = dt if best is None else min(best, dt)
+    res["strata_import"] = best
     res["strata_bytes"] = dir_bytes(store)
+    # A copy is repacked, so the reads below measure the store as imported.
+    repacked = store + "-repacked"
+    shutil.copytree(store, repacked)
+    res["strata_repack"] = timed([STRATA, "--store", repacked, "repack"])
+    res["strata_repacked_bytes"] = dir_bytes(repacked)
 
     # git: fast-import, then gc --aggressive.
     repo = os.path.join(work, "git-" + name)
-    run(["git", "init", "-q", "--bare", repo])
     stream = fast_import_stream(files)
     marks = os.path.join(work, "marks-" + name)
-    res["git_import"] = timed(["git", "fast-import", "--quiet", "--export-marks=" + marks], stdin_bytes=stream, cwd=repo)
+    best = None
+    for attempt in range(3):
+        shutil.rmtree(repo, ignore_errors=True)
+        run(["git", "init", "-q", "--bare", repo])
+        dt = timed(["git", "fast-import", "--quiet", "--export-marks=" + marks], stdin_bytes=stream, cwd=repo)
+        best = dt if best is None else min(best, dt)
+    res["git_import"] = best
     t0 = time.perf_counter()
     run(["git", "gc", "-q", "--aggressive", "--prune=now"], cwd=repo)
     res["git_gc"] = time.perf_counter() - t0
@@ -149,14 +165,15 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"policy: {args.policy or 'default'}")
-    print("| history | versions | raw bytes | strata store | git objects (aggressive) | ratio | git blobs | ratio vs blobs "
-          "| import s (strata/git) | ratio | import+gc ratio | read all ratio | 200 random ratio | latest via CLI ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| history | versions | raw bytes | strata store | git objects (aggressive) | ratio | after repack | ratio | git blobs "
+          "| import s (strata/git) | ratio | import+repack / import+gc | read all ratio | 200 random ratio | latest via CLI ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['history']} | {r['versions']} | {r['raw']:,} | {r['strata_bytes']:,} | {r['git_bytes']:,} "
-              f"| {r['strata_bytes'] / r['git_bytes']:.2f} | {r['git_blob_bytes']:,} | {r['strata_bytes'] / r['git_blob_bytes']:.2f} "
+              f"| {r['strata_bytes'] / r['git_bytes']:.2f} | {r['strata_repacked_bytes']:,} | {r['strata_repacked_bytes'] / r['git_bytes']:.2f} "
+              f"| {r['git_blob_bytes']:,} "
               f"| {r['strata_import']:.2f}/{r['git_import']:.2f} | {r['strata_import'] / r['git_import']:.2f} "
-              f"| {r['strata_import'] / (r['git_import'] + r['git_gc']):.2f} "
+              f"| {(r['strata_import'] + r['strata_repack']) / (r['git_import'] + r['git_gc']):.2f} "
               f"| {r['strata_all'] / r['git_all']:.2f} | {r['strata_rand200'] / r['git_rand200']:.2f} "
               f"| {r['strata_latest'] / r['git_latest']:.2f} |")
     return 0
