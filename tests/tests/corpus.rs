@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use strata_core::{DocId, Policy, VersionNo};
-use strata_diff::{DiffOptions, DocDiff, render};
+use strata_diff::{DiffOptions, render};
 use strata_storage::{At, Durability, PutOptions, Store, StoreOptions};
 
 fn corpus_dir() -> Option<PathBuf> {
@@ -96,7 +96,7 @@ fn corpus_roundtrips_under_every_policy_family() {
 }
 
 #[test]
-fn corpus_diffs_apply_with_gnu_patch() {
+fn corpus_diffs_apply_with_gnu_patch_and_git_apply() {
     if std::process::Command::new("patch")
         .arg("--version")
         .output()
@@ -106,10 +106,17 @@ fn corpus_diffs_apply_with_gnu_patch() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let git = std::process::Command::new("git")
+        .current_dir(dir.path())
+        .args(["init", "-q"])
+        .status()
+        .is_ok_and(|s| s.success());
     for (name, versions) in histories() {
         for (i, pair) in versions.windows(2).enumerate().step_by(5) {
             let diff = strata_diff::compare(&pair[0], &pair[1], &DiffOptions::default());
-            let DocDiff::Text(_) = diff else { continue };
+            if diff.text().is_none() {
+                continue;
+            }
             let file = dir.path().join("f");
             std::fs::write(&file, &pair[0]).unwrap();
             std::fs::write(dir.path().join("p"), render::unified(&diff, "a/f", "b/f")).unwrap();
@@ -127,6 +134,24 @@ fn corpus_diffs_apply_with_gnu_patch() {
                 std::fs::read(&file).unwrap() == pair[1],
                 "{name} {i}: patched file differs"
             );
+            if git {
+                // The same diff applies with `git apply` too.
+                std::fs::write(&file, &pair[0]).unwrap();
+                let out = std::process::Command::new("git")
+                    .current_dir(dir.path())
+                    .args(["apply", "p"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{name} {i}: git apply failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    std::fs::read(&file).unwrap() == pair[1],
+                    "{name} {i}: git-applied file differs"
+                );
+            }
         }
     }
 }
