@@ -60,6 +60,14 @@ pub trait SnapshotPolicy: Send + Sync + fmt::Debug {
     fn base_for(&self, version: VersionNo) -> Option<VersionNo> {
         (version.get() > 1).then(|| VersionNo(version.get() - 1))
     }
+
+    /// Returns `true` for reverse deltas: every new version is stored in full and the previous
+    /// one is re-encoded as a delta against it (RCS, Fossil), so the latest version is always
+    /// one read. `choose` then decides for the *older* version, with `base_depth` and
+    /// `base_chain_cost` describing the run of deltas that already leads to it. Default `false`.
+    fn reverse(&self) -> bool {
+        false
+    }
 }
 
 /// The longest delta chain any policy may build. A reader refuses longer chains as corrupt,
@@ -101,6 +109,14 @@ pub enum Policy {
         /// Versions per run between intermediate snapshots.
         run: u32,
     },
+    /// Reverse deltas (RCS, Fossil): the newest version is a full snapshot and each older one
+    /// a delta against the next newer one, until rebuilding the oldest of a run would read more
+    /// than `k` times its compressed full size; then that version stays a full snapshot. The
+    /// latest version is always a single read.
+    Reverse {
+        /// The read-amplification bound for the oldest version of a run.
+        k: u32,
+    },
 }
 
 impl Default for Policy {
@@ -118,7 +134,7 @@ impl SnapshotPolicy for Policy {
             Self::Full => false,
             Self::Chain { max_depth } => input.delta_depth() <= max_depth,
             Self::Every { n } => n > 1 && !(input.version.get() - 1).is_multiple_of(u64::from(n)),
-            Self::Cost { k } => {
+            Self::Cost { k } | Self::Reverse { k } => {
                 input.delta_chain_cost() <= u64::from(k).saturating_mul(input.full_stored_len)
             }
             Self::Skip | Self::Sparse { .. } => true,
@@ -133,7 +149,7 @@ impl SnapshotPolicy for Policy {
     fn base_for(&self, version: VersionNo) -> Option<VersionNo> {
         let index = version.get().checked_sub(1)?;
         match self {
-            Self::Full => None,
+            Self::Full | Self::Reverse { .. } => None,
             Self::Skip => {
                 let base = index & index.wrapping_sub(1);
                 (index > 0).then_some(VersionNo(base + 1))
@@ -150,6 +166,17 @@ impl SnapshotPolicy for Policy {
             _ => (index > 0).then_some(VersionNo(index)),
         }
     }
+
+    fn reverse(&self) -> bool {
+        self.is_reverse()
+    }
+}
+
+impl Policy {
+    /// Returns `true` for [`Policy::Reverse`].
+    pub const fn is_reverse(&self) -> bool {
+        matches!(self, Self::Reverse { .. })
+    }
 }
 
 impl fmt::Display for Policy {
@@ -161,6 +188,7 @@ impl fmt::Display for Policy {
             Self::Cost { k } => write!(f, "cost:{k}"),
             Self::Skip => f.write_str("skip"),
             Self::Sparse { run } => write!(f, "sparse:{run}"),
+            Self::Reverse { k } => write!(f, "reverse:{k}"),
         }
     }
 }
@@ -168,7 +196,7 @@ impl fmt::Display for Policy {
 /// A string that names no built-in policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{input}' is not a policy: use full, chain:N, every:N, cost:K, skip or sparse:N (N, K whole numbers >= 1)"
+    "'{input}' is not a policy: use full, chain:N, every:N, cost:K, skip, sparse:N or reverse:K (N, K whole numbers >= 1)"
 )]
 pub struct ParsePolicyError {
     /// The rejected text.
@@ -198,6 +226,7 @@ impl FromStr for Policy {
             ("every", _) => Ok(Self::Every { n: num()? }),
             ("cost", _) => Ok(Self::Cost { k: num()? }),
             ("sparse", _) => Ok(Self::Sparse { run: num()? }),
+            ("reverse", _) => Ok(Self::Reverse { k: num()? }),
             _ => Err(err()),
         }
     }
@@ -311,6 +340,7 @@ mod tests {
             Policy::Cost { k: 4 },
             Policy::Skip,
             Policy::Sparse { run: 16 },
+            Policy::Reverse { k: 4 },
         ] {
             assert_eq!(p.to_string().parse::<Policy>().unwrap(), p);
         }
@@ -327,6 +357,7 @@ mod tests {
     fn policy_golden_bytes() {
         use crate::codec::encode_record;
         assert_eq!(encode_record(&Policy::Cost { k: 4 }), [1, 3, 4]);
+        assert_eq!(encode_record(&Policy::Reverse { k: 4 }), [1, 6, 4]);
         assert_eq!(encode_record(&Policy::Full), [1, 0]);
     }
 }

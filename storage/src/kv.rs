@@ -330,13 +330,17 @@ impl Kv {
         Ok(out)
     }
 
-    /// Writes an object atomically (header and every chunk in one batch).
+    /// Writes an object atomically: the header (with an inline payload) or the header and
+    /// every chunk, in one batch. When the object exists (a rewrite under another encoding of
+    /// the same content), chunks of the old encoding beyond the new count are removed in the
+    /// same batch.
     pub(crate) fn put_object(
         &self,
         hash: &ContentHash,
         header: &ObjectHeader,
         payload: &[u8],
     ) -> StoreResult<()> {
+        let old_parts = self.object_header(hash)?.map_or(0, |h| h.parts);
         let mut batch = sled::Batch::default();
         let mut record = encode_record(header);
         if header.parts == 0 {
@@ -346,6 +350,9 @@ impl Kv {
                 let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
                 batch.insert(&object_key(hash, part)[..], chunk);
             }
+        }
+        for part in header.parts + 1..=old_parts {
+            batch.remove(&object_key(hash, part)[..]);
         }
         batch.insert(&object_key(hash, 0)[..], record);
         self.objects.apply_batch(batch)?;

@@ -40,6 +40,7 @@ mod kv;
 mod options;
 mod read;
 mod repack;
+mod reverse;
 mod store;
 mod verify;
 mod write;

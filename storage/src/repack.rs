@@ -186,7 +186,7 @@ impl Store {
         };
         let window_ok = matches!(
             options.policy.or(kv.stored_policy()?),
-            Some(Policy::Chain { .. } | Policy::Cost { .. })
+            Some(Policy::Chain { .. } | Policy::Cost { .. } | Policy::Reverse { .. })
         );
         let window = if window_ok { options.window.max(1) } else { 1 };
         let level = options.level.clamp(1, 22);
@@ -197,7 +197,16 @@ impl Store {
         let mut done: HashSet<ContentHash> = HashSet::new();
         for (num, _, _) in kv.documents()? {
             let history = kv.versions(num)?;
-            for (i, rec) in history.iter().enumerate() {
+            // Reverse policies delta each version against the next newer one: process newest
+            // first, so every base is written before the objects that name it.
+            let reverse = policy.reverse();
+            let order: Vec<usize> = if reverse {
+                (0..history.len()).rev().collect()
+            } else {
+                (0..history.len()).collect()
+            };
+            for i in order {
+                let rec = &history[i];
                 if !done.insert(rec.hash) {
                     continue;
                 }
@@ -214,12 +223,17 @@ impl Store {
                 let full_stored_len = full_payload.len() as u64;
                 let mut best: (ObjectKind, Vec<u8>) = (ObjectKind::Full { codec }, full_payload);
                 let mut candidates: Vec<ContentHash> = Vec::new();
-                if let Some(b) = policy.base_for(rec.version) {
-                    candidates.extend(history.get(b.get() as usize - 1).map(|r| r.hash));
-                }
-                // git's window: also try the `window` versions before this one.
-                for back in 1..=window.min(i) {
-                    candidates.push(history[i - back].hash);
+                if reverse {
+                    // The next newer versions (the window tries more than one).
+                    candidates.extend(history.iter().skip(i + 1).take(window).map(|r| r.hash));
+                } else {
+                    if let Some(b) = policy.base_for(rec.version) {
+                        candidates.extend(history.get(b.get() as usize - 1).map(|r| r.hash));
+                    }
+                    // git's window: also try the `window` versions before this one.
+                    for back in 1..=window.min(i) {
+                        candidates.push(history[i - back].hash);
+                    }
                 }
                 candidates.retain(|c| *c != rec.hash);
                 candidates.dedup();
@@ -286,5 +300,9 @@ impl SnapshotPolicy for PolicyRef<'_> {
 
     fn base_for(&self, version: VersionNo) -> Option<VersionNo> {
         self.0.base_for(version)
+    }
+
+    fn reverse(&self) -> bool {
+        self.0.reverse()
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct Inner {
     pub(crate) cache: Mutex<ContentCache>,
     /// Puts hold it shared from object write to commit; `gc` holds it exclusively.
     pub(crate) write_gate: RwLock<()>,
+    /// Reads of objects hold it shared; rewriting an object in place holds it exclusively, so
+    /// no reader sees a header from one encoding and a payload from another.
+    pub(crate) object_gate: RwLock<()>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -155,6 +158,7 @@ impl Store {
                 cache: Mutex::new(ContentCache::new(options.cache_bytes)),
                 options,
                 write_gate: RwLock::new(()),
+                object_gate: RwLock::new(()),
                 path: path.to_owned(),
                 _temp: temp,
             }),
@@ -322,6 +326,11 @@ impl Store {
     }
 
     pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Arc<[u8]>> {
+        let _read = self
+            .inner
+            .object_gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         rebuild(&self.inner.kv, &self.inner.cache, hash, self.read_limit())
     }
 

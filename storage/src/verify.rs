@@ -67,6 +67,11 @@ impl Store {
     /// Only engine errors that stop the walk itself.
     pub fn verify(&self) -> StoreResult<VerifyReport> {
         let kv = &self.inner.kv;
+        let _read = self
+            .inner
+            .object_gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cache = Mutex::new(ContentCache::new(64 << 20));
         let limit = self.read_limit();
         let mut report = VerifyReport::default();

@@ -75,7 +75,7 @@ impl PutOptions {
 /// ```
 #[derive(Debug)]
 pub struct WriteBatch<'s> {
-    store: &'s Store,
+    pub(crate) store: &'s Store,
     puts: Vec<Pending>,
     /// Per document: the head seen when the batch first touched it, and the hashes of the
     /// versions the batch adds after it.
@@ -90,6 +90,8 @@ struct Pending {
     hash: ContentHash,
     size: u64,
     options: PutOptions,
+    /// Under a reverse policy, objects are encoded at commit: the content waits here.
+    content: Option<Arc<[u8]>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -138,6 +140,19 @@ impl<'s> WriteBatch<'s> {
             });
         }
         let next = VersionNo(current + 1);
+        let hash = ContentHash::of(content);
+        if store.inner.policy.reverse() {
+            let entry = self.docs.get_mut(doc).expect("entry inserted above");
+            entry.1.push(hash);
+            self.puts.push(Pending {
+                doc: doc.clone(),
+                hash,
+                size: content.len() as u64,
+                options,
+                content: Some(Arc::from(content)),
+            });
+            return Ok(());
+        }
         let base = match store.inner.policy.base_for(next) {
             Some(v) if v.get() > head.map_or(0, VersionNo::get) => {
                 let idx = (v.get() - head.map_or(0, VersionNo::get) - 1) as usize;
@@ -146,7 +161,6 @@ impl<'s> WriteBatch<'s> {
             Some(v) => store.version_record(doc, v)?.map(|r| r.hash),
             None => None,
         };
-        let hash = ContentHash::of(content);
         store.write_object(&hash, content, next, base)?;
         let entry = self.docs.get_mut(doc).expect("entry inserted above");
         entry.1.push(hash);
@@ -155,6 +169,7 @@ impl<'s> WriteBatch<'s> {
             hash,
             size: content.len() as u64,
             options,
+            content: None,
         });
         Ok(())
     }
@@ -181,11 +196,26 @@ impl<'s> WriteBatch<'s> {
     }
 
     pub(crate) fn commit_with(self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
+        if self.store.inner.policy.reverse() {
+            self.write_reverse()?;
+        }
         let records = self.store.commit_puts(&self.puts_view())?;
         if flush {
             self.store.inner.kv.flush()?;
         }
         Ok(records)
+    }
+
+    /// The batch's puts as (document, content, id), for the reverse write path.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (&DocId, &Arc<[u8]>, ContentHash)> {
+        self.puts
+            .iter()
+            .filter_map(|p| p.content.as_ref().map(|c| (&p.doc, c, p.hash)))
+    }
+
+    /// The head the batch saw when it first touched `doc`.
+    pub(crate) fn head_of(&self, doc: &DocId) -> Option<VersionNo> {
+        self.docs.get(doc).and_then(|(head, _)| *head)
     }
 
     fn puts_view(&self) -> Vec<(&DocId, ContentHash, u64, &PutOptions)> {

@@ -50,6 +50,8 @@ pub fn policies() -> Vec<PolicyUnderTest> {
         Policy::Cost { k: 4 },
         Policy::Skip,
         Policy::Sparse { run: 4 },
+        Policy::Reverse { k: 1 },
+        Policy::Reverse { k: 4 },
     ]
     .into_iter()
     .map(PolicyUnderTest::Builtin)

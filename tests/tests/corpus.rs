@@ -58,6 +58,7 @@ fn corpus_roundtrips_under_every_policy_family() {
         Policy::Chain { max_depth: 8 },
         Policy::Skip,
         Policy::Every { n: 7 },
+        Policy::Reverse { k: 4 },
     ] {
         let store = Store::open_temporary_with(
             StoreOptions::default()

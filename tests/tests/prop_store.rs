@@ -63,15 +63,25 @@ fn prop_store_matches_model_sparse_4() {
 }
 
 #[test]
-fn prop_store_matches_model_custom_policy() {
+fn prop_store_matches_model_reverse_1() {
     run_policy(8, Durability::Manual);
+}
+
+#[test]
+fn prop_store_matches_model_reverse_4() {
+    run_policy(9, Durability::EveryPut);
+}
+
+#[test]
+fn prop_store_matches_model_custom_policy() {
+    run_policy(10, Durability::Manual);
 }
 
 #[test]
 fn every_policy_has_a_test() {
     assert_eq!(
         policies().len(),
-        9,
+        11,
         "add a prop_store_matches_model_* test for the new policy"
     );
 }
