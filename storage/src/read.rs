@@ -153,7 +153,19 @@ pub(crate) fn rebuild(
                 ),
             ));
         }
-        content = Some(bytes.into());
+        if id != hash {
+            // Every content rebuilt on the way is verified and cached, so reading the versions
+            // of a chain one after another costs one delta each, in either direction.
+            let actual = ContentHash::of(&bytes);
+            if actual != *id {
+                return Err(StoreError::HashMismatch { expected: *id, actual });
+            }
+            let shared: Arc<[u8]> = bytes.into();
+            lock(cache).insert(*id, Arc::clone(&shared));
+            content = Some(shared);
+        } else {
+            content = Some(bytes.into());
+        }
     }
     let content = content.expect("a chain always ends at a full snapshot or a cached content");
     let actual = ContentHash::of(&content);

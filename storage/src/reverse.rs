@@ -23,6 +23,9 @@ use crate::read::lock;
 use crate::store::Store;
 use crate::write::WriteBatch;
 
+/// A put waiting for its object: the content's id and bytes.
+type PendingContent = (ContentHash, Arc<[u8]>);
+
 /// One position of a document's sequence: the stored head, then each put of the batch.
 struct Slot {
     hash: ContentHash,
@@ -42,7 +45,7 @@ impl WriteBatch<'_> {
     /// Encodes and writes the objects of every document touched by the batch.
     pub(crate) fn write_reverse(&self) -> StoreResult<()> {
         let mut order: Vec<&DocId> = Vec::new();
-        let mut per_doc: HashMap<&DocId, Vec<(ContentHash, Arc<[u8]>)>> = HashMap::new();
+        let mut per_doc: HashMap<&DocId, Vec<PendingContent>> = HashMap::new();
         for p in self.pending() {
             let content = p.1.clone();
             per_doc.entry(p.0).or_insert_with(|| {
@@ -69,7 +72,7 @@ impl Store {
         &self,
         doc: &DocId,
         head: Option<VersionNo>,
-        puts: &[(ContentHash, Arc<[u8]>)],
+        puts: &[PendingContent],
         claimed: &mut HashSet<ContentHash>,
     ) -> StoreResult<()> {
         let kv = &self.inner.kv;
