@@ -19,8 +19,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "STRATA_DIR", value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 
-    /// The storage policy for new versions: full, chain:N, every:N, cost:K, skip or
-    /// sparse:N. It is recorded in the store and used by later writes. Default: the store's, else cost:4.
+    /// The storage policy for new versions: full, chain:N, every:N, cost:K, skip,
+    /// sparse:N or reverse:K. It is recorded in the store and used by later writes. Default: the store's, else reverse:4.
     #[arg(long, global = true, value_name = "POLICY")]
     pub(crate) policy: Option<strata_core::Policy>,
 

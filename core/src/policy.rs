@@ -121,7 +121,7 @@ pub enum Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self::Cost { k: 4 }
+        Self::Reverse { k: 4 }
     }
 }
 

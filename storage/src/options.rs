@@ -58,7 +58,7 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Uses a built-in policy for new versions and records it in the store, so later opens
-    /// without a policy use it too. Default: the store's recorded policy, else `cost:4`.
+    /// without a policy use it too. Default: the store's recorded policy, else `reverse:4`.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
         self

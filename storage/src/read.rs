@@ -65,6 +65,9 @@ impl ContentCache {
     }
 }
 
+/// Of the contents rebuilt on the way to the wanted one, every this-many-th is cached.
+const CACHE_EVERY: usize = 8;
+
 /// Rebuilds the content of object `hash`, using and filling `cache`.
 ///
 /// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
@@ -121,6 +124,7 @@ pub(crate) fn rebuild(
         }
     }
     let mut content: Option<Arc<[u8]>> = start;
+    let mut remaining = chain.len();
     for (id, header) in chain.iter().rev() {
         let payload = kv.object_payload(id, header)?;
         let bad = |e: delta::ApplyError| StoreError::corrupt(format!("object {id}"), e);
@@ -153,12 +157,17 @@ pub(crate) fn rebuild(
                 ),
             ));
         }
-        if id != hash {
-            // Every content rebuilt on the way is verified and cached, so reading the versions
-            // of a chain one after another costs one delta each, in either direction.
+        remaining -= 1;
+        if id != hash && remaining.is_multiple_of(CACHE_EVERY) {
+            // Every 8th content rebuilt on the way is verified and cached, so reading the
+            // versions of a chain one after another costs at most 8 deltas each, in either
+            // direction, while a single read pays for few extra hashes.
             let actual = ContentHash::of(&bytes);
             if actual != *id {
-                return Err(StoreError::HashMismatch { expected: *id, actual });
+                return Err(StoreError::HashMismatch {
+                    expected: *id,
+                    actual,
+                });
             }
             let shared: Arc<[u8]> = bytes.into();
             lock(cache).insert(*id, Arc::clone(&shared));

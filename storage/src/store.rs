@@ -170,7 +170,7 @@ impl Store {
         &self.inner.path
     }
 
-    /// Returns the policy new versions are written under, as text (`cost:4`).
+    /// Returns the policy new versions are written under, as text (`reverse:4`).
     pub fn policy_name(&self) -> &str {
         &self.inner.policy_name
     }
