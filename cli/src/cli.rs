@@ -173,6 +173,11 @@ pub(crate) struct ImportArgs {
     /// files, oldest first in name order (the layout of shared/corpus). The subfolder's name is
     /// the document key. A folder holding only files is imported as one document named after
     /// the folder.
+    ///
+    /// '-' reads a stream on standard input instead: for each version a header line
+    /// `put <size> <document key>`, then exactly <size> bytes of content, then a newline.
+    /// Blank lines between records are ignored. Each batch commits on its own: after an
+    /// error in the stream, the versions of earlier batches stay and the message says how many.
     pub(crate) dir: PathBuf,
     /// Versions per transaction; each batch is flushed once.
     #[arg(long, default_value_t = 256, value_name = "N")]

@@ -249,3 +249,30 @@ fn diff_flags_json_and_json_patch_apply() {
     let rel = ok(&strata(d, &["diff", "cfg@-1", "cfg", "--format", "lines"]));
     assert!(rel.starts_with("--- a/cfg@-1"), "{rel}");
 }
+
+#[test]
+fn import_reads_folders_and_a_stdin_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("hist/doc-a")).unwrap();
+    for (i, text) in ["one\n", "one\ntwo\n", "one\ntwo\nthree\n"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(d.join(format!("hist/doc-a/{i:06}")), text).unwrap();
+    }
+    let out = ok(&strata(d, &["import", "hist"]));
+    assert!(out.contains("imported 3 versions of 1 documents"), "{out}");
+    assert_eq!(strata(d, &["get", "doc-a@2"]).stdout, b"one\ntwo\n");
+    let stream = b"put 4 doc-b\nabc\n\nput 0 doc-b\n\n";
+    let out = ok(&strata_stdin(d, &["import", "-"], Some(stream)));
+    assert!(out.contains("imported 2 versions"), "{out}");
+    assert_eq!(strata(d, &["get", "doc-b@1"]).stdout, b"abc\n");
+    assert_eq!(strata(d, &["get", "doc-b"]).stdout, b"");
+    let e = one_line_error(
+        &strata_stdin(d, &["import", "-"], Some(b"put 9 doc-c\nshort")),
+        2,
+    );
+    assert!(e.contains("ended after"), "{e}");
+    one_line_error(&strata(d, &["get", "doc-c"]), 1);
+}

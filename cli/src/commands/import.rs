@@ -83,6 +83,10 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
 }
 
 pub(crate) fn run(args: &ImportArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    if args.dir.as_os_str() == "-" {
+        let stdin = std::io::stdin();
+        return run_stream(&mut stdin.lock(), args.batch.max(1), store, out);
+    }
     let plan = plan(&args.dir)?;
     let progress = std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -123,6 +127,122 @@ pub(crate) fn run(args: &ImportArgs, store: &Store, out: &mut dyn Write) -> Resu
         "imported {done} versions of {} documents ({} bytes) in {secs:.2}s",
         plan.docs.len(),
         done_bytes
+    )?;
+    Ok(())
+}
+
+/// Reads `put <size> <key>` records from `input` and stores them in batches.
+pub(crate) fn run_stream(
+    input: &mut dyn std::io::BufRead,
+    batch_len: usize,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut committed = 0usize;
+    let mut bytes = 0u64;
+    let mut line_no = 0usize;
+    let mut batch = Some(store.batch());
+    let stream_err = |line_no: usize, committed: usize, what: String| {
+        CliError::failed(format!(
+            "stream line {line_no}: {what} ({committed} versions from earlier batches were stored)"
+        ))
+    };
+    loop {
+        let mut header = Vec::new();
+        let n = input.read_until(b'\n', &mut header).map_err(|e| {
+            stream_err(
+                line_no + 1,
+                committed,
+                format!("cannot read standard input: {e}"),
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&header);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut parts = text.splitn(3, ' ');
+        let (Some("put"), Some(size), Some(key)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(stream_err(
+                line_no,
+                committed,
+                format!(
+                    "expected 'put <size> <document key>', got '{}'",
+                    text.chars().take(80).collect::<String>()
+                ),
+            ));
+        };
+        let size: u64 = size.parse().map_err(|_| {
+            stream_err(
+                line_no,
+                committed,
+                format!("'{size}' is not a size in bytes"),
+            )
+        })?;
+        let doc = strata_core::DocId::new(key).map_err(|e| {
+            stream_err(
+                line_no,
+                committed,
+                format!("invalid document key '{key}': {e}"),
+            )
+        })?;
+        let mut content = Vec::new();
+        input
+            .take(size)
+            .read_to_end(&mut content)
+            .map_err(|e| stream_err(line_no, committed, format!("cannot read content: {e}")))?;
+        if content.len() as u64 != size {
+            return Err(stream_err(
+                line_no,
+                committed,
+                format!(
+                    "the stream ended after {} of {size} content bytes",
+                    content.len()
+                ),
+            ));
+        }
+        let mut end = [0u8; 1];
+        match input.read(&mut end) {
+            Ok(0) => {}
+            Ok(_) if end[0] == b'\n' => {}
+            Ok(_) => {
+                return Err(stream_err(
+                    line_no,
+                    committed,
+                    "content is not followed by a newline".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(stream_err(
+                    line_no,
+                    committed,
+                    format!("cannot read standard input: {e}"),
+                ));
+            }
+        }
+        bytes += size;
+        let current = batch.as_mut().expect("a batch is open between records");
+        current.put(&doc, &content, PutOptions::default())?;
+        if current.len() >= batch_len {
+            // Commit (releasing the batch) before the next one starts.
+            committed += batch.take().expect("checked above").commit()?.len();
+            batch = Some(store.batch());
+        }
+    }
+    if let Some(last) = batch.take() {
+        committed += last.commit()?.len();
+    }
+    writeln!(
+        out,
+        "imported {committed} versions ({bytes} bytes) from standard input in {:.2}s",
+        started.elapsed().as_secs_f64()
     )?;
     Ok(())
 }
