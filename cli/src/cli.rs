@@ -175,7 +175,7 @@ pub(crate) struct ImportArgs {
     /// the folder.
     ///
     /// '-' reads a stream on standard input instead: for each version a header line
-    /// `put <size> <document key>`, then exactly <size> bytes of content, then a newline.
+    /// `put SIZE KEY`, then exactly SIZE bytes of content, then a newline.
     /// Blank lines between records are ignored. Each batch commits on its own: after an
     /// error in the stream, the versions of earlier batches stay and the message says how many.
     pub(crate) dir: PathBuf,
