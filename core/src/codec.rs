@@ -75,21 +75,7 @@ pub fn encoded_len<T: Serialize>(value: &T) -> usize {
 /// [`DecodeError`] when the bytes are empty, carry another format byte, do not decode, or hold
 /// trailing bytes.
 pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
-    let (&format, body) = bytes
-        .split_first()
-        .ok_or(DecodeError::Empty { what: R::NAME })?;
-    if format != R::FORMAT {
-        return Err(DecodeError::UnknownFormat {
-            what: R::NAME,
-            found: format,
-            supported: R::FORMAT,
-        });
-    }
-    let (value, rest) =
-        postcard::take_from_bytes::<R>(body).map_err(|e| DecodeError::Malformed {
-            what: R::NAME,
-            reason: e.to_string(),
-        })?;
+    let (value, rest) = decode_record_prefix::<R>(bytes)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes {
             what: R::NAME,

@@ -155,11 +155,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Repack`] when `dest` exists; corruption and engine errors.
     pub fn repack_into(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
-        let _gate = self
-            .inner
-            .write_gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gate = self.exclusive_writes();
         let kv = &self.inner.kv;
         if dest.exists() {
             return Err(StoreError::Repack {
@@ -214,12 +210,7 @@ impl Store {
                 if let Some(h) = kv.object_header(&rec.hash)? {
                     report.stored_before += h.stored_len;
                 }
-                let full = delta::compress(&content, level);
-                let (codec, full_payload) = if full.len() < content.len() {
-                    (Codec::Zstd, full)
-                } else {
-                    (Codec::Raw, content.to_vec())
-                };
+                let (codec, full_payload) = crate::write::encode_full(&content, level);
                 let full_stored_len = full_payload.len() as u64;
                 let mut best: (ObjectKind, Vec<u8>) = (ObjectKind::Full { codec }, full_payload);
                 let mut candidates: Vec<ContentHash> = Vec::new();

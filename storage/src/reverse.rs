@@ -259,12 +259,7 @@ impl Store {
 }
 
 fn full_plan(content: &[u8], level: i32) -> Plan {
-    let full = delta::compress(content, level);
-    let (codec, payload) = if full.len() < content.len() {
-        (Codec::Zstd, full)
-    } else {
-        (Codec::Raw, content.to_vec())
-    };
+    let (codec, payload) = crate::write::encode_full(content, level);
     Plan {
         header: ObjectHeader {
             raw_len: content.len() as u64,

@@ -325,6 +325,14 @@ impl Store {
         self.inner.kv.object_header(hash)
     }
 
+    /// Holds back every put and batch until the guard drops (for `gc` and `repack`).
+    pub(crate) fn exclusive_writes(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.inner
+            .write_gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Arc<[u8]>> {
         let _read = self
             .inner

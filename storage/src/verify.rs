@@ -209,11 +209,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn gc(&self) -> StoreResult<u64> {
-        let _gate = self
-            .inner
-            .write_gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gate = self.exclusive_writes();
         let kv = &self.inner.kv;
         let mut live: HashSet<ContentHash> = HashSet::new();
         let mut stack: Vec<ContentHash> = Vec::new();

@@ -94,6 +94,16 @@ struct Pending {
     content: Option<Arc<[u8]>>,
 }
 
+/// Compresses `content` as a full snapshot, or keeps it raw when compression does not shrink it.
+pub(crate) fn encode_full(content: &[u8], level: i32) -> (Codec, Vec<u8>) {
+    let full = delta::compress(content, level);
+    if full.len() < content.len() {
+        (Codec::Zstd, full)
+    } else {
+        (Codec::Raw, content.to_vec())
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -141,27 +151,21 @@ impl<'s> WriteBatch<'s> {
         }
         let next = VersionNo(current + 1);
         let hash = ContentHash::of(content);
-        if store.inner.policy.reverse() {
-            let entry = self.docs.get_mut(doc).expect("entry inserted above");
-            entry.1.push(hash);
-            self.puts.push(Pending {
-                doc: doc.clone(),
-                hash,
-                size: content.len() as u64,
-                options,
-                content: Some(Arc::from(content)),
-            });
-            return Ok(());
-        }
-        let base = match store.inner.policy.base_for(next) {
-            Some(v) if v.get() > head.map_or(0, VersionNo::get) => {
-                let idx = (v.get() - head.map_or(0, VersionNo::get) - 1) as usize;
-                added.get(idx).copied()
-            }
-            Some(v) => store.version_record(doc, v)?.map(|r| r.hash),
-            None => None,
+        // Reverse policies encode at commit, when the batch's whole sequence is known.
+        let pending_content = if store.inner.policy.reverse() {
+            Some(Arc::from(content))
+        } else {
+            let base = match store.inner.policy.base_for(next) {
+                Some(v) if v.get() > head.map_or(0, VersionNo::get) => {
+                    let idx = (v.get() - head.map_or(0, VersionNo::get) - 1) as usize;
+                    added.get(idx).copied()
+                }
+                Some(v) => store.version_record(doc, v)?.map(|r| r.hash),
+                None => None,
+            };
+            store.write_object(&hash, content, next, base)?;
+            None
         };
-        store.write_object(&hash, content, next, base)?;
         let entry = self.docs.get_mut(doc).expect("entry inserted above");
         entry.1.push(hash);
         self.puts.push(Pending {
@@ -169,7 +173,7 @@ impl<'s> WriteBatch<'s> {
             hash,
             size: content.len() as u64,
             options,
-            content: None,
+            content: pending_content,
         });
         Ok(())
     }
@@ -266,12 +270,7 @@ impl Store {
             return Ok(());
         }
         let level = self.inner.options.level;
-        let full = delta::compress(content, level);
-        let (full_codec, full_payload) = if full.len() < content.len() {
-            (Codec::Zstd, full)
-        } else {
-            (Codec::Raw, content.to_vec())
-        };
+        let (full_codec, full_payload) = encode_full(content, level);
         let mut chosen = (ObjectKind::Full { codec: full_codec }, full_payload);
         if let Some(base_hash) = base
             && let Some(base_header) = kv.object_header(&base_hash)?
