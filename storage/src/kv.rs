@@ -12,12 +12,16 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use strata_core::codec::{
-    Record, decode_record, decode_record_prefix, encode_record, pair_key, read_u64_key, u64_key,
+    Record, decode_record, decode_record_prefix, encode_record, encoded_len, pair_key,
+    read_u64_key, u64_key,
 };
 use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, VersionRecord};
 
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
-use crate::format::{Counters, DocRecord, FeedRecord, FormatRecord, NameRecord, STORE_FORMAT};
+use crate::format::{
+    Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord, PAGE_LIMIT, STORE_FORMAT,
+    VersionPage,
+};
 
 /// sled's log segment size. Measured on the shared histories, 64 KiB segments give a store
 /// directory 20-30% smaller than sled's default 512 KiB (see BENCHMARKS.md). sled records it in
@@ -171,6 +175,7 @@ impl Kv {
                         encode_record(&Counters {
                             next_doc: 1,
                             next_seq: 1,
+                            feed_page: 0,
                         }),
                     )?;
                     self.db.flush()?;
@@ -221,22 +226,44 @@ impl Kv {
             .transpose()
     }
 
+    /// Returns one version record, from the page that holds it.
     pub(crate) fn version(&self, doc: u64, v: VersionNo) -> StoreResult<Option<VersionRecord>> {
-        self.versions
-            .get(pair_key(doc, v.get()))?
-            .map(|b| decode::<VersionRecord>(&b, || format!("version record {doc}@{v}")))
-            .transpose()
+        if v.get() == 0 {
+            return Ok(None);
+        }
+        let Some(kv) = self
+            .versions
+            .range(pair_key(doc, 0)..=pair_key(doc, v.get()))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (k, b) = kv?;
+        let page = decode::<VersionPage>(&b, || format!("version page at key {k:?}"))?;
+        let index = v.get() - page.first.get();
+        let rec = usize::try_from(index)
+            .ok()
+            .and_then(|i| page.records.get(i).cloned());
+        if let Some(r) = &rec
+            && r.version != v
+        {
+            return Err(StoreError::corrupt(
+                format!("version page of document {doc} from {}", page.first),
+                format!("holds version {} where {v} belongs", r.version),
+            ));
+        }
+        Ok(rec)
     }
 
     /// Returns every version of a document, oldest first.
     pub(crate) fn versions(&self, doc: u64) -> StoreResult<Vec<VersionRecord>> {
-        self.versions
-            .scan_prefix(u64_key(doc))
-            .map(|kv| {
-                let (k, b) = kv?;
-                decode::<VersionRecord>(&b, || format!("version record at key {k:?}"))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for kv in self.versions.scan_prefix(u64_key(doc)) {
+            let (k, b) = kv?;
+            let page = decode::<VersionPage>(&b, || format!("version page at key {k:?}"))?;
+            out.extend(page.records);
+        }
+        Ok(out)
     }
 
     /// Returns every document: its number, key and latest version, in number order.
@@ -255,17 +282,26 @@ impl Kv {
 
     /// Returns feed entries from sequence number `from`, at most `limit`.
     pub(crate) fn feed(&self, from: u64, limit: usize) -> StoreResult<Vec<(u64, u64, VersionNo)>> {
-        self.feed
-            .range(u64_key(from)..)
-            .take(limit)
-            .map(|kv| {
-                let (k, b) = kv?;
-                let seq = read_u64_key(&k)
-                    .ok_or_else(|| StoreError::corrupt("feed tree", format!("bad key {k:?}")))?;
-                let rec = decode::<FeedRecord>(&b, || format!("feed record {seq}"))?;
-                Ok((seq, rec.doc, rec.version))
-            })
-            .collect()
+        // Start at the page that holds `from` (the last page starting at or before it).
+        let start = match self.feed.range(..=u64_key(from)).next_back() {
+            Some(kv) => kv?.0,
+            None => sled::IVec::from(&u64_key(0)[..]),
+        };
+        let mut out = Vec::new();
+        for kv in self.feed.range(start..) {
+            let (k, b) = kv?;
+            let page = decode::<FeedPage>(&b, || format!("feed page at key {k:?}"))?;
+            for (i, e) in page.entries.iter().enumerate() {
+                let seq = page.first + i as u64;
+                if seq >= from && out.len() < limit {
+                    out.push((seq, e.doc, e.version));
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
@@ -424,16 +460,13 @@ impl Kv {
                             doc
                         }
                     };
-                    let head = match docs.get(u64_key(doc))? {
-                        Some(b) => Some(
-                            decode_record::<DocRecord>(&b)
-                                .map_err(|e| {
-                                    abort(StoreError::decode(format!("document record {doc}"), e))
-                                })?
-                                .head,
-                        ),
+                    let doc_rec = match docs.get(u64_key(doc))? {
+                        Some(b) => Some(decode_record::<DocRecord>(&b).map_err(|e| {
+                            abort(StoreError::decode(format!("document record {doc}"), e))
+                        })?),
                         None => None,
                     };
+                    let head = doc_rec.as_ref().map(|r| r.head);
                     if let Some(expected) = put.expected {
                         let actual = head.map_or(0, VersionNo::get);
                         if expected != actual {
@@ -457,18 +490,75 @@ impl Kv {
                         seq,
                         meta: put.meta.clone(),
                     };
-                    versions.insert(&pair_key(doc, version.get())[..], encode_record(&rec))?;
+                    // Append to the document's newest version page, or start a new one.
+                    let mut page = match &doc_rec {
+                        Some(r) => match versions.get(pair_key(doc, r.page.get()))? {
+                            Some(b) => decode_record::<VersionPage>(&b).map_err(|e| {
+                                abort(StoreError::decode(
+                                    format!("version page of document {doc}"),
+                                    e,
+                                ))
+                            })?,
+                            None => {
+                                return Err(abort(StoreError::corrupt(
+                                    format!("document {doc}"),
+                                    "its newest version page is missing",
+                                )));
+                            }
+                        },
+                        None => VersionPage {
+                            first: version,
+                            records: Vec::new(),
+                        },
+                    };
+                    if !page.records.is_empty()
+                        && encoded_len(&page) + encoded_len(&rec) > PAGE_LIMIT
+                    {
+                        page = VersionPage {
+                            first: version,
+                            records: Vec::new(),
+                        };
+                    }
+                    page.records.push(rec.clone());
+                    versions.insert(&pair_key(doc, page.first.get())[..], encode_record(&page))?;
                     docs.insert(
                         &u64_key(doc)[..],
                         encode_record(&DocRecord {
                             key: put.key.to_owned(),
                             head: version,
+                            page: page.first,
                         }),
                     )?;
-                    feed.insert(
-                        &u64_key(seq)[..],
-                        encode_record(&FeedRecord { doc, version }),
-                    )?;
+                    // The same for the change feed.
+                    let entry = FeedRecord { doc, version };
+                    let mut fpage = if counters.feed_page == 0 {
+                        FeedPage {
+                            first: seq,
+                            entries: Vec::new(),
+                        }
+                    } else {
+                        match feed.get(u64_key(counters.feed_page))? {
+                            Some(b) => decode_record::<FeedPage>(&b)
+                                .map_err(|e| abort(StoreError::decode("newest feed page", e)))?,
+                            None => {
+                                return Err(abort(StoreError::corrupt(
+                                    "change feed",
+                                    "its newest page is missing",
+                                )));
+                            }
+                        }
+                    };
+                    if !fpage.entries.is_empty()
+                        && encoded_len(&fpage) + encoded_len(&entry) > PAGE_LIMIT
+                    {
+                        fpage = FeedPage {
+                            first: seq,
+                            entries: Vec::new(),
+                        };
+                    }
+                    fpage.entries.push(entry);
+                    counters.feed_page = fpage.first;
+                    feed.insert(&u64_key(fpage.first)[..], encode_record(&fpage))?;
                     out.push(rec);
                 }
                 meta.insert(META_COUNTERS, encode_record(&counters))?;

@@ -403,3 +403,53 @@ fn a_partial_repack_beside_an_intact_store_is_discarded() {
     assert_eq!(store.get(&doc("d"), At::Latest).unwrap().unwrap(), b"kept");
     assert!(!new.exists());
 }
+
+#[test]
+fn paged_versions_and_feed_read_back_across_page_boundaries() {
+    let store = Store::open_temporary_with(
+        StoreOptions::default().durability(strata_storage::Durability::Manual),
+    )
+    .unwrap();
+    let (a, b) = (doc("paged/a"), doc("paged/b"));
+    let mut batch = store.batch();
+    for i in 0..400u64 {
+        let d = if i % 3 == 0 { &b } else { &a };
+        let meta = PutOptions::default().message("m".repeat((i % 7) as usize * 20));
+        batch
+            .put(d, format!("content {i}\n").as_bytes(), meta)
+            .unwrap();
+    }
+    batch.commit().unwrap();
+    for i in 0..150u64 {
+        store.put(&a, format!("single {i}\n").as_bytes()).unwrap();
+    }
+    let hist = store.history(&a).unwrap();
+    assert_eq!(hist.len(), 266 + 150);
+    for (i, rec) in hist.iter().enumerate() {
+        assert_eq!(rec.version.get(), i as u64 + 1);
+        let one = store.record(&a, At::Version(rec.version)).unwrap().unwrap();
+        assert_eq!(&one, rec);
+    }
+    assert!(
+        store
+            .record(&a, At::Version(VersionNo(417)))
+            .unwrap()
+            .is_none()
+    );
+    let all = store.changes(1, usize::MAX).unwrap();
+    assert_eq!(all.len(), 550);
+    for (i, c) in all.iter().enumerate() {
+        assert_eq!(c.seq, i as u64 + 1);
+    }
+    for from in [1u64, 2, 57, 200, 399, 400, 401, 549, 550, 551] {
+        let got = store.changes(from, 7).unwrap();
+        let want: Vec<_> = all
+            .iter()
+            .filter(|c| c.seq >= from)
+            .take(7)
+            .cloned()
+            .collect();
+        assert_eq!(got, want, "from {from}");
+    }
+    assert!(store.verify().unwrap().is_clean());
+}
