@@ -97,30 +97,25 @@ impl Store {
                 writes: writes[i],
             });
         }
-        // Plan newest to oldest, so every delta's base is planned (and later written) first.
+        // Encode in parallel (pure work on contents), then decide newest to oldest, so every
+        // delta's base is planned (and later written) first.
+        let encoded = encode_slots(&slots, level);
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
-        for i in (0..slots.len()).rev() {
-            if !slots[i].writes {
+        for (i, enc) in encoded.into_iter().enumerate().rev() {
+            let Some((full, delta_bytes)) = enc else {
                 continue;
-            }
-            let full = full_plan(&slots[i].content, level);
-            let plan = match slots.get(i + 1) {
-                None => full,
-                Some(next) => {
-                    let base_cost = match plans.get(&next.hash) {
-                        Some(p) => p.header.chain_cost(),
+            };
+            let plan = match (slots.get(i + 1), delta_bytes) {
+                (Some(next), Some(d)) => {
+                    let (base_depth, base_cost) = match plans.get(&next.hash) {
+                        Some(p) => (p.header.depth(), p.header.chain_cost()),
                         None => kv
                             .object_header(&next.hash)?
-                            .map_or(u64::MAX, |h| h.chain_cost()),
+                            .map_or((MAX_CHAIN_DEPTH, u64::MAX), |h| (h.depth(), h.chain_cost())),
                     };
-                    let base_depth = match plans.get(&next.hash) {
-                        Some(p) => p.header.depth(),
-                        None => kv
-                            .object_header(&next.hash)?
-                            .map_or(MAX_CHAIN_DEPTH, |h| h.depth()),
-                    };
-                    self.choose_reverse(&slots[i], next, base_depth, base_cost, full)
+                    self.choose_reverse(&slots[i], next, base_depth, base_cost, full, d)
                 }
+                _ => full,
             };
             plans.insert(slots[i].hash, plan);
         }
@@ -145,8 +140,8 @@ impl Store {
         base_depth: u32,
         base_cost: u64,
         full: Plan,
+        d: Vec<u8>,
     ) -> Plan {
-        let d = delta::encode(&next.content, &slot.content, self.inner.options.level);
         let input = PolicyInput {
             version: slot.version,
             full_len: slot.content.len() as u64,
@@ -256,6 +251,35 @@ impl Store {
         }
         Ok((depth, cost))
     }
+}
+
+/// For every slot that writes its object: its full encoding and, when a newer slot follows, the
+/// delta against that slot's content. Runs on up to two threads: the encodings are independent.
+fn encode_slots(slots: &[Slot], level: i32) -> Vec<Option<(Plan, Option<Vec<u8>>)>> {
+    let encode = |i: usize| {
+        let slot = &slots[i];
+        slot.writes.then(|| {
+            let full = full_plan(&slot.content, level);
+            let d = slots
+                .get(i + 1)
+                .map(|next| delta::encode(&next.content, &slot.content, level));
+            (full, d)
+        })
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
+    if threads < 2 || slots.len() < 4 {
+        return (0..slots.len()).map(encode).collect();
+    }
+    let mid = slots.len() / 2;
+    std::thread::scope(|scope| {
+        let back = scope.spawn(|| (mid..slots.len()).map(encode).collect::<Vec<_>>());
+        let mut out: Vec<_> = (0..mid).map(encode).collect();
+        // A panic in the encoder is a bug in our code or zstd's; propagate it as one.
+        out.extend(back.join().expect("the encoding thread does not panic"));
+        out
+    })
 }
 
 fn full_plan(content: &[u8], level: i32) -> Plan {
