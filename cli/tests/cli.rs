@@ -276,3 +276,52 @@ fn import_reads_folders_and_a_stdin_stream() {
     assert!(e.contains("ended after"), "{e}");
     one_line_error(&strata(d, &["get", "doc-c"]), 1);
 }
+
+#[test]
+fn kill_during_repack_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A history big enough that a level-19 repack takes a while.
+    std::fs::create_dir_all(d.join("h/doc")).unwrap();
+    let mut text = String::new();
+    for i in 0..150 {
+        for j in 0..20 {
+            text.push_str(&format!(
+                "line {i}-{j}: the quick brown fox jumps over the lazy dog {}\n",
+                i * j
+            ));
+        }
+        std::fs::write(d.join(format!("h/doc/{i:06}")), &text).unwrap();
+    }
+    ok(&strata(d, &["import", "h"]));
+    let want: Vec<Vec<u8>> = (1..=150)
+        .map(|v| strata(d, &["get", &format!("doc@{v}")]).stdout)
+        .collect();
+    for delay_ms in [5u64, 40, 120, 300] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(d)
+            .env_remove("STRATA_DIR")
+            .args(["repack", "--level", "19"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let v = ok(&strata(d, &["verify"]));
+        assert!(v.contains(": ok"), "after a kill at {delay_ms} ms: {v}");
+        for (i, content) in want.iter().enumerate() {
+            let got = strata(d, &["get", &format!("doc@{}", i + 1)]).stdout;
+            assert!(
+                &got == content,
+                "version {} changed after a kill at {delay_ms} ms",
+                i + 1
+            );
+        }
+    }
+    // And a repack that runs to the end still keeps everything.
+    ok(&strata(d, &["repack"]));
+    assert!(ok(&strata(d, &["verify"])).contains(": ok"));
+    assert_eq!(strata(d, &["get", "doc@150"]).stdout, want[149]);
+}
