@@ -30,9 +30,9 @@ pub(crate) struct Counters {
 }
 
 /// Pages are closed once their encoding passes this many bytes. sled writes a node of more than
-/// a quarter segment (16 KiB) to its never-reclaimed `blobs/`, and a leaf holds up to 17
+/// a quarter segment (8 KiB) to its never-reclaimed `blobs/`, and a leaf holds up to 17
 /// entries: 17 pages of this size stay under it.
-pub(crate) const PAGE_LIMIT: usize = 900;
+pub(crate) const PAGE_LIMIT: usize = 450;
 
 /// Consecutive versions of one document, stored under the key `doc ‖ first`. Packing records
 /// saves sled's per-entry overhead (about 100 bytes each on disk).

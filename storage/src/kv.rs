@@ -23,15 +23,16 @@ use crate::format::{
     VersionPage,
 };
 
-/// sled's log segment size. Measured on the shared histories, 64 KiB segments give a store
-/// directory 20-30% smaller than sled's default 512 KiB (see BENCHMARKS.md). sled records it in
-/// its `conf` file and refuses to reopen a store with another value: it is part of the format.
-const SEGMENT_LEN: usize = 64 * 1024;
+/// sled's log segment size. Measured on the shared histories, 64 KiB segments gave store
+/// directories 20-30% smaller than sled's default 512 KiB, and 32 KiB another 0-15% after a
+/// repack; 16 KiB was worse on the larger histories (see BENCHMARKS.md). sled records it in its
+/// `conf` file and refuses to reopen a store with another value: it is part of the format.
+const SEGMENT_LEN: usize = 32 * 1024;
 
 /// Payloads are split into chunks of this size. sled writes any node larger than a quarter
-/// segment (16 KiB) to its never-reclaimed `blobs/` directory, and a leaf holds up to 17
-/// entries, so 17 chunks with their keys must stay under 16 KiB.
-pub(crate) const CHUNK_LEN: usize = 768;
+/// segment (8 KiB) to its never-reclaimed `blobs/` directory, and a leaf holds up to 17
+/// entries, so 17 chunks with their keys must stay under 8 KiB.
+pub(crate) const CHUNK_LEN: usize = 384;
 
 const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";

@@ -168,11 +168,11 @@ fn changes_feed_lists_every_write_in_order() {
     assert_eq!(docs, [("x".into(), 2), ("y".into(), 1)]);
 }
 
-/// Opens the raw engine of a closed store (strata uses 64 KiB segments).
+/// Opens the raw engine of a closed store (strata uses 32 KiB segments).
 fn raw_db(path: &std::path::Path) -> sled::Db {
     sled::Config::new()
         .path(path)
-        .segment_size(64 * 1024)
+        .segment_size(32 * 1024)
         .open()
         .unwrap()
 }
