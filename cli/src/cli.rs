@@ -179,7 +179,8 @@ pub(crate) struct ImportArgs {
     /// Blank lines between records are ignored. Each batch commits on its own: after an
     /// error in the stream, the versions of earlier batches stay and the message says how many.
     pub(crate) dir: PathBuf,
-    /// Versions per transaction; each batch is flushed once.
+    /// Versions per transaction; each batch is flushed once. A batch also closes when the
+    /// contents it holds reach 64 MiB.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub(crate) batch: usize,
 }

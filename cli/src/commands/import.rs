@@ -9,6 +9,9 @@ use strata_storage::{PutOptions, Store};
 use crate::cli::ImportArgs;
 use crate::error::CliError;
 
+/// A batch is committed once the contents it holds reach this many bytes.
+const MAX_BATCH_BYTES: u64 = 64 << 20;
+
 struct Plan {
     docs: Vec<(String, Vec<PathBuf>)>,
     versions: usize,
@@ -95,16 +98,26 @@ pub(crate) fn run(args: &ImportArgs, store: &Store, out: &mut dyn Write) -> Resu
     let batch_len = args.batch.max(1);
     for (name, files) in &plan.docs {
         let doc = crate::spec::doc(name)?;
-        for chunk in files.chunks(batch_len) {
+        let mut rest: &[PathBuf] = files;
+        while !rest.is_empty() {
+            // A batch holds its contents until commit: bound it by bytes as well as versions.
             let mut batch = store.batch();
-            for f in chunk {
+            let mut batch_bytes = 0u64;
+            let mut taken = 0;
+            for f in rest.iter().take(batch_len) {
                 let content = std::fs::read(f)
                     .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?;
                 done_bytes += content.len() as u64;
+                batch_bytes += content.len() as u64;
                 batch.put(&doc, &content, PutOptions::default())?;
+                taken += 1;
+                if batch_bytes >= MAX_BATCH_BYTES {
+                    break;
+                }
             }
             batch.commit()?;
-            done += chunk.len();
+            rest = &rest[taken..];
+            done += taken;
             if progress {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
                 let rate = done as f64 / secs;
@@ -144,6 +157,7 @@ pub(crate) fn run_stream(
     let mut bytes = 0u64;
     let mut line_no = 0usize;
     let mut batch = Some(store.batch());
+    let mut batch_bytes = 0u64;
     let stream_err = |line_no: usize, committed: usize, what: String| {
         CliError::failed(format!(
             "stream line {line_no}: {what} ({committed} versions from earlier batches were stored)"
@@ -230,7 +244,9 @@ pub(crate) fn run_stream(
         bytes += size;
         let current = batch.as_mut().expect("a batch is open between records");
         current.put(&doc, &content, PutOptions::default())?;
-        if current.len() >= batch_len {
+        batch_bytes += size;
+        if current.len() >= batch_len || batch_bytes >= MAX_BATCH_BYTES {
+            batch_bytes = 0;
             // Commit (releasing the batch) before the next one starts.
             committed += batch.take().expect("checked above").commit()?.len();
             batch = Some(store.batch());
