@@ -65,8 +65,11 @@ impl ContentCache {
     }
 }
 
-/// Of the contents rebuilt on the way to the wanted one, every this-many-th is cached.
+/// Of the contents rebuilt on the way to the wanted one, every this-many-th is cached ...
 const CACHE_EVERY: usize = 8;
+/// ... and so is each of the last this-many before it: the wanted version's neighbours, which
+/// a reader walking the history asks for next.
+const CACHE_NEAR: usize = 4;
 
 /// Rebuilds the content of object `hash`, using and filling `cache`.
 ///
@@ -158,10 +161,11 @@ pub(crate) fn rebuild(
             ));
         }
         remaining -= 1;
-        if id != hash && remaining.is_multiple_of(CACHE_EVERY) {
-            // Every 8th content rebuilt on the way is verified and cached, so reading the
-            // versions of a chain one after another costs at most 8 deltas each, in either
-            // direction, while a single read pays for few extra hashes.
+        if id != hash && (remaining <= CACHE_NEAR || remaining.is_multiple_of(CACHE_EVERY)) {
+            // Contents rebuilt on the way are verified and cached (every 8th, and the 4
+            // nearest the wanted one), so walking a chain's versions one after another costs
+            // about one delta each in either direction, while a single long read pays for few
+            // extra hashes.
             let actual = ContentHash::of(&bytes);
             if actual != *id {
                 return Err(StoreError::HashMismatch {
