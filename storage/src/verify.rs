@@ -1,10 +1,11 @@
 //! Whole-store checks and accounting: `verify`, `stats`, `gc`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
+use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, ObjectKind, VersionNo};
 
 use crate::error::StoreResult;
@@ -52,7 +53,7 @@ pub struct StoreStats {
     pub unique_raw_bytes: u64,
     /// Payload bytes stored for all objects (compressed snapshots and deltas).
     pub stored_bytes: u64,
-    /// The longest delta chain.
+    /// The longest delta chain, measured by walking the chains.
     pub max_depth: u32,
     /// Bytes of every file under the store directory, engine overhead included.
     pub disk_bytes: u64,
@@ -182,6 +183,9 @@ impl Store {
                 s.raw_bytes += rec.size;
             }
         }
+        // Bases by object, to measure real chain depths: a header's own `depth` is the one at
+        // write time, and reverse policies lengthen older chains afterwards.
+        let mut bases: HashMap<ContentHash, Option<ContentHash>> = HashMap::new();
         for id in kv.object_ids() {
             let id = id?;
             let Some(h) = kv.object_header(&id)? else {
@@ -191,12 +195,38 @@ impl Store {
             s.unique_raw_bytes += h.raw_len;
             s.stored_bytes += h.stored_len;
             match h.kind {
-                ObjectKind::Full { .. } => s.full_objects += 1,
-                ObjectKind::Delta { depth, .. } => {
+                ObjectKind::Full { .. } => {
+                    s.full_objects += 1;
+                    bases.insert(id, None);
+                }
+                ObjectKind::Delta { base, .. } => {
                     s.delta_objects += 1;
-                    s.max_depth = s.max_depth.max(depth);
+                    bases.insert(id, Some(base));
                 }
             }
+        }
+        let mut depths: HashMap<ContentHash, u32> = HashMap::new();
+        for id in bases.keys() {
+            let mut path = Vec::new();
+            let mut cursor = *id;
+            let mut depth = loop {
+                if let Some(d) = depths.get(&cursor) {
+                    break *d;
+                }
+                match bases.get(&cursor) {
+                    Some(Some(base)) if path.len() <= MAX_CHAIN_DEPTH as usize => {
+                        path.push(cursor);
+                        cursor = *base;
+                    }
+                    // A full snapshot, a missing base (verify reports it) or a runaway chain.
+                    _ => break 0,
+                }
+            };
+            for node in path.into_iter().rev() {
+                depth += 1;
+                depths.insert(node, depth);
+            }
+            s.max_depth = s.max_depth.max(depth);
         }
         s.disk_bytes = dir_size(self.path());
         Ok(s)
