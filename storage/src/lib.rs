@@ -20,8 +20,12 @@
 //! - [`Store`]: open, [`put`](Store::put), [`get`](Store::get), [`history`](Store::history),
 //!   [`documents`](Store::documents), [`diff`](Store::diff), [`changes`](Store::changes),
 //!   [`stats`](Store::stats), [`verify`](Store::verify), [`gc`](Store::gc),
-//!   [`flush`](Store::flush).
-//! - [`StoreOptions`]: policy, durability, cache sizes, content limit, compression level.
+//!   [`flush`](Store::flush), [`repack_at`](Store::repack_at) (re-encode everything, safe to
+//!   interrupt).
+//! - [`StoreOptions`]: policy (default `reverse:4`: the latest version is stored in full, older
+//!   ones as deltas against the next newer one), durability, cache sizes (rebuilt contents:
+//!   64 MiB by default), content limit, compression level.
+//! - [`RepackOptions`] / [`RepackReport`]: policy, zstd level and base window for a repack.
 //! - [`WriteBatch`]: many puts, one transaction, one flush.
 //! - [`At`]: which version to read. [`StoreError`] / [`OpenError`]: what went wrong.
 //!
