@@ -77,8 +77,7 @@ fn write_text(out: &mut String, t: &TextDiff, old_label: &str, new_label: &str, 
     if t.hunks.is_empty() {
         return;
     }
-    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("--- {old_label}")));
-    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("+++ {new_label}")));
+    write_file_header(out, old_label, new_label, style);
     for h in &t.hunks {
         let _ = writeln!(out, "{}", style.paint(CYAN, &hunk_header(h)));
         for line in &h.lines {
@@ -98,6 +97,11 @@ fn write_text(out: &mut String, t: &TextDiff, old_label: &str, new_label: &str, 
             }
         }
     }
+}
+
+fn write_file_header(out: &mut String, old_label: &str, new_label: &str, style: Style) {
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("--- {old_label}")));
+    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("+++ {new_label}")));
 }
 
 /// Returns the `@@ -a,b +c,d @@` header of a hunk, with GNU diff's numbering.
@@ -127,8 +131,7 @@ pub fn word_diff(diff: &DocDiff, old_label: &str, new_label: &str, style: Style)
     if t.hunks.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("--- {old_label}")));
-    let _ = writeln!(out, "{}", style.paint(BOLD, &format!("+++ {new_label}")));
+    write_file_header(&mut out, old_label, new_label, style);
     for h in &t.hunks {
         let _ = writeln!(out, "{}", style.paint(CYAN, &hunk_header(h)));
         let mut i = 0;
@@ -237,14 +240,9 @@ fn write_word_run(out: &mut String, run: &[Line], style: Style) {
 
 /// Renders git's `--stat` form: ` NAME | 5 ++---` and the summary line.
 pub fn stat(diff: &DocDiff, name: &str) -> String {
-    match diff {
-        DocDiff::Same => String::from(" 0 files changed\n"),
-        DocDiff::Binary(b) => {
-            format!(
-                " {name} | Bin {} -> {} bytes\n 1 file changed\n",
-                b.old_len, b.new_len
-            )
-        }
+    let graph = match diff {
+        DocDiff::Same => String::new(),
+        DocDiff::Binary(b) => format!(" {name} | Bin {} -> {} bytes\n", b.old_len, b.new_len),
         DocDiff::Text(_) | DocDiff::Json(_) => {
             let s = diff.stat();
             let total = s.insertions + s.deletions;
@@ -256,13 +254,13 @@ pub fn stat(diff: &DocDiff, name: &str) -> String {
                 (s.insertions, s.deletions)
             };
             format!(
-                " {name} | {total} {}{}\n {}\n",
+                " {name} | {total} {}{}\n",
                 "+".repeat(plus as usize),
-                "-".repeat(minus as usize),
-                stat_line(diff)
+                "-".repeat(minus as usize)
             )
         }
-    }
+    };
+    format!("{graph} {}\n", stat_line(diff))
 }
 
 /// Renders a one-line summary like git's `--stat` footer:

@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 use strata_core::codec::{
     Record, decode_record, decode_record_prefix, encode_record, encoded_len, pair_key,
     read_u64_key, u64_key,
@@ -64,6 +66,12 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) size: u64,
     pub(crate) created_at_ms: u64,
     pub(crate) meta: &'a Metadata,
+}
+
+/// An object's header with its inline payload (empty when the payload is chunked).
+pub(crate) struct StoredObject {
+    pub(crate) header: ObjectHeader,
+    inline: Vec<u8>,
 }
 
 /// Why a commit transaction stopped.
@@ -306,37 +314,46 @@ impl Kv {
     }
 
     pub(crate) fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
+        Ok(self.object(hash)?.map(|o| o.header))
+    }
+
+    /// Reads an object's part-0 value once: its header and, when the payload is inline, the
+    /// payload too.
+    pub(crate) fn object(&self, hash: &ContentHash) -> StoreResult<Option<StoredObject>> {
         match self.objects.get(object_key(hash, 0))? {
             None => Ok(None),
-            Some(bytes) => Ok(Some(split_object_record(hash, &bytes)?.0)),
+            Some(bytes) => {
+                let (header, inline) = split_object_record(hash, &bytes)?;
+                Ok(Some(StoredObject {
+                    header,
+                    inline: inline.to_vec(),
+                }))
+            }
         }
     }
 
-    /// Reads an object's payload, checking that every chunk is present and the total length
-    /// matches the header.
+    /// Returns an object's payload: the inline bytes read with its header, or its chunks,
+    /// checking that every chunk is present and the total length matches the header.
     pub(crate) fn object_payload(
         &self,
         hash: &ContentHash,
-        header: &ObjectHeader,
+        object: StoredObject,
     ) -> StoreResult<Vec<u8>> {
+        let header = &object.header;
         let expected = usize::try_from(header.stored_len).map_err(|_| {
             StoreError::corrupt(format!("object {hash}"), "impossible payload length")
         })?;
         if header.parts == 0 {
-            let bytes = self.objects.get(object_key(hash, 0))?.ok_or_else(|| {
-                StoreError::corrupt(format!("object {hash}"), "object is missing")
-            })?;
-            let (stored, inline) = split_object_record(hash, &bytes)?;
-            if stored != *header || inline.len() != expected {
+            if object.inline.len() != expected {
                 return Err(StoreError::corrupt(
                     format!("object {hash}"),
                     format!(
                         "inline payload has {} bytes, header says {expected}",
-                        inline.len()
+                        object.inline.len()
                     ),
                 ));
             }
-            return Ok(inline.to_vec());
+            return Ok(object.inline);
         }
         let mut out = Vec::with_capacity(expected.min(1 << 30));
         let mut seen = 0u32;
@@ -429,44 +446,24 @@ impl Kv {
             &self.meta,
         )
             .transaction(|(names, docs, versions, feed, meta)| {
-                let abort =
-                    |e: StoreError| ConflictableTransactionError::Abort(CommitAbort::Corrupt(e));
-                let mut counters = match meta.get(META_COUNTERS)? {
-                    Some(b) => decode_record::<Counters>(&b)
-                        .map_err(|e| abort(StoreError::decode("counters record", e)))?,
-                    None => {
-                        return Err(abort(StoreError::corrupt(
-                            "meta tree",
-                            "counters record is missing",
-                        )));
-                    }
-                };
+                let mut counters: Counters =
+                    txn_require(meta, META_COUNTERS, &|| "counters record".to_owned())?;
                 let mut out = Vec::with_capacity(puts.len());
                 for (index, put) in puts.iter().enumerate() {
-                    let doc = match names.get(put.key.as_bytes())? {
-                        Some(b) => {
-                            decode_record::<NameRecord>(&b)
-                                .map_err(|e| {
-                                    abort(StoreError::decode(
-                                        format!("name record of '{}'", put.key),
-                                        e,
-                                    ))
-                                })?
-                                .doc
-                        }
+                    let name_key = put.key.as_bytes();
+                    let doc = match txn_get::<NameRecord>(names, name_key, &|| {
+                        format!("name record of '{}'", put.key)
+                    })? {
+                        Some(r) => r.doc,
                         None => {
                             let doc = counters.next_doc;
                             counters.next_doc += 1;
-                            names.insert(put.key.as_bytes(), encode_record(&NameRecord { doc }))?;
+                            names.insert(name_key, encode_record(&NameRecord { doc }))?;
                             doc
                         }
                     };
-                    let doc_rec = match docs.get(u64_key(doc))? {
-                        Some(b) => Some(decode_record::<DocRecord>(&b).map_err(|e| {
-                            abort(StoreError::decode(format!("document record {doc}"), e))
-                        })?),
-                        None => None,
-                    };
+                    let doc_rec: Option<DocRecord> =
+                        txn_get(docs, &u64_key(doc), &|| format!("document record {doc}"))?;
                     let head = doc_rec.as_ref().map(|r| r.head);
                     if let Some(expected) = put.expected {
                         let actual = head.map_or(0, VersionNo::get);
@@ -493,28 +490,15 @@ impl Kv {
                     };
                     // Append to the document's newest version page, or start a new one.
                     let mut page = match &doc_rec {
-                        Some(r) => match versions.get(pair_key(doc, r.page.get()))? {
-                            Some(b) => decode_record::<VersionPage>(&b).map_err(|e| {
-                                abort(StoreError::decode(
-                                    format!("version page of document {doc}"),
-                                    e,
-                                ))
-                            })?,
-                            None => {
-                                return Err(abort(StoreError::corrupt(
-                                    format!("document {doc}"),
-                                    "its newest version page is missing",
-                                )));
-                            }
-                        },
+                        Some(r) => txn_require(versions, &pair_key(doc, r.page.get()), &|| {
+                            format!("newest version page of document {doc}")
+                        })?,
                         None => VersionPage {
                             first: version,
                             records: Vec::new(),
                         },
                     };
-                    if !page.records.is_empty()
-                        && encoded_len(&page) + encoded_len(&rec) > PAGE_LIMIT
-                    {
+                    if page_is_full(page.records.len(), &page, &rec) {
                         page = VersionPage {
                             first: version,
                             records: Vec::new(),
@@ -538,20 +522,11 @@ impl Kv {
                             entries: Vec::new(),
                         }
                     } else {
-                        match feed.get(u64_key(counters.feed_page))? {
-                            Some(b) => decode_record::<FeedPage>(&b)
-                                .map_err(|e| abort(StoreError::decode("newest feed page", e)))?,
-                            None => {
-                                return Err(abort(StoreError::corrupt(
-                                    "change feed",
-                                    "its newest page is missing",
-                                )));
-                            }
-                        }
+                        txn_require(feed, &u64_key(counters.feed_page), &|| {
+                            "newest feed page".to_owned()
+                        })?
                     };
-                    if !fpage.entries.is_empty()
-                        && encoded_len(&fpage) + encoded_len(&entry) > PAGE_LIMIT
-                    {
+                    if page_is_full(fpage.entries.len(), &fpage, &entry) {
                         fpage = FeedPage {
                             first: seq,
                             entries: Vec::new(),
@@ -638,6 +613,42 @@ fn open_db(path: &Path, config: &KvConfig) -> sled::Result<sled::Db> {
             other => return other,
         }
     }
+}
+
+/// The error a commit transaction aborts with when stored data is damaged.
+type TxnError = ConflictableTransactionError<CommitAbort>;
+
+/// Reads and decodes a record inside a transaction; `None` when absent.
+fn txn_get<R: Record>(
+    tree: &TransactionalTree,
+    key: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<Option<R>, TxnError> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(bytes) => decode::<R>(&bytes, what)
+            .map(Some)
+            .map_err(|e| ConflictableTransactionError::Abort(CommitAbort::Corrupt(e))),
+    }
+}
+
+/// As [`txn_get`], for a record that must exist.
+fn txn_require<R: Record>(
+    tree: &TransactionalTree,
+    key: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<R, TxnError> {
+    txn_get(tree, key, what)?.ok_or_else(|| {
+        ConflictableTransactionError::Abort(CommitAbort::Corrupt(StoreError::corrupt(
+            what(),
+            "is missing",
+        )))
+    })
+}
+
+/// Returns `true` when adding `item` would take a page of `len` entries past [`PAGE_LIMIT`].
+fn page_is_full(len: usize, page: &impl serde::Serialize, item: &impl serde::Serialize) -> bool {
+    len > 0 && encoded_len(page) + encoded_len(item) > PAGE_LIMIT
 }
 
 fn decode<R: Record>(bytes: &[u8], what: impl FnOnce() -> String) -> StoreResult<R> {

@@ -38,6 +38,7 @@
 //! `docs/architecture.md` (crates, write and read paths) and `docs/format.md` (bytes on disk)
 //! in the repository.
 
+mod encode;
 mod error;
 mod format;
 mod kv;

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use strata_core::policy::MAX_CHAIN_DEPTH;
-use strata_core::{Codec, ContentHash, ObjectHeader, ObjectKind};
+use strata_core::{Codec, ContentHash, ObjectKind};
 use strata_diff::delta;
 
 use crate::error::{StoreError, StoreResult};
-use crate::kv::Kv;
+use crate::kv::{Kv, StoredObject};
 
 /// A bounded least-recently-used cache of rebuilt contents, keyed by content id (git's
 /// delta-base cache). Only verified contents enter it.
@@ -84,7 +84,7 @@ pub(crate) fn rebuild(
         return Ok(hit);
     }
     // Walk from the wanted object towards a full snapshot or a cached content.
-    let mut chain: Vec<(ContentHash, ObjectHeader)> = Vec::new();
+    let mut chain: Vec<(ContentHash, StoredObject)> = Vec::new();
     let mut cursor = *hash;
     let mut start: Option<Arc<[u8]>> = None;
     loop {
@@ -94,13 +94,14 @@ pub(crate) fn rebuild(
             start = Some(hit);
             break;
         }
-        let header = kv.object_header(&cursor)?.ok_or_else(|| {
+        let object = kv.object(&cursor)?.ok_or_else(|| {
             let reason = match chain.last() {
                 None => "object is missing".to_owned(),
                 Some((child, _)) => format!("it is the delta base of {child} but is missing"),
             };
             StoreError::corrupt(format!("object {cursor}"), reason)
         })?;
+        let header = object.header;
         if header.raw_len > max_len {
             return Err(StoreError::corrupt(
                 format!("object {cursor}"),
@@ -120,7 +121,7 @@ pub(crate) fn rebuild(
             ObjectKind::Full { .. } => None,
             ObjectKind::Delta { base, .. } => Some(base),
         };
-        chain.push((cursor, header));
+        chain.push((cursor, object));
         match next {
             Some(base) => cursor = base,
             None => break,
@@ -128,8 +129,10 @@ pub(crate) fn rebuild(
     }
     let mut content: Option<Arc<[u8]>> = start;
     let mut remaining = chain.len();
-    for (id, header) in chain.iter().rev() {
-        let payload = kv.object_payload(id, header)?;
+    for (id, object) in chain.into_iter().rev() {
+        let id = &id;
+        let header = object.header;
+        let payload = kv.object_payload(id, object)?;
         let bad = |e: delta::ApplyError| StoreError::corrupt(format!("object {id}"), e);
         let bytes: Vec<u8> = match (header.kind, &content) {
             (ObjectKind::Full { codec: Codec::Raw }, _) => payload,

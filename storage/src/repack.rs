@@ -10,14 +10,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use strata_core::{
-    Codec, ContentHash, Encoding, ObjectHeader, ObjectKind, Policy, PolicyInput, SnapshotPolicy,
-    VersionNo,
-};
+use strata_core::{ContentHash, Policy, SnapshotPolicy};
 use strata_diff::delta;
 
+use crate::encode::{self, Base, Plan};
 use crate::error::{StoreError, StoreResult};
-use crate::kv::{Kv, KvConfig, parts_for};
+use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
 use crate::store::Store;
 use crate::verify::dir_size;
@@ -173,12 +171,12 @@ impl Store {
             reason: format!("cannot create {}: {e}", dest.display()),
         })?;
         kv.copy_records_to(&out)?;
-        let policy: Box<dyn SnapshotPolicy> = match options.policy {
+        let policy: &dyn SnapshotPolicy = match &options.policy {
             Some(p) => {
-                out.set_policy(&p)?;
-                Box::new(p)
+                out.set_policy(p)?;
+                p
             }
-            None => Box::new(PolicyRef(&*self.inner.policy)),
+            None => &*self.inner.policy,
         };
         let window_ok = matches!(
             options.policy.or(kv.stored_policy()?),
@@ -210,9 +208,7 @@ impl Store {
                 if let Some(h) = kv.object_header(&rec.hash)? {
                     report.stored_before += h.stored_len;
                 }
-                let (codec, full_payload) = crate::write::encode_full(&content, level);
-                let full_stored_len = full_payload.len() as u64;
-                let mut best: (ObjectKind, Vec<u8>) = (ObjectKind::Full { codec }, full_payload);
+                let full = Plan::full(&content, level);
                 let mut candidates: Vec<ContentHash> = Vec::new();
                 if reverse {
                     // The next newer versions (the window tries more than one).
@@ -228,45 +224,33 @@ impl Store {
                 }
                 candidates.retain(|c| *c != rec.hash);
                 candidates.dedup();
+                // The smallest encoding the policy accepts among the candidates (or full).
+                let mut best: Option<Plan> = None;
                 for base in candidates {
                     let Some(base_header) = out.object_header(&base)? else {
                         continue;
                     };
                     let base_content = self.read_object(&base)?;
                     let d = delta::encode(&base_content, &content, level);
-                    let input = PolicyInput {
-                        version: rec.version,
-                        full_len: content.len() as u64,
-                        full_stored_len,
-                        base_depth: base_header.depth(),
-                        base_chain_cost: base_header.chain_cost(),
-                        delta_len: d.len() as u64,
-                    };
-                    if policy.choose(&input) == Encoding::Delta && d.len() < best.1.len() {
-                        best = (
-                            ObjectKind::Delta {
-                                base,
-                                codec: Codec::ZstdPatch,
-                                depth: input.delta_depth(),
-                                chain_cost: input.delta_chain_cost(),
-                            },
-                            d,
-                        );
+                    if best.as_ref().is_some_and(|b| b.payload.len() <= d.len()) {
+                        continue;
+                    }
+                    let base = Base::of(base, &base_header);
+                    if let Some(plan) = encode::accepted_delta(policy, rec.version, &full, base, d)
+                    {
+                        best = Some(plan);
                     }
                 }
-                let (kind, payload) = best;
-                if matches!(kind, ObjectKind::Delta { .. }) {
+                let plan = best
+                    .filter(|b| b.payload.len() < full.payload.len())
+                    .unwrap_or(full);
+                if plan.header.is_delta() {
                     report.deltas += 1;
                 }
-                let header = ObjectHeader {
-                    raw_len: content.len() as u64,
-                    stored_len: payload.len() as u64,
-                    parts: parts_for(payload.len()),
-                    kind,
-                };
-                out.put_object(&rec.hash, &header, &payload)?;
+                out.put_object(&rec.hash, &plan.header, &plan.payload)?;
+                let payload_len = plan.payload.len() as u64;
                 report.objects += 1;
-                report.stored_after += payload.len() as u64;
+                report.stored_after += payload_len;
             }
         }
         report.dropped = kv
@@ -277,23 +261,5 @@ impl Store {
         drop(out);
         report.disk_after = dir_size(dest);
         Ok(report)
-    }
-}
-
-/// Lets the store's own policy (possibly a user's) be used where a boxed policy is needed.
-#[derive(Debug)]
-struct PolicyRef<'p>(&'p dyn SnapshotPolicy);
-
-impl SnapshotPolicy for PolicyRef<'_> {
-    fn choose(&self, input: &PolicyInput) -> Encoding {
-        self.0.choose(input)
-    }
-
-    fn base_for(&self, version: VersionNo) -> Option<VersionNo> {
-        self.0.base_for(version)
-    }
-
-    fn reverse(&self) -> bool {
-        self.0.reverse()
     }
 }

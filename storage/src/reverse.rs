@@ -12,13 +12,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use strata_core::policy::MAX_CHAIN_DEPTH;
-use strata_core::{
-    Codec, ContentHash, DocId, Encoding, ObjectHeader, ObjectKind, PolicyInput, VersionNo,
-};
+use strata_core::{ContentHash, DocId, Encoding, ObjectHeader, ObjectKind, PolicyInput, VersionNo};
 use strata_diff::delta;
 
+use crate::encode::{self, Base, Plan};
 use crate::error::StoreResult;
-use crate::kv::parts_for;
 use crate::read::lock;
 use crate::store::Store;
 use crate::write::WriteBatch;
@@ -35,33 +33,22 @@ struct Slot {
     writes: bool,
 }
 
-/// The planned encoding of a slot's object.
-struct Plan {
-    header: ObjectHeader,
-    payload: Vec<u8>,
-}
-
 impl WriteBatch<'_> {
     /// Encodes and writes the objects of every document touched by the batch.
     pub(crate) fn write_reverse(&self) -> StoreResult<()> {
-        let mut order: Vec<&DocId> = Vec::new();
-        let mut per_doc: HashMap<&DocId, Vec<PendingContent>> = HashMap::new();
-        for p in self.pending() {
-            let content = p.1.clone();
-            per_doc.entry(p.0).or_insert_with(|| {
-                order.push(p.0);
-                Vec::new()
-            });
-            per_doc
-                .get_mut(p.0)
-                .expect("inserted above")
-                .push((p.2, content));
+        // The batch's puts grouped by document, in the order documents first appear.
+        let mut groups: Vec<(&DocId, Vec<PendingContent>)> = Vec::new();
+        for (doc, content, hash) in self.pending() {
+            let put = (hash, Arc::clone(content));
+            match groups.iter_mut().find(|(d, _)| *d == doc) {
+                Some((_, puts)) => puts.push(put),
+                None => groups.push((doc, vec![put])),
+            }
         }
         let mut claimed: HashSet<ContentHash> = HashSet::new();
-        for doc in order {
-            let head = self.head_of(doc);
+        for (doc, puts) in &groups {
             self.store
-                .write_reverse_doc(doc, head, &per_doc[doc], &mut claimed)?;
+                .write_reverse_doc(doc, self.head_of(doc), puts, &mut claimed)?;
         }
         Ok(())
     }
@@ -80,26 +67,30 @@ impl Store {
         let first_new = VersionNo(head.map_or(0, VersionNo::get) + 1);
         // Slots: the new versions; a new object is written at its latest position only, and
         // only once per batch (another document may have claimed it).
-        let mut slots: Vec<Slot> = Vec::with_capacity(puts.len());
-        let mut later: HashSet<ContentHash> = HashSet::new();
-        let mut writes = vec![false; puts.len()];
-        for (i, (hash, _)) in puts.iter().enumerate().rev() {
-            if later.insert(*hash) && !claimed.contains(hash) && kv.object_header(hash)?.is_none() {
-                writes[i] = true;
-                claimed.insert(*hash);
-            }
-        }
-        for (i, (hash, content)) in puts.iter().enumerate() {
-            slots.push(Slot {
+        let mut slots: Vec<Slot> = puts
+            .iter()
+            .enumerate()
+            .map(|(i, (hash, content))| Slot {
                 hash: *hash,
                 version: VersionNo(first_new.get() + i as u64),
                 content: Arc::clone(content),
-                writes: writes[i],
-            });
+                writes: false,
+            })
+            .collect();
+        let mut later: HashSet<ContentHash> = HashSet::new();
+        for slot in slots.iter_mut().rev() {
+            if later.insert(slot.hash)
+                && !claimed.contains(&slot.hash)
+                && kv.object_header(&slot.hash)?.is_none()
+            {
+                slot.writes = true;
+                claimed.insert(slot.hash);
+            }
         }
         // Encode in parallel (pure work on contents), then decide newest to oldest, so every
         // delta's base is planned (and later written) first.
         let encoded = encode_slots(&slots, level);
+        let policy = &*self.inner.policy;
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
         for (i, enc) in encoded.into_iter().enumerate().rev() {
             let Some((full, delta_bytes)) = enc else {
@@ -107,13 +98,14 @@ impl Store {
             };
             let plan = match (slots.get(i + 1), delta_bytes) {
                 (Some(next), Some(d)) => {
-                    let (base_depth, base_cost) = match plans.get(&next.hash) {
-                        Some(p) => (p.header.depth(), p.header.chain_cost()),
+                    let base = match plans.get(&next.hash) {
+                        Some(p) => Some(Base::of(next.hash, &p.header)),
                         None => kv
                             .object_header(&next.hash)?
-                            .map_or((MAX_CHAIN_DEPTH, u64::MAX), |h| (h.depth(), h.chain_cost())),
+                            .map(|h| Base::of(next.hash, &h)),
                     };
-                    self.choose_reverse(&slots[i], next, base_depth, base_cost, full, d)
+                    base.and_then(|b| encode::accepted_delta(policy, slots[i].version, &full, b, d))
+                        .unwrap_or(full)
                 }
                 _ => full,
             };
@@ -130,30 +122,6 @@ impl Store {
             self.rewrite_head(doc, head, first)?;
         }
         Ok(())
-    }
-
-    /// Plans `slot` as a delta against `next` when the policy accepts it, else in full.
-    fn choose_reverse(
-        &self,
-        slot: &Slot,
-        next: &Slot,
-        base_depth: u32,
-        base_cost: u64,
-        full: Plan,
-        d: Vec<u8>,
-    ) -> Plan {
-        let input = PolicyInput {
-            version: slot.version,
-            full_len: slot.content.len() as u64,
-            full_stored_len: full.payload.len() as u64,
-            base_depth,
-            base_chain_cost: base_cost,
-            delta_len: d.len() as u64,
-        };
-        if base_cost == u64::MAX || self.inner.policy.choose(&input) != Encoding::Delta {
-            return full;
-        }
-        delta_plan(slot.content.len(), next.hash, &input, d)
     }
 
     /// Re-encodes the document's previous head (if it is a full snapshot) as a delta against
@@ -200,7 +168,7 @@ impl Store {
             base_chain_cost: base_header.chain_cost(),
             ..input
         };
-        let plan = delta_plan(content.len(), first.hash, &own, d);
+        let plan = Plan::delta(content.len() as u64, first.hash, &own, d);
         let _rewrite = self
             .inner
             .object_gate
@@ -259,7 +227,7 @@ fn encode_slots(slots: &[Slot], level: i32) -> Vec<Option<(Plan, Option<Vec<u8>>
     let encode = |i: usize| {
         let slot = &slots[i];
         slot.writes.then(|| {
-            let full = full_plan(&slot.content, level);
+            let full = Plan::full(&slot.content, level);
             let d = slots
                 .get(i + 1)
                 .map(|next| delta::encode(&next.content, &slot.content, level));
@@ -280,34 +248,4 @@ fn encode_slots(slots: &[Slot], level: i32) -> Vec<Option<(Plan, Option<Vec<u8>>
         out.extend(back.join().expect("the encoding thread does not panic"));
         out
     })
-}
-
-fn full_plan(content: &[u8], level: i32) -> Plan {
-    let (codec, payload) = crate::write::encode_full(content, level);
-    Plan {
-        header: ObjectHeader {
-            raw_len: content.len() as u64,
-            stored_len: payload.len() as u64,
-            parts: parts_for(payload.len()),
-            kind: ObjectKind::Full { codec },
-        },
-        payload,
-    }
-}
-
-fn delta_plan(raw_len: usize, base: ContentHash, input: &PolicyInput, payload: Vec<u8>) -> Plan {
-    Plan {
-        header: ObjectHeader {
-            raw_len: raw_len as u64,
-            stored_len: payload.len() as u64,
-            parts: parts_for(payload.len()),
-            kind: ObjectKind::Delta {
-                base,
-                codec: Codec::ZstdPatch,
-                depth: input.delta_depth(),
-                chain_cost: input.delta_chain_cost(),
-            },
-        },
-        payload,
-    }
 }

@@ -249,6 +249,18 @@ impl Store {
     /// [`StoreError::Corrupt`] or [`StoreError::HashMismatch`] when stored data is damaged:
     /// never wrong bytes.
     pub fn get(&self, doc: &DocId, at: At) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.get_with_record(doc, at)?.map(|(_, content)| content))
+    }
+
+    /// As [`Store::get`], also returning the version's record (one lookup for both).
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub fn get_with_record(
+        &self,
+        doc: &DocId,
+        at: At,
+    ) -> StoreResult<Option<(VersionRecord, Vec<u8>)>> {
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
@@ -263,7 +275,7 @@ impl Store {
                 ),
             ));
         }
-        Ok(Some(content.to_vec()))
+        Ok(Some((rec, content.to_vec())))
     }
 
     /// Returns the record of `doc` at `at`, or `None` if there is no such document or version.

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_core::codec::encoded_len;
-use strata_core::{
-    Codec, ContentHash, DocId, Encoding, Metadata, ObjectHeader, ObjectKind, PolicyInput,
-    VersionNo, VersionRecord,
-};
+use strata_core::{ContentHash, DocId, Metadata, VersionNo, VersionRecord};
 use strata_diff::delta;
 
+use crate::encode::{self, Base, Plan};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{CommitAbort, NewVersion};
 use crate::read::lock;
@@ -55,9 +53,11 @@ impl PutOptions {
 
 /// Several puts committed together: one transaction, one flush.
 ///
-/// Objects are written as each put is added (content-addressed, so this is idempotent); the
-/// versions appear only when [`WriteBatch::commit`] succeeds, all at once. A batch that is
-/// dropped without commit leaves at most unreferenced objects, which [`Store::gc`] removes.
+/// Under forward policies each object is written as its put is added (content-addressed, so
+/// this is idempotent); under reverse policies (the default) the batch holds the contents and
+/// encodes them at commit, when the whole sequence is known. The versions appear only when
+/// [`WriteBatch::commit`] succeeds, all at once. A batch that is dropped without commit leaves
+/// at most unreferenced objects, which [`Store::gc`] removes.
 ///
 /// ```
 /// use strata_storage::{PutOptions, Store};
@@ -94,16 +94,6 @@ struct Pending {
     content: Option<Arc<[u8]>>,
 }
 
-/// Compresses `content` as a full snapshot, or keeps it raw when compression does not shrink it.
-pub(crate) fn encode_full(content: &[u8], level: i32) -> (Codec, Vec<u8>) {
-    let full = delta::compress(content, level);
-    if full.len() < content.len() {
-        (Codec::Zstd, full)
-    } else {
-        (Codec::Raw, content.to_vec())
-    }
-}
-
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -125,7 +115,8 @@ impl<'s> WriteBatch<'s> {
         }
     }
 
-    /// Adds a put to the batch and writes its object. The version is recorded at commit.
+    /// Adds a put to the batch (writing its object now under forward policies, at commit under
+    /// reverse ones). The version is recorded at commit.
     ///
     /// # Errors
     /// [`StoreError::TooLarge`] or [`StoreError::MetadataTooLarge`] for oversized input,
@@ -203,7 +194,7 @@ impl<'s> WriteBatch<'s> {
         if self.store.inner.policy.reverse() {
             self.write_reverse()?;
         }
-        let records = self.store.commit_puts(&self.puts_view())?;
+        let records = self.store.commit_puts(&self.puts)?;
         if flush {
             self.store.inner.kv.flush()?;
         }
@@ -220,13 +211,6 @@ impl<'s> WriteBatch<'s> {
     /// The head the batch saw when it first touched `doc`.
     pub(crate) fn head_of(&self, doc: &DocId) -> Option<VersionNo> {
         self.docs.get(doc).and_then(|(head, _)| *head)
-    }
-
-    fn puts_view(&self) -> Vec<(&DocId, ContentHash, u64, &PutOptions)> {
-        self.puts
-            .iter()
-            .map(|p| (&p.doc, p.hash, p.size, &p.options))
-            .collect()
     }
 }
 
@@ -270,57 +254,35 @@ impl Store {
             return Ok(());
         }
         let level = self.inner.options.level;
-        let (full_codec, full_payload) = encode_full(content, level);
-        let mut chosen = (ObjectKind::Full { codec: full_codec }, full_payload);
+        let mut plan = Plan::full(content, level);
         if let Some(base_hash) = base
             && let Some(base_header) = kv.object_header(&base_hash)?
         {
             let base_content = self.read_object(&base_hash)?;
             let d = delta::encode(&base_content, content, level);
-            let input = PolicyInput {
-                version,
-                full_len: content.len() as u64,
-                full_stored_len: chosen.1.len() as u64,
-                base_depth: base_header.depth(),
-                base_chain_cost: base_header.chain_cost(),
-                delta_len: d.len() as u64,
-            };
-            if self.inner.policy.choose(&input) == Encoding::Delta {
-                let kind = ObjectKind::Delta {
-                    base: base_hash,
-                    codec: Codec::ZstdPatch,
-                    depth: input.delta_depth(),
-                    chain_cost: input.delta_chain_cost(),
-                };
-                chosen = (kind, d);
+            let base = Base::of(base_hash, &base_header);
+            if let Some(delta) =
+                encode::accepted_delta(&*self.inner.policy, version, &plan, base, d)
+            {
+                plan = delta;
             }
         }
-        let (kind, payload) = chosen;
-        let header = ObjectHeader {
-            raw_len: content.len() as u64,
-            stored_len: payload.len() as u64,
-            parts: crate::kv::parts_for(payload.len()),
-            kind,
-        };
-        kv.put_object(hash, &header, &payload)?;
+        kv.put_object(hash, &plan.header, &plan.payload)?;
         lock(&self.inner.cache).insert(*hash, Arc::from(content));
         Ok(())
     }
 
-    pub(crate) fn commit_puts(
-        &self,
-        puts: &[(&DocId, ContentHash, u64, &PutOptions)],
-    ) -> StoreResult<Vec<VersionRecord>> {
+    fn commit_puts(&self, puts: &[Pending]) -> StoreResult<Vec<VersionRecord>> {
         let created_at_ms = now_ms();
         let new: Vec<NewVersion<'_>> = puts
             .iter()
-            .map(|(doc, hash, size, options)| NewVersion {
-                key: doc.as_str(),
-                expected: options.expected,
-                hash: *hash,
-                size: *size,
+            .map(|p| NewVersion {
+                key: p.doc.as_str(),
+                expected: p.options.expected,
+                hash: p.hash,
+                size: p.size,
                 created_at_ms,
-                meta: &options.meta,
+                meta: &p.options.meta,
             })
             .collect();
         self.inner.kv.commit(&new).map_err(|abort| match abort {
@@ -329,7 +291,7 @@ impl Store {
                 expected,
                 actual,
             } => StoreError::Conflict {
-                doc: puts[index].0.clone(),
+                doc: puts[index].doc.clone(),
                 expected,
                 actual,
             },

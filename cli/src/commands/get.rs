@@ -66,12 +66,9 @@ fn run_batch(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
             continue;
         }
         let found = match spec::parse(text) {
-            Ok((doc, at)) => match store.record(&doc, at)? {
-                Some(rec) => store
-                    .get(&doc, strata_storage::At::Version(rec.version))?
-                    .map(|c| (rec.hash, c)),
-                None => None,
-            },
+            Ok((doc, at)) => store
+                .get_with_record(&doc, at)?
+                .map(|(rec, c)| (rec.hash, c)),
             Err(_) => None,
         };
         match found {

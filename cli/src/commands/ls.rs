@@ -53,19 +53,14 @@ pub(crate) fn run_stats(
     )?;
     writeln!(out, "deepest chain    {}", s.max_depth)?;
     writeln!(out, "raw bytes        {}", s.raw_bytes)?;
-    writeln!(
-        out,
-        "stored bytes     {} ({:.4} of raw, 1/{:.0})",
-        s.stored_bytes,
-        ratio(s.stored_bytes, s.raw_bytes),
-        ratio(s.raw_bytes, s.stored_bytes)
-    )?;
-    writeln!(
-        out,
-        "disk bytes       {} ({:.4} of raw, 1/{:.0})",
-        s.disk_bytes,
-        ratio(s.disk_bytes, s.raw_bytes),
-        ratio(s.raw_bytes, s.disk_bytes)
-    )?;
+    let share = |n: u64| {
+        format!(
+            "{n} ({:.4} of raw, 1/{:.0})",
+            ratio(n, s.raw_bytes),
+            ratio(s.raw_bytes, n)
+        )
+    };
+    writeln!(out, "stored bytes     {}", share(s.stored_bytes))?;
+    writeln!(out, "disk bytes       {}", share(s.disk_bytes))?;
     Ok(())
 }
