@@ -325,3 +325,193 @@ fn kill_during_repack_loses_nothing() {
     assert!(ok(&strata(d, &["verify"])).contains(": ok"));
     assert_eq!(strata(d, &["get", "doc@150"]).stdout, want[149]);
 }
+
+fn strata_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.current_dir(dir).env_remove("STRATA_DIR").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn store_location_stdin_author_context_and_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // STRATA_DIR, else --store, else ./.strata.
+    std::fs::write(d.join("a.txt"), "1\n2\n3\n4\n5\n6\n7\n8\n9\n").unwrap();
+    ok(&strata_env(
+        d,
+        &["put", "e", "a.txt"],
+        &[("STRATA_DIR", "envstore")],
+    ));
+    assert!(d.join("envstore").is_dir() && !d.join(".strata").exists());
+    ok(&strata(d, &["--store", "flagstore", "put", "f", "a.txt"]));
+    assert!(d.join("flagstore").is_dir() && !d.join(".strata").exists());
+    // `-` reads standard input; --author is shown by log.
+    ok(&strata_stdin(
+        d,
+        &["put", "n", "-", "--author", "ana"],
+        Some(b"1\n2\n3\n4\n5\n6\n7\n8\n9\n"),
+    ));
+    ok(&strata_stdin(
+        d,
+        &["put", "n", "-m", "edit"],
+        Some(b"1\n2\n3\n4\nfive\n6\n7\n8\n9\n"),
+    ));
+    let log = ok(&strata(d, &["log", "n"]));
+    assert!(log.lines().next().unwrap().contains("<ana>"), "{log}");
+    // -U sets the context.
+    let u1 = ok(&strata(d, &["diff", "n@1", "n@2", "-U", "1"]));
+    assert!(
+        u1.contains("@@ -4,3 +4,3 @@") && !u1.contains(" 3\n"),
+        "{u1}"
+    );
+    let u0 = ok(&strata(d, &["diff", "n@1", "n@2", "--unified", "0"]));
+    assert!(u0.contains("@@ -5 +5 @@\n-5\n+five\n"), "{u0}");
+    // A content id names a version.
+    let id = blake3::hash(b"1\n2\n3\n4\n5\n6\n7\n8\n9\n")
+        .to_hex()
+        .to_string();
+    assert_eq!(
+        strata(d, &["get", &format!("n@{id}")]).stdout,
+        b"1\n2\n3\n4\n5\n6\n7\n8\n9\n"
+    );
+    one_line_error(&strata(d, &["get", &format!("n@{}", "0".repeat(64))]), 1);
+}
+
+#[test]
+fn binary_and_scalar_json_diffs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&strata_stdin(
+        d,
+        &["put", "bin"],
+        Some(&[0u8, 1, 2, 3, 0xff]),
+    ));
+    ok(&strata_stdin(
+        d,
+        &["put", "bin"],
+        Some(&[0u8, 1, 9, 3, 0xff, 7]),
+    ));
+    let out = ok(&strata(d, &["diff", "bin@1", "bin@2"]));
+    assert!(
+        out.starts_with(
+            "Binary files a/bin@1 and b/bin@2 differ (5 bytes -> 6 bytes, 2 bytes differ, delta "
+        ),
+        "{out}"
+    );
+    // --format json-patch forces JSON mode, even for top-level scalars.
+    ok(&strata_stdin(d, &["put", "num"], Some(b"4")));
+    ok(&strata_stdin(d, &["put", "num"], Some(b"5")));
+    let patch = ok(&strata(
+        d,
+        &["diff", "num@1", "num@2", "--format", "json-patch"],
+    ));
+    assert_eq!(patch.trim(), r#"[{"op":"replace","path":"","value":5}]"#);
+}
+
+#[test]
+fn verify_lists_damage_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..5 {
+        ok(&strata_stdin(
+            d,
+            &["put", "doc"],
+            Some(
+                format!("line {i} of a growing document\n")
+                    .repeat(i + 1)
+                    .as_bytes(),
+            ),
+        ));
+    }
+    assert!(ok(&strata(d, &["verify"])).contains(": ok"));
+    {
+        let db = sled::Config::new()
+            .path(d.join(".strata"))
+            .segment_size(32 * 1024)
+            .open()
+            .unwrap();
+        let objects = db.open_tree("objects").unwrap();
+        let (k, v) = objects.iter().next().unwrap().unwrap();
+        let mut v = v.to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 0x55;
+        objects.insert(k, v).unwrap();
+        db.flush().unwrap();
+    }
+    let out = strata(d, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("problem: ")), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("verify found"), "{err}");
+}
+
+#[test]
+fn a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = "a line that repeats to make a large document\n".repeat(200_000);
+    ok(&strata_stdin(d, &["put", "big"], Some(big.as_bytes())));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(d)
+        .env_remove("STRATA_DIR")
+        .args(["get", "big"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout); // the reader goes away, as `| head -c16` would
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn colour_follows_the_terminal_and_no_color() {
+    // `script` gives the command a terminal; skip where it is not installed.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("`script` not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&strata_stdin(d, &["put", "c"], Some(b"old\n")));
+    ok(&strata_stdin(d, &["put", "c"], Some(b"new\n")));
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let run = |no_color: bool| {
+        let mut cmd = Command::new("script");
+        cmd.current_dir(d).env_remove("STRATA_DIR").args([
+            "-qec",
+            &format!("{bin} diff c@1 c@2"),
+            "/dev/null",
+        ]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let tty = run(false);
+    assert!(
+        tty.contains("\x1b[31m-old") && tty.contains("\x1b[32m+new") && tty.contains("\x1b[36m@@"),
+        "{tty:?}"
+    );
+    let plain = run(true);
+    assert!(
+        plain.contains("-old") && !plain.contains("\x1b["),
+        "{plain:?}"
+    );
+}
