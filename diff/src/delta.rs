@@ -139,21 +139,40 @@ fn decompress_with_prefix(
         };
     }
     let cap = usize::try_from(declared).map_err(|_| ApplyError::TooLarge { declared, limit })?;
-    let mut dctx = DCtx::create();
     let frame_err = |code: usize| ApplyError::Frame {
         reason: zstd_safe::get_error_name(code).into(),
     };
-    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless))
-        .map_err(frame_err)?;
-    dctx.set_parameter(DParameter::WindowLogMax(DECODE_WINDOW_LOG_MAX))
-        .map_err(frame_err)?;
-    if !prefix.is_empty() {
-        dctx.ref_prefix(prefix).map_err(frame_err)?;
-    }
     let mut out = Vec::new();
     out.try_reserve_exact(cap)
         .map_err(|_| ApplyError::TooLarge { declared, limit })?;
-    let written = dctx.decompress(&mut out, frame).map_err(frame_err)?;
+    let written = if prefix.starts_with(&DICT_MAGIC) {
+        // zstd would parse such a prefix as a trained dictionary: a fresh context with an
+        // explicit raw-content prefix reads it as bytes, as the encoder did.
+        let mut dctx = new_dctx()?;
+        dctx.ref_prefix(prefix).map_err(frame_err)?;
+        dctx.decompress(&mut out, frame).map_err(frame_err)?
+    } else {
+        // One context per thread: creating one costs more than decoding a small delta (its
+        // tables are ~100 KiB). A prefix without the dictionary magic is raw content, which
+        // zstd decodes exactly as a reference prefix.
+        DCTX.with(|cell| -> Result<usize, ApplyError> {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(new_dctx()?);
+            }
+            let dctx = slot.as_mut().expect("the context was created above");
+            let result = if prefix.is_empty() {
+                dctx.decompress(&mut out, frame)
+            } else {
+                dctx.decompress_using_dict(&mut out, frame, prefix)
+            };
+            if result.is_err() {
+                // A failed frame may leave the context mid-session; start the next afresh.
+                *slot = None;
+            }
+            result.map_err(frame_err)
+        })?
+    };
     if written != cap || out.len() != cap {
         return Err(ApplyError::LengthMismatch {
             declared,
@@ -161,6 +180,29 @@ fn decompress_with_prefix(
         });
     }
     Ok(out)
+}
+
+/// The first four bytes of a trained zstd dictionary (`ZSTD_MAGIC_DICTIONARY`, little-endian).
+const DICT_MAGIC: [u8; 4] = [0x37, 0xA4, 0x30, 0xEC];
+
+thread_local! {
+    /// This thread's decoding context, made on first use.
+    static DCTX: std::cell::RefCell<Option<DCtx<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A decoding context for strata's frames: magicless, any window zstd supports.
+fn new_dctx() -> Result<DCtx<'static>, ApplyError> {
+    let mut dctx = DCtx::try_create().ok_or_else(|| ApplyError::Frame {
+        reason: "zstd could not allocate a decoding context".into(),
+    })?;
+    let frame_err = |code: usize| ApplyError::Frame {
+        reason: zstd_safe::get_error_name(code).into(),
+    };
+    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless))
+        .map_err(frame_err)?;
+    dctx.set_parameter(DParameter::WindowLogMax(DECODE_WINDOW_LOG_MAX))
+        .map_err(frame_err)?;
+    Ok(dctx)
 }
 
 fn write_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -236,6 +278,29 @@ mod tests {
         write_varint(&mut evil, u64::MAX);
         evil.extend_from_slice(&c[2..]);
         assert!(decompress(&evil, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn base_that_starts_like_a_zstd_dictionary_is_read_as_raw_bytes() {
+        let mut base = DICT_MAGIC.to_vec();
+        base.extend_from_slice(&b"0123456789abcdef".repeat(40));
+        let target = [&base[4..200], b"changed", &base[200..]].concat();
+        let d = encode(&base, &target, 3);
+        assert_eq!(apply(&base, &d, 1 << 20).unwrap(), target);
+    }
+
+    #[test]
+    fn a_failed_decode_leaves_the_thread_able_to_decode() {
+        let base = b"line of text\n".repeat(50);
+        let target = [&base[..], b"tail\n"].concat();
+        let d = encode(&base, &target, 3);
+        let mut broken = d.clone();
+        let last = broken.len() - 1;
+        broken[last] ^= 0xff;
+        broken.truncate(last - 2);
+        assert!(apply(&base, &broken, 1 << 20).is_err());
+        assert_eq!(apply(&base, &d, 1 << 20).unwrap(), target);
+        assert_eq!(decompress(&compress(&target, 3), 1 << 20).unwrap(), target);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //!   interrupt).
 //! - [`StoreOptions`]: policy (default `reverse:4`: the latest version is stored in full, older
 //!   ones as deltas against the next newer one), durability, cache sizes (rebuilt contents:
-//!   64 MiB by default), content limit, compression level.
+//!   16 MiB by default), content limit, compression level.
 //! - [`RepackOptions`] / [`RepackReport`]: policy, zstd level and base window for a repack.
 //! - [`WriteBatch`]: many puts, one transaction, one flush.
 //! - [`At`]: which version to read. [`StoreError`] / [`OpenError`]: what went wrong.
@@ -53,6 +53,7 @@ mod write;
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
 pub use format::STORE_FORMAT;
 pub use options::{Durability, StoreOptions};
+pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};
 pub use store::{At, Change, DocEntry, Store};
 pub use strata_core::{ContentHash, DocId, Metadata, Policy, VersionNo, VersionRecord};

@@ -47,7 +47,7 @@ impl Default for StoreOptions {
             policy: None,
             custom_policy: None,
             durability: Durability::EveryPut,
-            cache_bytes: 64 << 20,
+            cache_bytes: 16 << 20,
             engine_cache_bytes: 64 << 20,
             max_content_len: 64 << 20,
             level: 3,
@@ -76,7 +76,7 @@ impl StoreOptions {
         self
     }
 
-    /// Bounds the cache of rebuilt contents, in bytes. Default 64 MiB; 0 disables it.
+    /// Bounds the cache of rebuilt contents, in bytes. Default 16 MiB; 0 disables it.
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
         self

@@ -11,6 +11,40 @@ use strata_diff::delta;
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{Kv, StoredObject};
 
+/// A rebuilt content, shared between the cache and readers without copying.
+pub(crate) type Shared = Arc<Vec<u8>>;
+
+/// The content of one version as [`Store::get_with_record`](crate::Store::get_with_record)
+/// returns it: shared with the read cache, so handing it out copies nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Content(Shared);
+
+impl Content {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self(shared)
+    }
+
+    /// Returns the bytes as an owned vector (a copy only while the cache still holds them).
+    #[must_use]
+    pub fn into_vec(self) -> Vec<u8> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.as_ref().clone())
+    }
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Content {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A bounded least-recently-used cache of rebuilt contents, keyed by content id (git's
 /// delta-base cache). Only verified contents enter it.
 #[derive(Debug, Default)]
@@ -18,7 +52,7 @@ pub(crate) struct ContentCache {
     capacity: usize,
     bytes: usize,
     tick: u64,
-    entries: HashMap<ContentHash, (Arc<[u8]>, u64)>,
+    entries: HashMap<ContentHash, (Shared, u64)>,
     order: BTreeMap<u64, ContentHash>,
 }
 
@@ -30,7 +64,7 @@ impl ContentCache {
         }
     }
 
-    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Arc<[u8]>> {
+    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Shared> {
         self.tick += 1;
         let tick = self.tick;
         let (content, last) = self.entries.get_mut(hash)?;
@@ -40,7 +74,7 @@ impl ContentCache {
         Some(Arc::clone(content))
     }
 
-    pub(crate) fn insert(&mut self, hash: ContentHash, content: Arc<[u8]>) {
+    pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared) {
         if content.len() > self.capacity / 2 || self.entries.contains_key(&hash) {
             return;
         }
@@ -79,14 +113,14 @@ pub(crate) fn rebuild(
     cache: &std::sync::Mutex<ContentCache>,
     hash: &ContentHash,
     max_len: u64,
-) -> StoreResult<Arc<[u8]>> {
+) -> StoreResult<Shared> {
     if let Some(hit) = lock(cache).get(hash) {
         return Ok(hit);
     }
     // Walk from the wanted object towards a full snapshot or a cached content.
     let mut chain: Vec<(ContentHash, StoredObject)> = Vec::new();
     let mut cursor = *hash;
-    let mut start: Option<Arc<[u8]>> = None;
+    let mut start: Option<Shared> = None;
     loop {
         if !chain.is_empty()
             && let Some(hit) = lock(cache).get(&cursor)
@@ -127,7 +161,7 @@ pub(crate) fn rebuild(
             None => break,
         }
     }
-    let mut content: Option<Arc<[u8]>> = start;
+    let mut content: Option<Shared> = start;
     let mut remaining = chain.len();
     for (id, object) in chain.into_iter().rev() {
         let id = &id;
@@ -176,11 +210,11 @@ pub(crate) fn rebuild(
                     actual,
                 });
             }
-            let shared: Arc<[u8]> = bytes.into();
+            let shared: Shared = Arc::new(bytes);
             lock(cache).insert(*id, Arc::clone(&shared));
             content = Some(shared);
         } else {
-            content = Some(bytes.into());
+            content = Some(Arc::new(bytes));
         }
     }
     let content = content.expect("a chain always ends at a full snapshot or a cached content");
@@ -213,17 +247,17 @@ mod tests {
     fn cache_evicts_least_recently_used_within_capacity() {
         let mut c = ContentCache::new(10);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::from(&b"abcd"[..]));
-        c.insert(h(2), Arc::from(&b"efgh"[..]));
+        c.insert(h(1), Arc::new(b"abcd".to_vec()));
+        c.insert(h(2), Arc::new(b"efgh".to_vec()));
         assert!(c.get(&h(1)).is_some());
-        c.insert(h(3), Arc::from(&b"ijkl"[..]));
+        c.insert(h(3), Arc::new(b"ijkl".to_vec()));
         assert!(
             c.get(&h(2)).is_none(),
             "least recently used entry is evicted"
         );
         assert!(c.get(&h(1)).is_some());
         assert!(c.bytes <= 10);
-        c.insert(h(4), Arc::from(&[0u8; 6][..]));
+        c.insert(h(4), Arc::new(vec![0u8; 6]));
         assert!(
             c.get(&h(4)).is_none(),
             "entries over half the capacity are not kept"

@@ -17,18 +17,18 @@ use strata_diff::delta;
 
 use crate::encode::{self, Base, Plan};
 use crate::error::StoreResult;
-use crate::read::lock;
+use crate::read::{Shared, lock};
 use crate::store::Store;
 use crate::write::WriteBatch;
 
 /// A put waiting for its object: the content's id and bytes.
-type PendingContent = (ContentHash, Arc<[u8]>);
+type PendingContent = (ContentHash, Shared);
 
 /// One position of a document's sequence: the stored head, then each put of the batch.
 struct Slot {
     hash: ContentHash,
     version: VersionNo,
-    content: Arc<[u8]>,
+    content: Shared,
     /// `true` when this slot writes its object (a new object at its latest position).
     writes: bool,
 }

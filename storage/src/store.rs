@@ -9,7 +9,7 @@ use strata_diff::{DiffOptions, DocDiff};
 use crate::error::{OpenError, StoreError, StoreResult};
 use crate::kv::{Kv, KvConfig};
 use crate::options::{Durability, StoreOptions};
-use crate::read::{ContentCache, lock, rebuild};
+use crate::read::{Content, ContentCache, Shared, lock, rebuild};
 use crate::write::{PutOptions, WriteBatch};
 
 /// Reads larger than this are refused as corrupt even if the options allow larger puts later.
@@ -249,10 +249,14 @@ impl Store {
     /// [`StoreError::Corrupt`] or [`StoreError::HashMismatch`] when stored data is damaged:
     /// never wrong bytes.
     pub fn get(&self, doc: &DocId, at: At) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.get_with_record(doc, at)?.map(|(_, content)| content))
+        Ok(self
+            .get_with_record(doc, at)?
+            .map(|(_, content)| content.into_vec()))
     }
 
-    /// As [`Store::get`], also returning the version's record (one lookup for both).
+    /// As [`Store::get`], also returning the version's record (one lookup for both). The
+    /// content is shared with the read cache rather than copied, which matters to readers
+    /// that stream many versions (`strata get --batch`).
     ///
     /// # Errors
     /// As [`Store::get`].
@@ -260,7 +264,7 @@ impl Store {
         &self,
         doc: &DocId,
         at: At,
-    ) -> StoreResult<Option<(VersionRecord, Vec<u8>)>> {
+    ) -> StoreResult<Option<(VersionRecord, Content)>> {
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
@@ -275,7 +279,7 @@ impl Store {
                 ),
             ));
         }
-        Ok(Some((rec, content.to_vec())))
+        Ok(Some((rec, Content::new(content))))
     }
 
     /// Returns the record of `doc` at `at`, or `None` if there is no such document or version.
@@ -326,7 +330,7 @@ impl Store {
         if self.inner.kv.object_header(hash)?.is_none() {
             return Ok(None);
         }
-        Ok(Some(self.read_object(hash)?.to_vec()))
+        Ok(Some(Content::new(self.read_object(hash)?).into_vec()))
     }
 
     /// Returns how the object with id `hash` is stored, or `None` if there is no such object.
@@ -345,7 +349,7 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Arc<[u8]>> {
+    pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Shared> {
         let _read = self
             .inner
             .object_gate

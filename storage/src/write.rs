@@ -11,7 +11,7 @@ use strata_diff::delta;
 use crate::encode::{self, Base, Plan};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{CommitAbort, NewVersion};
-use crate::read::lock;
+use crate::read::{Shared, lock};
 use crate::store::Store;
 
 /// The largest encoded metadata a version may carry.
@@ -91,7 +91,7 @@ struct Pending {
     size: u64,
     options: PutOptions,
     /// Under a reverse policy, objects are encoded at commit: the content waits here.
-    content: Option<Arc<[u8]>>,
+    content: Option<Shared>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -144,7 +144,7 @@ impl<'s> WriteBatch<'s> {
         let hash = ContentHash::of(content);
         // Reverse policies encode at commit, when the batch's whole sequence is known.
         let pending_content = if store.inner.policy.reverse() {
-            Some(Arc::from(content))
+            Some(Arc::new(content.to_vec()))
         } else {
             let base = match store.inner.policy.base_for(next) {
                 Some(v) if v.get() > head.map_or(0, VersionNo::get) => {
@@ -202,7 +202,7 @@ impl<'s> WriteBatch<'s> {
     }
 
     /// The batch's puts as (document, content, id), for the reverse write path.
-    pub(crate) fn pending(&self) -> impl Iterator<Item = (&DocId, &Arc<[u8]>, ContentHash)> {
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (&DocId, &Shared, ContentHash)> {
         self.puts
             .iter()
             .filter_map(|p| p.content.as_ref().map(|c| (&p.doc, c, p.hash)))
@@ -268,7 +268,7 @@ impl Store {
             }
         }
         kv.put_object(hash, &plan.header, &plan.payload)?;
-        lock(&self.inner.cache).insert(*hash, Arc::from(content));
+        lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
         Ok(())
     }
 
