@@ -87,29 +87,49 @@ impl Store {
                 claimed.insert(slot.hash);
             }
         }
-        // Encode in parallel (pure work on contents), then decide newest to oldest, so every
-        // delta's base is planned (and later written) first.
-        let encoded = encode_slots(&slots, level);
+        // Encode the deltas in parallel (pure work on contents), then decide newest to oldest,
+        // so every delta's base is planned (and later written) first.
+        let deltas = encode_deltas(&slots, level);
         let policy = &*self.inner.policy;
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
-        for (i, enc) in encoded.into_iter().enumerate().rev() {
-            let Some((full, delta_bytes)) = enc else {
+        // The last full snapshot compressed exactly: (raw length, compressed length). Only the
+        // built-in policies are known to accept fewer deltas as the full size shrinks, which
+        // the estimate in `cheap_delta` relies on; a custom policy always gets exact sizes.
+        let estimates = self.inner.options.custom_policy.is_none();
+        let mut yardstick: Option<(u64, u64)> = None;
+        for (i, delta_bytes) in deltas.into_iter().enumerate().rev() {
+            let slot = &slots[i];
+            if !slot.writes {
                 continue;
+            }
+            let base = match slots.get(i + 1) {
+                Some(next) => match plans.get(&next.hash) {
+                    Some(p) => Some(Base::of(next.hash, &p.header)),
+                    None => kv
+                        .object_header(&next.hash)?
+                        .map(|h| Base::of(next.hash, &h)),
+                },
+                None => None,
             };
-            let plan = match (slots.get(i + 1), delta_bytes) {
-                (Some(next), Some(d)) => {
-                    let base = match plans.get(&next.hash) {
-                        Some(p) => Some(Base::of(next.hash, &p.header)),
-                        None => kv
-                            .object_header(&next.hash)?
-                            .map(|h| Base::of(next.hash, &h)),
-                    };
-                    base.and_then(|b| encode::accepted_delta(policy, slots[i].version, &full, b, d))
-                        .unwrap_or(full)
+            let plan = match (base, delta_bytes) {
+                (Some(base), Some(d)) => {
+                    match cheap_delta(policy, slot, base, d, yardstick.filter(|_| estimates)) {
+                        Ok(plan) => plan,
+                        Err(d) => {
+                            let full = Plan::full(&slot.content, level);
+                            yardstick = Some((full.header.raw_len, full.header.stored_len));
+                            encode::accepted_delta(policy, slot.version, &full, base, d)
+                                .unwrap_or(full)
+                        }
+                    }
                 }
-                _ => full,
+                _ => {
+                    let full = Plan::full(&slot.content, level);
+                    yardstick = Some((full.header.raw_len, full.header.stored_len));
+                    full
+                }
             };
-            plans.insert(slots[i].hash, plan);
+            plans.insert(slot.hash, plan);
         }
         // Write newest first: every base exists before the delta that names it.
         for slot in slots.iter().rev().filter(|s| s.writes) {
@@ -221,18 +241,54 @@ impl Store {
     }
 }
 
-/// For every slot that writes its object: its full encoding and, when a newer slot follows, the
-/// delta against that slot's content. Runs on up to two threads: the encodings are independent.
-fn encode_slots(slots: &[Slot], level: i32) -> Vec<Option<(Plan, Option<Vec<u8>>)>> {
+/// Decides a delta without compressing the full snapshot, when that is safe.
+///
+/// The policy weighs a delta against the content's compressed full size. Compressing every
+/// content in full costs as much as the delta itself and is almost always thrown away, so the
+/// full size is estimated from the last snapshot compressed exactly (`yardstick`), scaled by
+/// length, and the policy is asked with three quarters of that estimate: a smaller full size
+/// only ever makes a delta less acceptable, so a delta accepted here is accepted by the exact
+/// rule too unless the estimate is off by a third. Otherwise the delta comes back (`Err`) and
+/// the caller decides exactly.
+fn cheap_delta(
+    policy: &dyn strata_core::SnapshotPolicy,
+    slot: &Slot,
+    base: Base,
+    delta: Vec<u8>,
+    yardstick: Option<(u64, u64)>,
+) -> Result<Plan, Vec<u8>> {
+    let Some((ref_raw, ref_stored)) = yardstick else {
+        return Err(delta);
+    };
+    let raw = slot.content.len() as u64;
+    let estimate = u128::from(ref_stored) * u128::from(raw) / u128::from(ref_raw.max(1));
+    let cautious = u64::try_from(estimate * 3 / 4).unwrap_or(u64::MAX);
+    let input = PolicyInput {
+        version: slot.version,
+        full_len: raw,
+        full_stored_len: cautious,
+        base_depth: base.depth,
+        base_chain_cost: base.chain_cost,
+        delta_len: delta.len() as u64,
+    };
+    if policy.choose(&input) == Encoding::Delta {
+        Ok(Plan::delta(raw, base.hash, &input, delta))
+    } else {
+        Err(delta)
+    }
+}
+
+/// For every slot that writes its object and has a newer slot after it: the delta against that
+/// slot's content. Runs on up to two threads: the encodings are independent.
+fn encode_deltas(slots: &[Slot], level: i32) -> Vec<Option<Vec<u8>>> {
     let encode = |i: usize| {
         let slot = &slots[i];
-        slot.writes.then(|| {
-            let full = Plan::full(&slot.content, level);
-            let d = slots
-                .get(i + 1)
-                .map(|next| delta::encode(&next.content, &slot.content, level));
-            (full, d)
-        })
+        if !slot.writes {
+            return None;
+        }
+        slots
+            .get(i + 1)
+            .map(|next| delta::encode(&next.content, &slot.content, level))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
