@@ -13,7 +13,7 @@ use serde::Serialize;
 use strata_core::{ContentHash, Policy, SnapshotPolicy};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, Plan};
+use crate::encode::{self, Base, FullSizeEstimate, Plan};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
@@ -184,6 +184,8 @@ impl Store {
         );
         let window = if window_ok { options.window.max(1) } else { 1 };
         let level = options.level.clamp(1, 22);
+        // Full sizes may be estimated for the built-in policies only (see FullSizeEstimate).
+        let custom_ok = options.policy.is_some() || self.inner.options.custom_policy.is_none();
         let mut report = RepackReport {
             disk_before: dir_size(self.path()),
             ..RepackReport::default()
@@ -194,6 +196,7 @@ impl Store {
             // Reverse policies delta each version against the next newer one: process newest
             // first, so every base is written before the objects that name it.
             let reverse = policy.reverse();
+            let mut estimate = FullSizeEstimate::new(custom_ok);
             let order: Vec<usize> = if reverse {
                 (0..history.len()).rev().collect()
             } else {
@@ -208,7 +211,6 @@ impl Store {
                 if let Some(h) = kv.object_header(&rec.hash)? {
                     report.stored_before += h.stored_len;
                 }
-                let full = Plan::full(&content, level);
                 let mut candidates: Vec<ContentHash> = Vec::new();
                 if reverse {
                     // The next newer versions (the window tries more than one).
@@ -224,26 +226,42 @@ impl Store {
                 }
                 candidates.retain(|c| *c != rec.hash);
                 candidates.dedup();
-                // The smallest encoding the policy accepts among the candidates (or full).
-                let mut best: Option<Plan> = None;
+                let mut deltas: Vec<(Base, Vec<u8>)> = Vec::new();
                 for base in candidates {
                     let Some(base_header) = out.object_header(&base)? else {
                         continue;
                     };
                     let base_content = self.read_object(&base)?;
                     let d = delta::encode(&base_content, &content, level);
-                    if best.as_ref().is_some_and(|b| b.payload.len() <= d.len()) {
-                        continue;
-                    }
-                    let base = Base::of(base, &base_header);
-                    if let Some(plan) = encode::accepted_delta(policy, rec.version, &full, base, d)
-                    {
-                        best = Some(plan);
+                    deltas.push((Base::of(base, &base_header), d));
+                }
+                // The smallest encoding the policy accepts among the candidates, else full.
+                deltas.sort_by_key(|(_, d)| d.len());
+                let raw_len = content.len() as u64;
+                let mut unsure = Vec::new();
+                let mut chosen = None;
+                for (base, d) in deltas {
+                    match estimate.accept(policy, rec.version, raw_len, base, d) {
+                        Ok(plan) => {
+                            chosen = Some(plan);
+                            break;
+                        }
+                        Err(d) => unsure.push((base, d)),
                     }
                 }
-                let plan = best
-                    .filter(|b| b.payload.len() < full.payload.len())
-                    .unwrap_or(full);
+                let plan = match chosen {
+                    Some(plan) => plan,
+                    None => {
+                        let full = Plan::full(&content, level);
+                        estimate.learn(&full);
+                        unsure
+                            .into_iter()
+                            .find_map(|(base, d)| {
+                                encode::accepted_delta(policy, rec.version, &full, base, d)
+                            })
+                            .unwrap_or(full)
+                    }
+                };
                 if plan.header.is_delta() {
                     report.deltas += 1;
                 }

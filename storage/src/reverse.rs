@@ -15,7 +15,7 @@ use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, DocId, Encoding, ObjectHeader, ObjectKind, PolicyInput, VersionNo};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, Plan};
+use crate::encode::{self, Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
 use crate::read::{Shared, lock};
 use crate::store::Store;
@@ -92,11 +92,7 @@ impl Store {
         let deltas = encode_deltas(&slots, level);
         let policy = &*self.inner.policy;
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
-        // The last full snapshot compressed exactly: (raw length, compressed length). Only the
-        // built-in policies are known to accept fewer deltas as the full size shrinks, which
-        // the estimate in `cheap_delta` relies on; a custom policy always gets exact sizes.
-        let estimates = self.inner.options.custom_policy.is_none();
-        let mut yardstick: Option<(u64, u64)> = None;
+        let mut estimate = FullSizeEstimate::new(self.inner.options.custom_policy.is_none());
         for (i, delta_bytes) in deltas.into_iter().enumerate().rev() {
             let slot = &slots[i];
             if !slot.writes {
@@ -113,11 +109,12 @@ impl Store {
             };
             let plan = match (base, delta_bytes) {
                 (Some(base), Some(d)) => {
-                    match cheap_delta(policy, slot, base, d, yardstick.filter(|_| estimates)) {
+                    let raw_len = slot.content.len() as u64;
+                    match estimate.accept(policy, slot.version, raw_len, base, d) {
                         Ok(plan) => plan,
                         Err(d) => {
                             let full = Plan::full(&slot.content, level);
-                            yardstick = Some((full.header.raw_len, full.header.stored_len));
+                            estimate.learn(&full);
                             encode::accepted_delta(policy, slot.version, &full, base, d)
                                 .unwrap_or(full)
                         }
@@ -125,7 +122,7 @@ impl Store {
                 }
                 _ => {
                     let full = Plan::full(&slot.content, level);
-                    yardstick = Some((full.header.raw_len, full.header.stored_len));
+                    estimate.learn(&full);
                     full
                 }
             };
@@ -238,43 +235,6 @@ impl Store {
             }
         }
         Ok((depth, cost))
-    }
-}
-
-/// Decides a delta without compressing the full snapshot, when that is safe.
-///
-/// The policy weighs a delta against the content's compressed full size. Compressing every
-/// content in full costs as much as the delta itself and is almost always thrown away, so the
-/// full size is estimated from the last snapshot compressed exactly (`yardstick`), scaled by
-/// length, and the policy is asked with three quarters of that estimate: a smaller full size
-/// only ever makes a delta less acceptable, so a delta accepted here is accepted by the exact
-/// rule too unless the estimate is off by a third. Otherwise the delta comes back (`Err`) and
-/// the caller decides exactly.
-fn cheap_delta(
-    policy: &dyn strata_core::SnapshotPolicy,
-    slot: &Slot,
-    base: Base,
-    delta: Vec<u8>,
-    yardstick: Option<(u64, u64)>,
-) -> Result<Plan, Vec<u8>> {
-    let Some((ref_raw, ref_stored)) = yardstick else {
-        return Err(delta);
-    };
-    let raw = slot.content.len() as u64;
-    let estimate = u128::from(ref_stored) * u128::from(raw) / u128::from(ref_raw.max(1));
-    let cautious = u64::try_from(estimate * 3 / 4).unwrap_or(u64::MAX);
-    let input = PolicyInput {
-        version: slot.version,
-        full_len: raw,
-        full_stored_len: cautious,
-        base_depth: base.depth,
-        base_chain_cost: base.chain_cost,
-        delta_len: delta.len() as u64,
-    };
-    if policy.choose(&input) == Encoding::Delta {
-        Ok(Plan::delta(raw, base.hash, &input, delta))
-    } else {
-        Err(delta)
     }
 }
 
