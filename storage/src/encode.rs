@@ -104,6 +104,7 @@ pub(crate) fn accepted_delta(
 /// unless the estimate is off by a third. When the estimate says "full", the caller
 /// compresses the content and decides exactly ([`accepted_delta`]), and the yardstick learns
 /// from it. Custom policies promise no such monotony and always get exact sizes.
+#[derive(Debug)]
 pub(crate) struct FullSizeEstimate {
     enabled: bool,
     yardstick: Option<(u64, u64)>,

@@ -203,6 +203,26 @@ impl Kv {
         Ok(())
     }
 
+    /// Sums the lengths of every key and value in every tree: the bytes strata asks the engine
+    /// to keep, before the engine's own overhead.
+    pub(crate) fn record_bytes(&self) -> StoreResult<u64> {
+        let mut total = 0u64;
+        for tree in [
+            &self.names,
+            &self.docs,
+            &self.versions,
+            &self.objects,
+            &self.feed,
+            &self.meta,
+        ] {
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                total += (k.len() + v.len()) as u64;
+            }
+        }
+        Ok(total)
+    }
+
     pub(crate) fn stored_policy(&self) -> StoreResult<Option<Policy>> {
         self.meta
             .get(META_POLICY)?

@@ -55,6 +55,10 @@ pub struct StoreStats {
     pub stored_bytes: u64,
     /// The longest delta chain, measured by walking the chains.
     pub max_depth: u32,
+    /// Bytes of every key and value strata keeps in the storage engine: the payload plus ids,
+    /// object headers, version records and the feed. `disk_bytes` over this is the engine's
+    /// own overhead (sled's log, garbage not yet reclaimed, node headers).
+    pub record_bytes: u64,
     /// Bytes of every file under the store directory, engine overhead included.
     pub disk_bytes: u64,
 }
@@ -228,6 +232,7 @@ impl Store {
             }
             s.max_depth = s.max_depth.max(depth);
         }
+        s.record_bytes = kv.record_bytes()?;
         s.disk_bytes = dir_size(self.path());
         Ok(s)
     }

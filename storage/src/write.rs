@@ -8,7 +8,7 @@ use strata_core::codec::encoded_len;
 use strata_core::{ContentHash, DocId, Metadata, VersionNo, VersionRecord};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, Plan};
+use crate::encode::{self, Base, FullSizeEstimate, Plan};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{CommitAbort, NewVersion};
 use crate::read::{Shared, lock};
@@ -80,6 +80,8 @@ pub struct WriteBatch<'s> {
     /// Per document: the head seen when the batch first touched it, and the hashes of the
     /// versions the batch adds after it.
     docs: HashMap<DocId, (Option<VersionNo>, Vec<ContentHash>)>,
+    /// Per document: what forward-delta puts learned of its compressed full size.
+    estimates: HashMap<DocId, FullSizeEstimate>,
     /// Keeps `gc` out while this batch has objects that no version references yet.
     _gate: std::sync::RwLockReadGuard<'s, ()>,
 }
@@ -111,6 +113,7 @@ impl<'s> WriteBatch<'s> {
             store,
             puts: Vec::new(),
             docs: HashMap::new(),
+            estimates: HashMap::new(),
             _gate: gate,
         }
     }
@@ -154,7 +157,12 @@ impl<'s> WriteBatch<'s> {
                 Some(v) => store.version_record(doc, v)?.map(|r| r.hash),
                 None => None,
             };
-            store.write_object(&hash, content, next, base)?;
+            let custom = store.inner.options.custom_policy.is_some();
+            let estimate = self
+                .estimates
+                .entry(doc.clone())
+                .or_insert_with(|| FullSizeEstimate::new(!custom));
+            store.write_object(&hash, content, next, base, estimate)?;
             None
         };
         let entry = self.docs.get_mut(doc).expect("entry inserted above");
@@ -241,32 +249,48 @@ impl Store {
     }
 
     /// Writes the object for `content` unless it exists, as a delta on `base` when the policy
-    /// says so.
+    /// says so. `estimate` spares compressing the content in full when the delta is clearly
+    /// acceptable (see [`FullSizeEstimate`]).
     pub(crate) fn write_object(
         &self,
         hash: &ContentHash,
         content: &[u8],
         version: VersionNo,
         base: Option<ContentHash>,
+        estimate: &mut FullSizeEstimate,
     ) -> StoreResult<()> {
         let kv = &self.inner.kv;
         if kv.object_header(hash)?.is_some() {
             return Ok(());
         }
         let level = self.inner.options.level;
-        let mut plan = Plan::full(content, level);
+        let policy = &*self.inner.policy;
+        let raw_len = content.len() as u64;
+        let mut unsure = None;
         if let Some(base_hash) = base
             && let Some(base_header) = kv.object_header(&base_hash)?
         {
             let base_content = self.read_object(&base_hash)?;
             let d = delta::encode(&base_content, content, level);
             let base = Base::of(base_hash, &base_header);
-            if let Some(delta) =
-                encode::accepted_delta(&*self.inner.policy, version, &plan, base, d)
-            {
-                plan = delta;
+            match estimate.accept(policy, version, raw_len, base, d) {
+                Ok(plan) => unsure = Some(Ok(plan)),
+                Err(d) => unsure = Some(Err((base, d))),
             }
         }
+        let plan = match unsure {
+            Some(Ok(plan)) => plan,
+            other => {
+                let full = Plan::full(content, level);
+                estimate.learn(&full);
+                match other {
+                    Some(Err((base, d))) => {
+                        encode::accepted_delta(policy, version, &full, base, d).unwrap_or(full)
+                    }
+                    _ => full,
+                }
+            }
+        };
         kv.put_object(hash, &plan.header, &plan.payload)?;
         lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
         Ok(())

@@ -92,6 +92,15 @@ fn corpus_roundtrips_under_every_policy_family() {
                 s.stored_bytes,
                 s.raw_bytes
             );
+            // The engine holds the payload plus ids and records, and the directory holds
+            // at least what the engine was given.
+            assert!(
+                s.stored_bytes < s.record_bytes && s.record_bytes < s.disk_bytes,
+                "{policy}: stored {} record {} disk {}",
+                s.stored_bytes,
+                s.record_bytes,
+                s.disk_bytes
+            );
         }
     }
 }

@@ -61,6 +61,12 @@ pub(crate) fn run_stats(
         )
     };
     writeln!(out, "stored bytes     {}", share(s.stored_bytes))?;
-    writeln!(out, "disk bytes       {}", share(s.disk_bytes))?;
+    writeln!(out, "record bytes     {}", share(s.record_bytes))?;
+    writeln!(
+        out,
+        "disk bytes       {} ({:.1}x the records)",
+        share(s.disk_bytes),
+        ratio(s.disk_bytes, s.record_bytes)
+    )?;
     Ok(())
 }
