@@ -262,7 +262,7 @@ fn import_reads_folders_and_a_stdin_stream() {
         std::fs::write(d.join(format!("hist/doc-a/{i:06}")), text).unwrap();
     }
     let out = ok(&strata(d, &["import", "hist"]));
-    assert!(out.contains("imported 3 versions of 1 documents"), "{out}");
+    assert!(out.contains("imported 3 versions of 1 document ("), "{out}");
     assert_eq!(strata(d, &["get", "doc-a@2"]).stdout, b"one\ntwo\n");
     let stream = b"put 4 doc-b\nabc\n\nput 0 doc-b\n\n";
     let out = ok(&strata_stdin(d, &["import", "-"], Some(stream)));

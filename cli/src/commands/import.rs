@@ -137,9 +137,9 @@ pub(crate) fn run(args: &ImportArgs, store: &Store, out: &mut dyn Write) -> Resu
     let secs = started.elapsed().as_secs_f64();
     writeln!(
         out,
-        "imported {done} versions of {} documents ({} bytes) in {secs:.2}s",
-        plan.docs.len(),
-        done_bytes
+        "imported {} of {} ({done_bytes} bytes) in {secs:.2}s",
+        plural(done, "version"),
+        plural(plan.docs.len(), "document"),
     )?;
     Ok(())
 }
@@ -257,8 +257,14 @@ pub(crate) fn run_stream(
     }
     writeln!(
         out,
-        "imported {committed} versions ({bytes} bytes) from standard input in {:.2}s",
+        "imported {} ({bytes} bytes) from standard input in {:.2}s",
+        plural(committed, "version"),
         started.elapsed().as_secs_f64()
     )?;
     Ok(())
+}
+
+/// `1 version`, `2 versions`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
