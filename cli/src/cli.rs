@@ -180,8 +180,9 @@ pub(crate) struct ImportArgs {
     /// error in the stream, the versions of earlier batches stay and the message says how many.
     pub(crate) dir: PathBuf,
     /// Versions per transaction; each batch is flushed once. A batch also closes when the
-    /// contents it holds reach 64 MiB.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// contents it holds reach 64 MiB. Larger batches store less: under reverse deltas each
+    /// batch boundary can leave one more full snapshot.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) batch: usize,
 }
 

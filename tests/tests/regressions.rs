@@ -453,3 +453,59 @@ fn paged_versions_and_feed_read_back_across_page_boundaries() {
     }
     assert!(store.verify().unwrap().is_clean());
 }
+
+// postmortem: under reverse deltas, a batch rewrote the previous head (a full snapshot) as a
+// delta when the oldest version of the run below it stayed within k times the *head's* full
+// size. In a growing document older versions compress smaller, so their reads replayed more
+// than k times their own full size (redis: a 605-delta chain). The check now weighs the
+// oldest version against its own compressed size.
+#[test]
+fn regression_0002_reverse_runs_stay_within_their_own_bound_in_a_growing_document() {
+    let k = 2u64;
+    let store =
+        Store::open_temporary_with(StoreOptions::default().policy(Policy::Reverse { k: 2 }))
+            .unwrap();
+    let d = doc("growing");
+    // Each version appends a distinct line, so the file (and its compressed size) grows.
+    let mut text = String::new();
+    let mut versions = Vec::new();
+    for i in 0..120u32 {
+        text.push_str(&format!(
+            "line {i}: value {} and {}\n",
+            i.wrapping_mul(2_654_435_761),
+            i * i
+        ));
+        versions.push(text.clone().into_bytes());
+    }
+    for chunk in versions.chunks(8) {
+        let mut batch = store.batch();
+        for v in chunk {
+            batch.put(&d, v, PutOptions::default()).unwrap();
+        }
+        batch.commit().unwrap();
+    }
+    for (i, v) in versions.iter().enumerate() {
+        let rec = store
+            .record(&d, At::Version(VersionNo(i as u64 + 1)))
+            .unwrap()
+            .unwrap();
+        // Bytes a cold read of this version replays: every payload along its chain.
+        let mut cost = 0u64;
+        let mut cursor = rec.hash;
+        loop {
+            let h = store.object_header(&cursor).unwrap().unwrap();
+            cost += h.stored_len;
+            match h.kind {
+                strata_core::ObjectKind::Delta { base, .. } => cursor = base,
+                strata_core::ObjectKind::Full { .. } => break,
+            }
+        }
+        let full = (strata_diff::delta::compress(v, 6).len() as u64).min(v.len() as u64);
+        // A delta may be accepted on an estimate of the full size (off by at most a third).
+        assert!(
+            cost <= k * full * 4 / 3 + 64,
+            "version {}: replays {cost} bytes, full size {full}",
+            i + 1
+        );
+    }
+}
