@@ -192,7 +192,8 @@ pub(crate) struct RepackArgs {
     /// The zstd level for re-encoded objects (1-22). 19 is smallest but about 20 times slower.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub(crate) level: i32,
-    /// How many earlier versions to try as delta bases (chain and cost policies).
+    /// How many versions to try as delta bases: earlier ones under chain and cost, the next
+    /// newer ones under reverse.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) window: usize,
 }

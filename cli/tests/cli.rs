@@ -515,3 +515,94 @@ fn colour_follows_the_terminal_and_no_color() {
         "{plain:?}"
     );
 }
+
+#[test]
+fn import_checks_the_folder_first_and_takes_a_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A missing folder or a plain file: one line, exit 2, and no store created.
+    let e = one_line_error(&strata(d, &["import", "nope"]), 2);
+    assert!(e.contains("'nope' is not a folder"), "{e}");
+    std::fs::write(d.join("file.txt"), "x").unwrap();
+    one_line_error(&strata(d, &["import", "file.txt"]), 2);
+    assert!(
+        !d.join(".strata").exists(),
+        "a failed import created a store"
+    );
+    // --batch 2 commits 5 versions in three batches; every version reads back.
+    std::fs::create_dir_all(d.join("h/doc")).unwrap();
+    let texts: Vec<String> = (0..5).map(|i| "line\n".repeat(i + 1)).collect();
+    for (i, t) in texts.iter().enumerate() {
+        std::fs::write(d.join(format!("h/doc/{i:03}")), t).unwrap();
+    }
+    let out = ok(&strata(d, &["import", "--batch", "2", "h"]));
+    assert!(out.contains("imported 5 versions of 1 document ("), "{out}");
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(
+            strata(d, &["get", &format!("doc@{}", i + 1)]).stdout,
+            t.as_bytes()
+        );
+    }
+    // On a terminal, progress shows versions, megabytes, versions/s and the ETA.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("`script` not installed; skipping the progress check");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let tty = Command::new("script")
+        .current_dir(d)
+        .env_remove("STRATA_DIR")
+        .args([
+            "-qec",
+            &format!("{bin} --store other import --batch 2 h"),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        tty.contains("importing: 2/5 versions")
+            && tty.contains("importing: 5/5 versions")
+            && tty.contains("versions/s")
+            && tty.contains("ETA")
+            && tty.contains("imported 5 versions"),
+        "{tty:?}"
+    );
+}
+
+#[test]
+fn repack_takes_policy_level_and_window_and_keeps_every_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("h/doc")).unwrap();
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&format!("entry {i}: {}\n", i * 7919));
+        std::fs::write(d.join(format!("h/doc/{i:03}")), &text).unwrap();
+    }
+    ok(&strata(d, &["import", "h"]));
+    let log_before = ok(&strata(d, &["log", "doc", "--json"]));
+    let ids = |log: &str| -> Vec<String> {
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect()
+    };
+    let out = ok(&strata(
+        d,
+        &[
+            "repack", "--policy", "cost:4", "--level", "12", "--window", "3",
+        ],
+    ));
+    assert!(out.starts_with("repacked 30 objects"), "{out}");
+    assert!(ok(&strata(d, &["stats"])).contains("cost:4"));
+    assert_eq!(
+        ids(&ok(&strata(d, &["log", "doc", "--json"]))),
+        ids(&log_before)
+    );
+    assert!(ok(&strata(d, &["verify"])).contains(": ok"));
+    assert_eq!(strata(d, &["get", "doc@30"]).stdout, text.as_bytes());
+    // Out-of-range levels are refused before anything is touched.
+    one_line_error(&strata(d, &["repack", "--level", "0"]), 2);
+    one_line_error(&strata(d, &["repack", "--level", "23"]), 2);
+    assert!(ok(&strata(d, &["stats"])).contains("cost:4"));
+}

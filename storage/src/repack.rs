@@ -29,8 +29,9 @@ pub struct RepackOptions {
     /// The zstd level for every re-encoded object (1..=22). Default 9: on the shared
     /// histories it gives most of level 19's gain in a twentieth of the time.
     pub level: i32,
-    /// How many earlier versions to try as delta bases (git's window), for `chain` and `cost`
-    /// policies; the smallest accepted delta wins. Default 1 (the policy's own base).
+    /// How many versions to try as delta bases (git's window): earlier ones for `chain` and
+    /// `cost`, the next newer ones for `reverse`; the smallest accepted delta wins. Default 1
+    /// (the policy's own base).
     pub window: usize,
 }
 
@@ -182,7 +183,9 @@ impl Store {
             options.policy.or(kv.stored_policy()?),
             Some(Policy::Chain { .. } | Policy::Cost { .. } | Policy::Reverse { .. })
         );
-        let window = if window_ok { options.window.max(1) } else { 1 };
+        // Other policies place their bases themselves (skip and sparse bound reads by where
+        // bases are): only the policy's own base is tried.
+        let window = if window_ok { options.window.max(1) } else { 0 };
         let level = options.level.clamp(1, 22);
         // Full sizes may be estimated for the built-in policies only (see FullSizeEstimate).
         let custom_ok = options.policy.is_some() || self.inner.options.custom_policy.is_none();

@@ -509,3 +509,41 @@ fn regression_0002_reverse_runs_stay_within_their_own_bound_in_a_growing_documen
         );
     }
 }
+
+// postmortem: repack offered every version's predecessor as a delta base (git's window of one)
+// under every policy. Skip and sparse policies bound reads by where their bases are, and the
+// predecessor's delta is usually the smaller one, so a repacked skip store became one chain
+// (redis: 654 deltas deep instead of at most 10).
+#[test]
+fn regression_0003_repack_keeps_skip_deltas_logarithmic() {
+    use strata_storage::RepackOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let n = 64u64;
+    let mut texts = Vec::new();
+    {
+        let store = Store::open_with(&path, StoreOptions::default().policy(Policy::Skip)).unwrap();
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!("line {i}: a growing file, one line per version\n"));
+            store.put(&doc("s"), text.as_bytes()).unwrap();
+            texts.push(text.clone());
+        }
+        assert!(store.stats().unwrap().max_depth <= 6);
+    }
+    Store::repack_at(&path, StoreOptions::default(), RepackOptions::default()).unwrap();
+    let store = Store::open(&path).unwrap();
+    let s = store.stats().unwrap();
+    assert!(
+        s.max_depth <= 6,
+        "skip deltas read at most log2(64) deltas, got {}",
+        s.max_depth
+    );
+    for (i, t) in texts.iter().enumerate() {
+        let got = store
+            .get(&doc("s"), At::Version(VersionNo(i as u64 + 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, t.as_bytes());
+    }
+}

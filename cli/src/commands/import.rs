@@ -85,12 +85,20 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
     })
 }
 
-pub(crate) fn run(args: &ImportArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs `strata import`. The folder is read and checked before `open` is called, so a bad
+/// folder leaves no store behind.
+pub(crate) fn run(
+    args: &ImportArgs,
+    open: impl FnOnce() -> Result<Store, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     if args.dir.as_os_str() == "-" {
+        let store = open()?;
         let stdin = std::io::stdin();
-        return run_stream(&mut stdin.lock(), args.batch.max(1), store, out);
+        return run_stream(&mut stdin.lock(), args.batch.max(1), &store, out);
     }
     let plan = plan(&args.dir)?;
+    let store = &open()?;
     let progress = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut done = 0usize;

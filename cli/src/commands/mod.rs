@@ -34,7 +34,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Stats(args) => ls::run_stats(args, &open(cli, false)?, out),
         Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
         Command::Gc => verify::run_gc(&open(cli, false)?, out),
-        Command::Import(args) => import::run(args, &open_with(cli, true, true)?, out),
+        Command::Import(args) => import::run(args, || open_with(cli, true, true), out),
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), cli.policy, out),
         Command::Quickstart => quickstart::run(&open(cli, true)?, out),
