@@ -23,6 +23,25 @@ pub(crate) struct Base {
 }
 
 impl Base {
+    /// What a policy sees when asked to store a `raw_len`-byte content of `version` as a
+    /// `delta_len`-byte delta on this base, its full snapshot taking `full_stored_len` bytes.
+    pub(crate) fn input(
+        &self,
+        version: VersionNo,
+        raw_len: u64,
+        full_stored_len: u64,
+        delta_len: u64,
+    ) -> PolicyInput {
+        PolicyInput {
+            version,
+            full_len: raw_len,
+            full_stored_len,
+            base_depth: self.depth,
+            base_chain_cost: self.chain_cost,
+            delta_len,
+        }
+    }
+
     /// Describes the object `hash` stored (or planned) with `header`.
     pub(crate) fn of(hash: ContentHash, header: &ObjectHeader) -> Self {
         Self {
@@ -81,14 +100,12 @@ pub(crate) fn accepted_delta(
     base: Base,
     delta: Vec<u8>,
 ) -> Option<Plan> {
-    let input = PolicyInput {
+    let input = base.input(
         version,
-        full_len: full.header.raw_len,
-        full_stored_len: full.header.stored_len,
-        base_depth: base.depth,
-        base_chain_cost: base.chain_cost,
-        delta_len: delta.len() as u64,
-    };
+        full.header.raw_len,
+        full.header.stored_len,
+        delta.len() as u64,
+    );
     (policy.choose(&input) == Encoding::Delta)
         .then(|| Plan::delta(full.header.raw_len, base.hash, &input, delta))
 }
@@ -139,19 +156,42 @@ impl FullSizeEstimate {
         };
         let estimate = u128::from(ref_stored) * u128::from(raw_len) / u128::from(ref_raw.max(1));
         let cautious = u64::try_from(estimate * 3 / 4).unwrap_or(u64::MAX);
-        let input = PolicyInput {
-            version,
-            full_len: raw_len,
-            full_stored_len: cautious,
-            base_depth: base.depth,
-            base_chain_cost: base.chain_cost,
-            delta_len: delta.len() as u64,
-        };
+        let input = base.input(version, raw_len, cautious, delta.len() as u64);
         if policy.choose(&input) == Encoding::Delta {
             Ok(Plan::delta(raw_len, base.hash, &input, delta))
         } else {
             Err(delta)
         }
+    }
+}
+
+impl FullSizeEstimate {
+    /// Plans the object for `content` of `version`: the smallest of the candidate `deltas`
+    /// (each against its base) that the policy accepts, else the full snapshot. The content
+    /// is compressed in full only when the estimate cannot accept any candidate.
+    pub(crate) fn plan(
+        &mut self,
+        policy: &dyn SnapshotPolicy,
+        version: VersionNo,
+        content: &[u8],
+        level: i32,
+        mut deltas: Vec<(Base, Vec<u8>)>,
+    ) -> Plan {
+        let raw_len = content.len() as u64;
+        deltas.sort_by_key(|(_, d)| d.len());
+        let mut unsure = Vec::new();
+        for (base, d) in deltas {
+            match self.accept(policy, version, raw_len, base, d) {
+                Ok(plan) => return plan,
+                Err(d) => unsure.push((base, d)),
+            }
+        }
+        let full = Plan::full(content, level);
+        self.learn(&full);
+        unsure
+            .into_iter()
+            .find_map(|(base, d)| accepted_delta(policy, version, &full, base, d))
+            .unwrap_or(full)
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use strata_core::{ContentHash, Policy, SnapshotPolicy};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, FullSizeEstimate, Plan};
+use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
@@ -239,32 +239,7 @@ impl Store {
                     deltas.push((Base::of(base, &base_header), d));
                 }
                 // The smallest encoding the policy accepts among the candidates, else full.
-                deltas.sort_by_key(|(_, d)| d.len());
-                let raw_len = content.len() as u64;
-                let mut unsure = Vec::new();
-                let mut chosen = None;
-                for (base, d) in deltas {
-                    match estimate.accept(policy, rec.version, raw_len, base, d) {
-                        Ok(plan) => {
-                            chosen = Some(plan);
-                            break;
-                        }
-                        Err(d) => unsure.push((base, d)),
-                    }
-                }
-                let plan = match chosen {
-                    Some(plan) => plan,
-                    None => {
-                        let full = Plan::full(&content, level);
-                        estimate.learn(&full);
-                        unsure
-                            .into_iter()
-                            .find_map(|(base, d)| {
-                                encode::accepted_delta(policy, rec.version, &full, base, d)
-                            })
-                            .unwrap_or(full)
-                    }
-                };
+                let plan = estimate.plan(policy, rec.version, &content, level, deltas);
                 if plan.header.is_delta() {
                     report.deltas += 1;
                 }

@@ -15,7 +15,7 @@ use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, DocId, Encoding, ObjectHeader, ObjectKind, PolicyInput, VersionNo};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, FullSizeEstimate, Plan};
+use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
 use crate::read::{Shared, lock};
 use crate::store::Store;
@@ -107,25 +107,8 @@ impl Store {
                 },
                 None => None,
             };
-            let plan = match (base, delta_bytes) {
-                (Some(base), Some(d)) => {
-                    let raw_len = slot.content.len() as u64;
-                    match estimate.accept(policy, slot.version, raw_len, base, d) {
-                        Ok(plan) => plan,
-                        Err(d) => {
-                            let full = Plan::full(&slot.content, level);
-                            estimate.learn(&full);
-                            encode::accepted_delta(policy, slot.version, &full, base, d)
-                                .unwrap_or(full)
-                        }
-                    }
-                }
-                _ => {
-                    let full = Plan::full(&slot.content, level);
-                    estimate.learn(&full);
-                    full
-                }
-            };
+            let deltas = base.zip(delta_bytes).into_iter().collect();
+            let plan = estimate.plan(policy, slot.version, &slot.content, level, deltas);
             plans.insert(slot.hash, plan);
         }
         // Write newest first: every base exists before the delta that names it.
@@ -170,14 +153,12 @@ impl Store {
         let level = self.inner.options.level;
         let d = delta::encode(&first.content, &content, level);
         // The head itself now reads the base's chain and this delta.
-        let own = PolicyInput {
-            version: head,
-            full_len: content.len() as u64,
-            full_stored_len: p_header.stored_len,
-            base_depth: base_header.depth(),
-            base_chain_cost: base_header.chain_cost(),
-            delta_len: d.len() as u64,
-        };
+        let own = Base::of(first.hash, &base_header).input(
+            head,
+            content.len() as u64,
+            p_header.stored_len,
+            d.len() as u64,
+        );
         let policy = &*self.inner.policy;
         if policy.choose(&own) != Encoding::Delta {
             return Ok(());

@@ -8,7 +8,7 @@ use strata_core::codec::encoded_len;
 use strata_core::{ContentHash, DocId, Metadata, VersionNo, VersionRecord};
 use strata_diff::delta;
 
-use crate::encode::{self, Base, FullSizeEstimate, Plan};
+use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{CommitAbort, NewVersion};
 use crate::read::{Shared, lock};
@@ -265,32 +265,15 @@ impl Store {
         }
         let level = self.inner.options.level;
         let policy = &*self.inner.policy;
-        let raw_len = content.len() as u64;
-        let mut unsure = None;
+        let mut deltas = Vec::new();
         if let Some(base_hash) = base
             && let Some(base_header) = kv.object_header(&base_hash)?
         {
             let base_content = self.read_object(&base_hash)?;
             let d = delta::encode(&base_content, content, level);
-            let base = Base::of(base_hash, &base_header);
-            match estimate.accept(policy, version, raw_len, base, d) {
-                Ok(plan) => unsure = Some(Ok(plan)),
-                Err(d) => unsure = Some(Err((base, d))),
-            }
+            deltas.push((Base::of(base_hash, &base_header), d));
         }
-        let plan = match unsure {
-            Some(Ok(plan)) => plan,
-            other => {
-                let full = Plan::full(content, level);
-                estimate.learn(&full);
-                match other {
-                    Some(Err((base, d))) => {
-                        encode::accepted_delta(policy, version, &full, base, d).unwrap_or(full)
-                    }
-                    _ => full,
-                }
-            }
-        };
+        let plan = estimate.plan(policy, version, content, level, deltas);
         kv.put_object(hash, &plan.header, &plan.payload)?;
         lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
         Ok(())
