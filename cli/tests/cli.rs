@@ -480,8 +480,7 @@ fn a_closed_pipe_exits_quietly() {
 
 #[test]
 fn colour_follows_the_terminal_and_no_color() {
-    // `script` gives the command a terminal; skip where it is not installed.
-    if Command::new("script").arg("--version").output().is_err() {
+    if !has_script() {
         eprintln!("`script` not installed; skipping");
         return;
     }
@@ -489,20 +488,9 @@ fn colour_follows_the_terminal_and_no_color() {
     let d = dir.path();
     ok(&strata_stdin(d, &["put", "c"], Some(b"old\n")));
     ok(&strata_stdin(d, &["put", "c"], Some(b"new\n")));
-    let bin = env!("CARGO_BIN_EXE_strata");
     let run = |no_color: bool| {
-        let mut cmd = Command::new("script");
-        cmd.current_dir(d).env_remove("STRATA_DIR").args([
-            "-qec",
-            &format!("{bin} diff c@1 c@2"),
-            "/dev/null",
-        ]);
-        if no_color {
-            cmd.env("NO_COLOR", "1");
-        } else {
-            cmd.env_remove("NO_COLOR");
-        }
-        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+        let env: &[(&str, &str)] = if no_color { &[("NO_COLOR", "1")] } else { &[] };
+        on_terminal(d, "diff c@1 c@2", env)
     };
     let tty = run(false);
     assert!(
@@ -544,22 +532,11 @@ fn import_checks_the_folder_first_and_takes_a_batch_size() {
         );
     }
     // On a terminal, progress shows versions, megabytes, versions/s and the ETA.
-    if Command::new("script").arg("--version").output().is_err() {
+    if !has_script() {
         eprintln!("`script` not installed; skipping the progress check");
         return;
     }
-    let bin = env!("CARGO_BIN_EXE_strata");
-    let tty = Command::new("script")
-        .current_dir(d)
-        .env_remove("STRATA_DIR")
-        .args([
-            "-qec",
-            &format!("{bin} --store other import --batch 2 h"),
-            "/dev/null",
-        ])
-        .output()
-        .unwrap();
-    let tty = String::from_utf8_lossy(&tty.stdout);
+    let tty = on_terminal(d, "--store other import --batch 2 h", &[]);
     assert!(
         tty.contains("importing: 2/5 versions")
             && tty.contains("importing: 5/5 versions")
@@ -605,4 +582,24 @@ fn repack_takes_policy_level_and_window_and_keeps_every_id() {
     one_line_error(&strata(d, &["repack", "--level", "0"]), 2);
     one_line_error(&strata(d, &["repack", "--level", "23"]), 2);
     assert!(ok(&strata(d, &["stats"])).contains("cost:4"));
+}
+
+/// Whether `script` (util-linux), which gives a command a terminal, is installed.
+fn has_script() -> bool {
+    Command::new("script").arg("--version").output().is_ok()
+}
+
+/// Runs `strata ARGS` in `dir` on a terminal (through `script`) with `env` set and NO_COLOR
+/// otherwise unset, and returns what the terminal showed.
+fn on_terminal(dir: &Path, args: &str, env: &[(&str, &str)]) -> String {
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let mut cmd = Command::new("script");
+    cmd.current_dir(dir)
+        .env_remove("STRATA_DIR")
+        .env_remove("NO_COLOR")
+        .args(["-qec", &format!("{bin} {args}"), "/dev/null"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
 }
