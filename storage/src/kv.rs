@@ -29,7 +29,7 @@ use crate::format::{
 /// directories 20-30% smaller than sled's default 512 KiB, and 32 KiB another 0-15% after a
 /// repack; 16 KiB was worse on the larger histories (see BENCHMARKS.md). sled records it in its
 /// `conf` file and refuses to reopen a store with another value: it is part of the format.
-const SEGMENT_LEN: usize = 32 * 1024;
+pub(crate) const SEGMENT_LEN: usize = 32 * 1024;
 
 /// Payloads are split into chunks of this size. sled writes any node larger than a quarter
 /// segment (8 KiB) to its never-reclaimed `blobs/` directory, and a leaf holds up to 17
@@ -84,12 +84,16 @@ pub(crate) enum CommitAbort {
     Corrupt(StoreError),
 }
 
+/// Whether `path` holds a store, or the start of one whose creation a crash cut short (sled
+/// writes `conf` before it creates `db`).
 fn is_store_dir(path: &Path) -> bool {
-    path.join("conf").is_file() && path.join("db").is_file()
+    path.join("conf").is_file() || path.join("db").is_file()
 }
 
 impl Kv {
-    pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<Self, OpenError> {
+    /// Opens the store's engine, first repairing what a crash can leave that the engine would
+    /// refuse ([`crate::recover`]); returns the store and one line per repair made.
+    pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<(Self, Vec<String>), OpenError> {
         crate::repack::finish_interrupted_swap(path).map_err(|e| OpenError::Backend {
             path: path.to_owned(),
             source: BackendError::new(e),
@@ -122,11 +126,25 @@ impl Kv {
             path: path.to_owned(),
             source: BackendError::new(e),
         };
-        let db = open_db(path, config).map_err(|e| match e {
-            sled::Error::Io(ref io) if is_lock_error(io) => OpenError::Locked {
+        let mut repairs = Vec::new();
+        let db = open_db(path, config, &mut repairs).map_err(|e| match e {
+            OpenFailure::Engine(sled::Error::Io(ref io)) if is_lock_error(io) => {
+                OpenError::Locked {
+                    path: path.to_owned(),
+                }
+            }
+            OpenFailure::Engine(other) => backend(other),
+            OpenFailure::Repair(e) => OpenError::Backend {
                 path: path.to_owned(),
+                source: BackendError::new(e),
             },
-            other => backend(other),
+            OpenFailure::Panicked(message) => OpenError::Backend {
+                path: path.to_owned(),
+                source: BackendError::new(std::io::Error::other(format!(
+                    "the storage engine failed while recovering its log ({message}); \
+                     keep a copy of the directory before trying anything else"
+                ))),
+            },
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let kv = Self {
@@ -143,7 +161,7 @@ impl Kv {
             path: path.to_owned(),
             source: BackendError::new(e),
         })?;
-        Ok(kv)
+        Ok((kv, repairs))
     }
 
     fn check_format(&self, path: &Path) -> Result<(), OpenError> {
@@ -172,21 +190,25 @@ impl Kv {
                 if !self.names.is_empty() || !self.objects.is_empty() {
                     return Err(not_a_store("it holds data but no format record".into()));
                 }
+                // One batch: a crash keeps both records or neither, never a format record
+                // without its counters.
                 let init = || -> sled::Result<()> {
-                    self.meta.insert(
+                    let mut batch = sled::Batch::default();
+                    batch.insert(
                         META_FORMAT,
                         encode_record(&FormatRecord {
                             format: STORE_FORMAT,
                         }),
-                    )?;
-                    self.meta.insert(
+                    );
+                    batch.insert(
                         META_COUNTERS,
                         encode_record(&Counters {
                             next_doc: 1,
                             next_seq: 1,
                             feed_page: 0,
                         }),
-                    )?;
+                    );
+                    self.meta.apply_batch(batch)?;
                     self.db.flush()?;
                     Ok(())
                 };
@@ -619,18 +641,47 @@ fn is_lock_error(e: &std::io::Error) -> bool {
     e.to_string().contains("could not acquire lock")
 }
 
+/// Why the engine did not open.
+enum OpenFailure {
+    Engine(sled::Error),
+    Repair(std::io::Error),
+    /// sled asserts on some damage it meets while replaying its log; the panic is caught so
+    /// that a damaged store is an error, not a crash of the caller.
+    Panicked(String),
+}
+
 /// Opens the engine. A store closed a moment ago in this process can still be locked while
 /// the engine's background flusher winds down, so a lock error is retried for up to a second
-/// before it is reported.
-fn open_db(path: &Path, config: &KvConfig) -> sled::Result<sled::Db> {
+/// before it is reported. Before every attempt, crash leftovers are repaired under the lock.
+fn open_db(
+    path: &Path,
+    config: &KvConfig,
+    repairs: &mut Vec<String>,
+) -> Result<sled::Db, OpenFailure> {
     let mut waited = std::time::Duration::ZERO;
     let step = std::time::Duration::from_millis(20);
     loop {
-        let result = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_capacity)
-            .segment_size(SEGMENT_LEN)
-            .open();
+        repairs.extend(
+            crate::recover::repair_before_open(path, SEGMENT_LEN).map_err(OpenFailure::Repair)?,
+        );
+        let attempt = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(config.cache_capacity)
+                .segment_size(SEGMENT_LEN)
+                .open()
+        });
+        let result = match attempt {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "no message".to_owned());
+                return Err(OpenFailure::Panicked(message));
+            }
+        };
         match result {
             Err(sled::Error::Io(ref io))
                 if is_lock_error(io) && waited < std::time::Duration::from_secs(1) =>
@@ -638,7 +689,7 @@ fn open_db(path: &Path, config: &KvConfig) -> sled::Result<sled::Db> {
                 std::thread::sleep(step);
                 waited += step;
             }
-            other => return other,
+            other => return other.map_err(OpenFailure::Engine),
         }
     }
 }

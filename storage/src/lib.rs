@@ -44,6 +44,7 @@ mod format;
 mod kv;
 mod options;
 mod read;
+mod recover;
 mod repack;
 mod reverse;
 mod store;

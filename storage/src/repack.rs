@@ -161,7 +161,7 @@ impl Store {
                 reason: format!("{} already exists; give a new directory", dest.display()),
             });
         }
-        let out = Kv::open(
+        let (out, _repairs) = Kv::open(
             dest,
             &KvConfig {
                 cache_capacity: self.inner.options.engine_cache_bytes,

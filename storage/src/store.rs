@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     /// Reads of objects hold it shared; rewriting an object in place holds it exclusively, so
     /// no reader sees a header from one encoding and a payload from another.
     pub(crate) object_gate: RwLock<()>,
+    /// What was repaired at open, one line each.
+    repairs: Vec<String>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -127,7 +129,7 @@ impl Store {
         options: StoreOptions,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Self, OpenError> {
-        let kv = Kv::open(
+        let (kv, repairs) = Kv::open(
             path,
             &KvConfig {
                 cache_capacity: options.engine_cache_bytes,
@@ -159,10 +161,18 @@ impl Store {
                 options,
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
+                repairs,
                 path: path.to_owned(),
                 _temp: temp,
             }),
         })
+    }
+
+    /// Returns what was repaired when this store was opened, one line each: leftovers of a
+    /// crash that the storage engine would otherwise refuse (see `docs/durability.md`). Empty
+    /// after a clean close.
+    pub fn repairs(&self) -> &[String] {
+        &self.inner.repairs
     }
 
     /// Returns the directory the store lives in.

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod corpus;
+mod crash;
 mod guard;
 mod prop_diff;
 mod prop_store;

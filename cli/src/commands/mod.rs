@@ -61,7 +61,11 @@ fn open_with(cli: &Cli, create: bool, bulk: bool) -> Result<Store, CliError> {
     if let Some(p) = cli.policy {
         options = options.policy(p);
     }
-    Ok(Store::open_with(store_path(cli), options)?)
+    let store = Store::open_with(store_path(cli), options)?;
+    for repair in store.repairs() {
+        eprintln!("strata: recovered: {repair}");
+    }
+    Ok(store)
 }
 
 /// Writes JSON followed by a newline.

@@ -1,0 +1,175 @@
+//! Repairs, before the engine opens a store, what a crash at the wrong moment can leave behind
+//! that sled 0.34.7 would refuse to open (see `docs/durability.md`).
+//!
+//! - `snap.*.generating`: sled writes its snapshot to this name at every open and renames it
+//!   once complete and synced, but when it opens it takes the newest `snap.*` file without
+//!   skipping unfinished ones (its `get_snapshot_files` filters only `.in___motion`). A kill
+//!   during that write left a file that fails its CRC, and every later open failed with
+//!   "Read corrupted data" (upstream spacejam/sled #1527, #1533). An unfinished snapshot is
+//!   never needed: the previous snapshot and the log hold everything it would, so it is
+//!   removed.
+//! - `conf`: sled writes its settings file at creation in two writes (settings, then CRC)
+//!   without a sync; a kill between them leaves a file it cannot parse. strata knows every
+//!   setting it gave sled, so a `conf` whose CRC fails is rewritten with them.
+//!
+//! Both run only while strata holds the same exclusive lock sled takes on `db`, so a store
+//! that another process has open is never touched.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// sled's settings file for a store with `segment_len`-byte segments, as sled 0.34 writes it:
+/// the settings as text, then their CRC-32 in little-endian order.
+pub(crate) fn sled_conf_bytes(segment_len: usize) -> Vec<u8> {
+    let mut out =
+        format!("segment_size: {segment_len}\nuse_compression: false\nversion: 0.34\n").into_bytes();
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Whether sled would read `bytes` as an intact settings file: either too short to be one (sled
+/// rewrites those itself) or ending in the CRC of what precedes it.
+fn conf_is_intact(bytes: &[u8]) -> bool {
+    if bytes.len() <= 8 {
+        return true;
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    crc32fast::hash(body).to_le_bytes() == crc
+}
+
+/// Repairs the store at `path` if nobody holds it, returning one line per repair. Returns no
+/// repairs when the store is in use (the engine's own open then reports the lock) or new.
+pub(crate) fn repair_before_open(path: &Path, segment_len: usize) -> io::Result<Vec<String>> {
+    let db = path.join("db");
+    let lock_file = match OpenOptions::new().read(true).write(true).open(&db) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // No data file: a store being created, or a creation cut short before sled made
+            // its data file. Only the settings file can need repair, and no process can hold
+            // the store without the data file.
+            return repair_conf(path, segment_len).map(|r| r.into_iter().collect());
+        }
+        Err(e) => return Err(e),
+    };
+    match lock_file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(Vec::new()),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    let mut repairs = remove_unfinished_snapshots(path)?;
+    repairs.extend(repair_conf(path, segment_len)?);
+    // Dropping the file releases the lock; sled takes it again as it opens.
+    drop(lock_file);
+    Ok(repairs)
+}
+
+fn remove_unfinished_snapshots(path: &Path) -> io::Result<Vec<String>> {
+    let mut repairs = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            repairs.push(format!(
+                "removed {name}, an engine snapshot whose writing was cut short by a crash \
+                 (the previous snapshot and the log hold its contents)"
+            ));
+        }
+    }
+    if !repairs.is_empty() {
+        sync_dir(path)?;
+    }
+    Ok(repairs)
+}
+
+fn repair_conf(path: &Path, segment_len: usize) -> io::Result<Option<String>> {
+    let conf = path.join("conf");
+    let mut bytes = Vec::new();
+    match File::open(&conf) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if conf_is_intact(&bytes) {
+        return Ok(None);
+    }
+    let tmp = path.join("conf.strata-tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&sled_conf_bytes(segment_len))?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &conf)?;
+    sync_dir(path)?;
+    Ok(Some(
+        "rewrote the engine's settings file `conf`, cut short by a crash while the store was \
+         created"
+            .to_owned(),
+    ))
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_bytes_match_what_sled_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path())
+            .segment_size(crate::kv::SEGMENT_LEN)
+            .open()
+            .unwrap();
+        drop(db);
+        let written = std::fs::read(dir.path().join("conf")).unwrap();
+        assert_eq!(written, sled_conf_bytes(crate::kv::SEGMENT_LEN));
+        assert!(conf_is_intact(&written));
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_is_removed_and_a_finished_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"").unwrap();
+        std::fs::write(dir.path().join("snap.0000000000000010"), b"done").unwrap();
+        std::fs::write(dir.path().join("snap.0000000000000020.generating"), b"cut").unwrap();
+        let repairs = repair_before_open(dir.path(), 4096).unwrap();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert!(repairs[0].contains("snap.0000000000000020.generating"));
+        assert!(dir.path().join("snap.0000000000000010").exists());
+        assert!(!dir.path().join("snap.0000000000000020.generating").exists());
+    }
+
+    #[test]
+    fn nothing_is_touched_while_another_handle_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::write(&db, b"").unwrap();
+        let holder = File::open(&db).unwrap();
+        holder.lock().unwrap();
+        let snap = dir.path().join("snap.0000000000000020.generating");
+        std::fs::write(&snap, b"being written").unwrap();
+        assert!(repair_before_open(dir.path(), 4096).unwrap().is_empty());
+        assert!(snap.exists());
+    }
+
+    #[test]
+    fn a_torn_conf_is_rewritten_and_an_intact_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = sled_conf_bytes(4096);
+        std::fs::write(dir.path().join("conf"), &full[..full.len() - 4]).unwrap();
+        let repairs = repair_before_open(dir.path(), 4096).unwrap();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert_eq!(std::fs::read(dir.path().join("conf")).unwrap(), full);
+        assert!(repair_before_open(dir.path(), 4096).unwrap().is_empty());
+    }
+}
