@@ -51,6 +51,16 @@ pub enum OpenError {
         /// What was found.
         reason: String,
     },
+    /// The store's files are damaged so that opening it would hide lost versions.
+    #[error(
+        "store at {path} is damaged: {reason}; keep a copy of the directory before trying anything else"
+    )]
+    Damaged {
+        /// The store's path.
+        path: PathBuf,
+        /// What is damaged.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("could not open the store at {path}: {source}")]
     Backend {
@@ -140,6 +150,22 @@ impl StoreError {
 
     pub(crate) fn decode(what: impl std::fmt::Display, e: DecodeError) -> Self {
         Self::corrupt(what, e)
+    }
+
+    /// Names the version being read in a corruption error, so a user learns which document
+    /// and version are damaged and not only which record.
+    pub(crate) fn reading(self, doc: &DocId, version: u64) -> Self {
+        match self {
+            Self::Corrupt { what, reason } => Self::Corrupt {
+                what: format!("{doc}@{version} ({what})"),
+                reason,
+            },
+            Self::HashMismatch { expected, actual } => Self::Corrupt {
+                what: format!("{doc}@{version} (object {expected})"),
+                reason: format!("rebuilt to content with id {actual}"),
+            },
+            other => other,
+        }
     }
 
     /// Returns `true` when the error means stored data is damaged.

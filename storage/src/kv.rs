@@ -15,7 +15,7 @@ use sled::transaction::{
 };
 use strata_core::codec::{
     Record, decode_record, decode_record_prefix, encode_record, encoded_len, pair_key,
-    read_u64_key, u64_key,
+    read_pair_key, read_u64_key, u64_key,
 };
 use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, VersionRecord};
 
@@ -50,6 +50,7 @@ pub(crate) struct KvConfig {
 #[derive(Clone, Debug)]
 pub(crate) struct Kv {
     db: sled::Db,
+    path: std::path::PathBuf,
     names: sled::Tree,
     docs: sled::Tree,
     versions: sled::Tree,
@@ -133,6 +134,11 @@ impl Kv {
                     path: path.to_owned(),
                 }
             }
+            OpenFailure::Engine(sled::Error::Corruption { .. }) => OpenError::Damaged {
+                path: path.to_owned(),
+                reason: "the storage engine found damaged data while opening its data file"
+                    .to_owned(),
+            },
             OpenFailure::Engine(other) => backend(other),
             OpenFailure::Repair(e) => OpenError::Backend {
                 path: path.to_owned(),
@@ -155,6 +161,7 @@ impl Kv {
             feed: tree("feed")?,
             meta: tree("meta")?,
             db,
+            path: path.to_owned(),
         };
         kv.check_format(path)?;
         crate::repack::remove_repack_leftovers(path).map_err(|e| OpenError::Backend {
@@ -184,9 +191,11 @@ impl Kv {
                         supported: STORE_FORMAT,
                     });
                 }
-                Ok(())
+                self.check_nothing_lost(path)
             }
             None => {
+                // A store that lost its format record to damage must not be taken for a new one.
+                self.check_nothing_lost(path)?;
                 if !self.names.is_empty() || !self.objects.is_empty() {
                     return Err(not_a_store("it holds data but no format record".into()));
                 }
@@ -220,9 +229,53 @@ impl Kv {
         }
     }
 
+    /// Refuses a store whose engine holds fewer versions than an earlier flush made durable:
+    /// sled dropped damaged log data on open ([`crate::recover`]).
+    fn check_nothing_lost(&self, path: &Path) -> Result<(), OpenError> {
+        let io = |e: std::io::Error| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        };
+        let Some(marked) = crate::recover::read_seq_mark(path).map_err(io)? else {
+            return Ok(());
+        };
+        let next = self
+            .counters()
+            .map_err(|e| OpenError::NotAStore {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+            .map_or(1, |c| c.next_seq);
+        if next < marked {
+            return Err(OpenError::Damaged {
+                path: path.to_owned(),
+                reason: format!(
+                    "versions with sequence numbers {next} to {} were made durable, but the \
+                     engine's data file no longer holds them (damaged log data is dropped when \
+                     the engine opens)",
+                    marked - 1
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes every completed write durable, then records the next sequence number in the
+    /// sequence mark ([`crate::recover`]).
     pub(crate) fn flush(&self) -> StoreResult<()> {
         self.db.flush()?;
+        if let Some(c) = self.counters()? {
+            crate::recover::write_seq_mark(&self.path, c.next_seq)
+                .map_err(|e| StoreError::Backend(BackendError::new(e)))?;
+        }
         Ok(())
+    }
+
+    fn counters(&self) -> StoreResult<Option<Counters>> {
+        self.meta
+            .get(META_COUNTERS)?
+            .map(|b| decode::<Counters>(&b, || "counters record".to_owned()))
+            .transpose()
     }
 
     /// Sums the lengths of every key and value in every tree: the bytes strata asks the engine
@@ -266,8 +319,16 @@ impl Kv {
             .transpose()
     }
 
+    /// Returns the latest version of a document known by number. A name record and its
+    /// document record are written in one transaction, so a number without a record is damage.
     pub(crate) fn head(&self, doc: u64) -> StoreResult<Option<VersionNo>> {
-        Ok(self.doc_record(doc)?.map(|r| r.head))
+        match self.doc_record(doc)? {
+            Some(r) => Ok(Some(r.head)),
+            None => Err(StoreError::corrupt(
+                format!("document record {doc}"),
+                "is missing, though a document name points to it",
+            )),
+        }
     }
 
     fn doc_record(&self, doc: u64) -> StoreResult<Option<DocRecord>> {
@@ -277,42 +338,60 @@ impl Kv {
             .transpose()
     }
 
-    /// Returns one version record, from the page that holds it.
+    /// Returns one version record, from the page that holds it. A version at or below the
+    /// document's head that no page holds is damage, not absence.
     pub(crate) fn version(&self, doc: u64, v: VersionNo) -> StoreResult<Option<VersionRecord>> {
         if v.get() == 0 {
             return Ok(None);
         }
+        let head = self.head(doc)?.map_or(0, VersionNo::get);
+        if v.get() > head {
+            return Ok(None);
+        }
+        let missing = || {
+            StoreError::corrupt(
+                format!("version {v} of document {doc}"),
+                "no version page holds it",
+            )
+        };
         let Some(kv) = self
             .versions
             .range(pair_key(doc, 0)..=pair_key(doc, v.get()))
             .next_back()
         else {
-            return Ok(None);
+            return Err(missing());
         };
         let (k, b) = kv?;
-        let page = decode::<VersionPage>(&b, || format!("version page at key {k:?}"))?;
-        let index = v.get() - page.first.get();
-        let rec = usize::try_from(index)
-            .ok()
-            .and_then(|i| page.records.get(i).cloned());
-        if let Some(r) = &rec
-            && r.version != v
-        {
-            return Err(StoreError::corrupt(
+        let page = version_page(doc, &k, &b)?;
+        // The page's key is at or below `v` (the range guarantees it) and equals its first.
+        let index = usize::try_from(v.get() - page.first.get()).map_err(|_| missing())?;
+        match page.records.get(index) {
+            Some(r) if r.version == v => Ok(Some(r.clone())),
+            Some(r) => Err(StoreError::corrupt(
                 format!("version page of document {doc} from {}", page.first),
                 format!("holds version {} where {v} belongs", r.version),
-            ));
+            )),
+            None => Err(missing()),
         }
-        Ok(rec)
     }
 
-    /// Returns every version of a document, oldest first.
+    /// Returns every version of a document, oldest first, checking that the pages number them
+    /// 1, 2, 3, ... without a gap.
     pub(crate) fn versions(&self, doc: u64) -> StoreResult<Vec<VersionRecord>> {
-        let mut out = Vec::new();
+        let mut out: Vec<VersionRecord> = Vec::new();
         for kv in self.versions.scan_prefix(u64_key(doc)) {
             let (k, b) = kv?;
-            let page = decode::<VersionPage>(&b, || format!("version page at key {k:?}"))?;
-            out.extend(page.records);
+            let page = version_page(doc, &k, &b)?;
+            for rec in page.records {
+                let expected = out.len() as u64 + 1;
+                if rec.version.get() != expected {
+                    return Err(StoreError::corrupt(
+                        format!("version {expected} of document {doc}"),
+                        format!("the page from {} holds version {} in its place", page.first, rec.version),
+                    ));
+                }
+                out.push(rec);
+            }
         }
         Ok(out)
     }
@@ -342,8 +421,16 @@ impl Kv {
         for kv in self.feed.range(start..) {
             let (k, b) = kv?;
             let page = decode::<FeedPage>(&b, || format!("feed page at key {k:?}"))?;
+            if read_u64_key(&k) != Some(page.first) {
+                return Err(StoreError::corrupt(
+                    format!("change feed page at key {k:02x?}"),
+                    format!("says it starts at sequence number {}", page.first),
+                ));
+            }
             for (i, e) in page.entries.iter().enumerate() {
-                let seq = page.first + i as u64;
+                let seq = page.first.checked_add(i as u64).ok_or_else(|| {
+                    StoreError::corrupt("change feed", "sequence numbers overflow")
+                })?;
                 if seq >= from && out.len() < limit {
                     out.push((seq, e.doc, e.version));
                 }
@@ -463,9 +550,18 @@ impl Kv {
         Ok(())
     }
 
-    /// Returns every object id, in id order.
+    /// Returns every object id, in id order. Ends after the first error: on damaged data
+    /// sled's iterator can return the same error forever without moving on.
     pub(crate) fn object_ids(&self) -> impl Iterator<Item = StoreResult<ContentHash>> + '_ {
-        self.objects.iter().keys().filter_map(|k| match k {
+        let mut failed = false;
+        let keys = self.objects.iter().keys().map_while(move |k| {
+            if failed {
+                return None;
+            }
+            failed = k.is_err();
+            Some(k)
+        });
+        keys.filter_map(|k| match k {
             Err(e) => Some(Err(e.into())),
             Ok(k) => {
                 if k.len() != 36 {
@@ -728,6 +824,20 @@ fn txn_require<R: Record>(
 /// Returns `true` when adding `item` would take a page of `len` entries past [`PAGE_LIMIT`].
 fn page_is_full(len: usize, page: &impl serde::Serialize, item: &impl serde::Serialize) -> bool {
     len > 0 && encoded_len(page) + encoded_len(item) > PAGE_LIMIT
+}
+
+/// Decodes a version page and checks it against its key `doc ‖ first version`.
+fn version_page(doc: u64, key: &[u8], bytes: &[u8]) -> StoreResult<VersionPage> {
+    let what = || format!("version page of document {doc} at key {key:02x?}");
+    let (key_doc, key_first) = read_pair_key(key).ok_or_else(|| StoreError::corrupt(what(), "bad key"))?;
+    let page = decode::<VersionPage>(bytes, what)?;
+    if key_doc != doc || page.first.get() != key_first || page.first.get() == 0 {
+        return Err(StoreError::corrupt(
+            format!("version page of document {doc} from version {key_first}"),
+            format!("says it starts at version {}", page.first),
+        ));
+    }
+    Ok(page)
 }
 
 fn decode<R: Record>(bytes: &[u8], what: impl FnOnce() -> String) -> StoreResult<R> {

@@ -14,10 +14,50 @@
 //!
 //! Both run only while strata holds the same exclusive lock sled takes on `db`, so a store
 //! that another process has open is never touched.
+//!
+//! sled cannot tell a damaged log message or segment header from a write torn by a crash: it
+//! drops it, and everything logged after it, without an error. So that such a loss is never
+//! silent, every flush that follows a commit also records the store's next sequence number in
+//! [`SEQ_MARK`] (after sled's flush returned, so it is never ahead of what sled made durable);
+//! an open that finds the engine's counters behind it refuses the store as damaged.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::path::Path;
+
+/// The file beside sled's that holds the next sequence number of the last flush.
+pub(crate) const SEQ_MARK: &str = "strata-seq";
+
+/// Records `next_seq` in the store's sequence mark: 8 bytes big-endian and their CRC-32.
+/// Not synced: it may lag the engine after a power loss, which only skips the check.
+pub(crate) fn write_seq_mark(dir: &Path, next_seq: u64) -> io::Result<()> {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&next_seq.to_be_bytes());
+    let crc = crc32fast::hash(&bytes[..8]);
+    bytes[8..].copy_from_slice(&crc.to_be_bytes());
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(SEQ_MARK))?
+        .write_all(&bytes)
+}
+
+/// Reads the sequence mark; `None` when there is none or it is torn.
+pub(crate) fn read_seq_mark(dir: &Path) -> io::Result<Option<u64>> {
+    let bytes = match std::fs::read(dir.join(SEQ_MARK)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some((num, crc)) = bytes.get(..12).map(|b| b.split_at(8)) else {
+        return Ok(None);
+    };
+    if crc32fast::hash(num).to_be_bytes() != crc {
+        return Ok(None);
+    }
+    Ok(Some(u64::from_be_bytes(num.try_into().expect("8 bytes"))))
+}
 
 /// sled's settings file for a store with `segment_len`-byte segments, as sled 0.34 writes it:
 /// the settings as text, then their CRC-32 in little-endian order.
@@ -160,6 +200,20 @@ mod tests {
         std::fs::write(&snap, b"being written").unwrap();
         assert!(repair_before_open(dir.path(), 4096).unwrap().is_empty());
         assert!(snap.exists());
+    }
+
+    #[test]
+    fn the_sequence_mark_roundtrips_and_a_torn_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_seq_mark(dir.path()).unwrap(), None);
+        write_seq_mark(dir.path(), 1234).unwrap();
+        assert_eq!(read_seq_mark(dir.path()).unwrap(), Some(1234));
+        write_seq_mark(dir.path(), 7).unwrap();
+        assert_eq!(read_seq_mark(dir.path()).unwrap(), Some(7));
+        let mut bytes = std::fs::read(dir.path().join(SEQ_MARK)).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(dir.path().join(SEQ_MARK), &bytes).unwrap();
+        assert_eq!(read_seq_mark(dir.path()).unwrap(), None);
     }
 
     #[test]

@@ -278,7 +278,9 @@ impl Store {
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
-        let content = self.read_object(&rec.hash)?;
+        let content = self
+            .read_object(&rec.hash)
+            .map_err(|e| e.reading(doc, rec.version.get()))?;
         if content.len() as u64 != rec.size {
             return Err(StoreError::corrupt(
                 format!("version {doc}@{}", rec.version),
@@ -314,6 +316,7 @@ impl Store {
             return Ok(None);
         }
         kv.version(num, VersionNo(version))
+            .map_err(|e| e.reading(doc, version))
     }
 
     pub(crate) fn version_record(

@@ -92,6 +92,14 @@ impl Store {
         let mut total_versions = 0u64;
         for (num, key, head) in docs {
             report.documents += 1;
+            match kv.doc_num(&key) {
+                Ok(Some(n)) if n == num => {}
+                Ok(found) => report.problems.push(format!(
+                    "document '{key}': its name record points to {found:?}, not to document {num}; \
+                     the document cannot be found by its name"
+                )),
+                Err(e) => report.problems.push(format!("document '{key}': {e}")),
+            }
             let versions = match kv.versions(num) {
                 Ok(v) => v,
                 Err(e) => {
@@ -147,8 +155,12 @@ impl Store {
             let id = match id {
                 Ok(id) => id,
                 Err(e) => {
-                    report.problems.push(format!("objects tree: {e}"));
-                    continue;
+                    // The walk cannot go past a damaged part of the tree; what follows it
+                    // is not checked, and the report says so.
+                    report.problems.push(format!(
+                        "objects tree: {e}; objects after this point were not checked"
+                    ));
+                    break;
                 }
             };
             if verified.contains(&id) || failed.contains(&id) {

@@ -3,6 +3,7 @@
 mod conformance;
 mod corpus;
 mod crash;
+mod damage;
 mod guard;
 mod prop_diff;
 mod prop_store;
