@@ -19,11 +19,6 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "STRATA_DIR", value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 
-    /// The storage policy for new versions: full, chain:N, every:N, cost:K, skip,
-    /// sparse:N or reverse:K. It is recorded in the store and used by later writes. Default: the store's, else reverse:4.
-    #[arg(long, global = true, value_name = "POLICY")]
-    pub(crate) policy: Option<strata_core::Policy>,
-
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -62,6 +57,17 @@ pub(crate) enum Command {
     Quickstart,
 }
 
+/// The `--policy` option of the commands that write versions (put, import, repack). Read
+/// commands do not take it: a read never changes the store.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArg {
+    /// The storage policy for new versions: full, chain:N, every:N, cost:K, skip,
+    /// sparse:N or reverse:K. It is recorded in the store and used by later writes. Default:
+    /// the store's, else reverse:4.
+    #[arg(long, value_name = "POLICY")]
+    pub(crate) policy: Option<strata_core::Policy>,
+}
+
 /// Arguments of `strata put`.
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
@@ -78,6 +84,8 @@ pub(crate) struct PutArgs {
     /// Fail with a conflict unless the document is at version N now (0: it must not exist).
     #[arg(long, value_name = "N")]
     pub(crate) expect: Option<u64>,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArg,
 }
 
 /// Arguments of `strata get`.
@@ -184,6 +192,8 @@ pub(crate) struct ImportArgs {
     /// batch boundary can leave one more full snapshot.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) batch: usize,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArg,
 }
 
 /// Arguments of `strata repack`.
@@ -196,4 +206,6 @@ pub(crate) struct RepackArgs {
     /// newer ones under reverse.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) window: usize,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArg,
 }

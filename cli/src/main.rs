@@ -35,6 +35,16 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            if e.kind() == ErrorKind::UnknownArgument
+                && std::env::args().any(|a| a == "--policy" || a.starts_with("--policy="))
+            {
+                eprintln!(
+                    "strata: error: --policy belongs to the commands that store versions \
+                     (put, import, repack), after the command name: strata put --policy \
+                     chain:8 DOC FILE; reads never change the store"
+                );
+                return ExitCode::from(2);
+            }
             // clap's message spans several lines; keep everything before the usage section
             // and join it into the one line users and scripts expect.
             let text = e.render().to_string();

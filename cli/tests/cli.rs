@@ -144,7 +144,7 @@ fn errors_are_one_line_with_documented_exit_codes() {
     one_line_error(&strata(d, &["frobnicate"]), 2);
     one_line_error(&strata(d, &["get", "notes@0"]), 2);
     one_line_error(
-        &strata(d, &["--policy", "fast", "put", "notes", "a.txt"]),
+        &strata(d, &["put", "--policy", "fast", "notes", "a.txt"]),
         2,
     );
     // Nothing was written by the failures.
@@ -165,8 +165,107 @@ fn policy_flag_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("a.txt"), "x\n").unwrap();
-    ok(&strata(d, &["--policy", "chain:5", "put", "n", "a.txt"]));
+    ok(&strata(d, &["put", "--policy", "chain:5", "n", "a.txt"]));
     assert!(ok(&strata(d, &["stats"])).contains("chain:5"));
+}
+
+/// See: issue 12, item 2 (a read with --policy rewrote the store's policy for good).
+#[test]
+fn policy_on_a_read_command_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.txt"), "x\n").unwrap();
+    ok(&strata(d, &["put", "n", "a.txt"]));
+    let stats = ok(&strata(d, &["stats"]));
+    for args in [
+        &["--policy", "chain:3", "get", "n"][..],
+        &["get", "--policy", "chain:3", "n"],
+        &["log", "--policy=cost:9", "n"],
+        &["--policy", "chain:3", "get", "missing"],
+    ] {
+        let e = one_line_error(&strata(d, args), 2);
+        assert!(e.contains("put, import, repack"), "{e}");
+    }
+    assert_eq!(
+        ok(&strata(d, &["stats"])),
+        stats,
+        "a refused read changed the store"
+    );
+    assert_eq!(ok(&strata(d, &["log", "n"])).lines().count(), 1);
+}
+
+/// See: issue 12, item 4 (bad input left a new, empty store behind).
+#[test]
+fn bad_input_creates_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    one_line_error(
+        &strata(d, &["--store", "fresh", "put", "doc", "/no/such/file.txt"]),
+        2,
+    );
+    assert!(!d.join("fresh").exists(), "a failed put created the store");
+    std::fs::create_dir_all(d.join("hist/doc")).unwrap();
+    std::fs::write(d.join("hist/doc/1.txt"), "one\n").unwrap();
+    std::os::unix::fs::symlink("/no/such/target", d.join("hist/doc/2.txt")).unwrap();
+    one_line_error(&strata(d, &["--store", "fresh", "import", "hist"]), 2);
+    assert!(
+        !d.join("fresh").exists(),
+        "a failed import created the store"
+    );
+    let bad = strata_stdin(d, &["--store", "fresh", "import", "-"], Some(b"nonsense\n"));
+    one_line_error(&bad, 2);
+    assert!(
+        !d.join("fresh").exists(),
+        "a failed stream import created the store"
+    );
+    let empty = strata_stdin(d, &["--store", "fresh", "import", "-"], Some(b""));
+    ok(&empty);
+    assert!(
+        !d.join("fresh").exists(),
+        "an empty stream created the store"
+    );
+    // Reads of a missing store say so and create nothing.
+    one_line_error(&strata(d, &["--store", "fresh", "log", "doc"]), 1);
+    assert!(!d.join("fresh").exists());
+}
+
+/// See: issue 12, item 9 (`10` imported before `9`; skipped entries not mentioned; an empty
+/// folder counted as a document; a dangling link silently dropped).
+#[test]
+fn import_orders_numbered_files_and_says_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 1..=10 {
+        std::fs::create_dir_all(d.join("h/doc")).unwrap();
+        std::fs::write(d.join(format!("h/doc/{i}")), format!("v{i}\n")).unwrap();
+    }
+    std::fs::create_dir_all(d.join("h/empty")).unwrap();
+    std::fs::write(d.join("h/README.md"), "about\n").unwrap();
+    let out = strata(d, &["import", "h"]);
+    let text = ok(&out);
+    assert!(text.contains("1 document"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("README.md") && err.contains("empty"), "{err}");
+    assert_eq!(ok(&strata(d, &["get", "doc@9"])), "v9\n");
+    assert_eq!(ok(&strata(d, &["get", "doc"])), "v10\n");
+    std::os::unix::fs::symlink("/no/such/target", d.join("h/doc/11")).unwrap();
+    let e = one_line_error(&strata(d, &["--store", "other", "import", "h"]), 2);
+    assert!(e.contains("link"), "{e}");
+}
+
+/// See: issue 12, item 9 (a bad header after a record was reported one line early).
+#[test]
+fn stream_errors_name_the_right_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = one_line_error(
+        &strata_stdin(
+            dir.path(),
+            &["import", "-"],
+            Some(b"put 6 a\nhello\n\nput x a\n"),
+        ),
+        2,
+    );
+    assert!(e.contains("stream line 4"), "{e}");
 }
 
 #[test]

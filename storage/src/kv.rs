@@ -387,7 +387,10 @@ impl Kv {
                 if rec.version.get() != expected {
                     return Err(StoreError::corrupt(
                         format!("version {expected} of document {doc}"),
-                        format!("the page from {} holds version {} in its place", page.first, rec.version),
+                        format!(
+                            "the page from {} holds version {} in its place",
+                            page.first, rec.version
+                        ),
                     ));
                 }
                 out.push(rec);
@@ -829,7 +832,8 @@ fn page_is_full(len: usize, page: &impl serde::Serialize, item: &impl serde::Ser
 /// Decodes a version page and checks it against its key `doc ‖ first version`.
 fn version_page(doc: u64, key: &[u8], bytes: &[u8]) -> StoreResult<VersionPage> {
     let what = || format!("version page of document {doc} at key {key:02x?}");
-    let (key_doc, key_first) = read_pair_key(key).ok_or_else(|| StoreError::corrupt(what(), "bad key"))?;
+    let (key_doc, key_first) =
+        read_pair_key(key).ok_or_else(|| StoreError::corrupt(what(), "bad key"))?;
     let page = decode::<VersionPage>(bytes, what)?;
     if key_doc != doc || page.first.get() != key_first || page.first.get() == 0 {
         return Err(StoreError::corrupt(

@@ -62,8 +62,8 @@ pub(crate) fn read_seq_mark(dir: &Path) -> io::Result<Option<u64>> {
 /// sled's settings file for a store with `segment_len`-byte segments, as sled 0.34 writes it:
 /// the settings as text, then their CRC-32 in little-endian order.
 pub(crate) fn sled_conf_bytes(segment_len: usize) -> Vec<u8> {
-    let mut out =
-        format!("segment_size: {segment_len}\nuse_compression: false\nversion: 0.34\n").into_bytes();
+    let mut out = format!("segment_size: {segment_len}\nuse_compression: false\nversion: 0.34\n")
+        .into_bytes();
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out

@@ -146,7 +146,13 @@ impl Store {
                 (None, explicit) => {
                     let stored = kv.stored_policy().map_err(backend)?;
                     let p = explicit.or(stored).unwrap_or_default();
-                    if stored != Some(p) {
+                    // Recorded when asked for, or when a writing open finds none; an open
+                    // that may not create the store (a read) never writes it.
+                    let record = match explicit {
+                        Some(e) => stored != Some(e),
+                        None => stored.is_none() && options.create,
+                    };
+                    if record {
                         kv.set_policy(&p).map_err(backend)?;
                     }
                     (Arc::new(p), p.to_string())

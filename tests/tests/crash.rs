@@ -105,7 +105,9 @@ fn crash_loop_child() {
                     for _ in 0..2 + rng.below(12) {
                         let d = rng.below(3) as usize;
                         let content = next_content(&mut rng, d, &current[d]);
-                        batch.put(&docs[d], &content, PutOptions::default()).unwrap();
+                        batch
+                            .put(&docs[d], &content, PutOptions::default())
+                            .unwrap();
                         order.push(d);
                         current[d] = content;
                     }
@@ -219,9 +221,7 @@ fn record_ack(acked: &mut Acked, line: &str) {
         panic!("bad ACK line {line:?}");
     };
     let hash: ContentHash = id.parse().unwrap();
-    acked
-        .0
-        .insert((doc.to_owned(), v.parse().unwrap()), hash);
+    acked.0.insert((doc.to_owned(), v.parse().unwrap()), hash);
 }
 
 /// Opens the store after a kill and checks every acknowledged version, the feed and (when
@@ -237,7 +237,11 @@ fn check_store(path: &std::path::Path, acked: &Acked, cycle: u64, full: bool) ->
         let (rec, content) =
             got.unwrap_or_else(|| panic!("cycle {cycle}: acknowledged {doc}@{v} is lost"));
         assert_eq!(rec.hash, *hash, "cycle {cycle}: {doc}@{v} has another id");
-        assert_eq!(ContentHash::of(content.as_ref()), *hash, "cycle {cycle}: {doc}@{v}");
+        assert_eq!(
+            ContentHash::of(content.as_ref()),
+            *hash,
+            "cycle {cycle}: {doc}@{v}"
+        );
     }
     // Every version in the store, acknowledged or not, is in the feed once, in order.
     let mut total = 0u64;
@@ -250,7 +254,11 @@ fn check_store(path: &std::path::Path, acked: &Acked, cycle: u64, full: bool) ->
         total += hist.len() as u64;
     }
     let feed = store.changes(1, usize::MAX).unwrap();
-    assert_eq!(feed.len() as u64, total, "cycle {cycle}: feed and versions disagree");
+    assert_eq!(
+        feed.len() as u64,
+        total,
+        "cycle {cycle}: feed and versions disagree"
+    );
     for (i, c) in feed.iter().enumerate() {
         assert_eq!(c.seq, i as u64 + 1, "cycle {cycle}: gap in the change feed");
     }

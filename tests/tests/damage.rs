@@ -21,9 +21,11 @@ fn doc(k: &str) -> DocId {
 /// Writes two documents (`d`: 6 small versions stored inline, `big`: `big_versions` versions
 /// of ~20 KB, each rewritten in part, stored in chunks) and returns every (doc, version, id).
 fn build_with(path: &Path, big_versions: usize) -> Vec<(DocId, u64, ContentHash)> {
-    let store =
-        Store::open_with(path, StoreOptions::default().policy(Policy::Chain { max_depth: 3 }))
-            .unwrap();
+    let store = Store::open_with(
+        path,
+        StoreOptions::default().policy(Policy::Chain { max_depth: 3 }),
+    )
+    .unwrap();
     let mut out = Vec::new();
     let mut text = String::new();
     for i in 0..6 {
@@ -31,7 +33,9 @@ fn build_with(path: &Path, big_versions: usize) -> Vec<(DocId, u64, ContentHash)
         let r = store.put(&doc("d"), text.as_bytes()).unwrap();
         out.push((doc("d"), r.version.get(), r.hash));
     }
-    let mut big: Vec<String> = (0..700).map(|i| format!("row {i} value {}", i * 7)).collect();
+    let mut big: Vec<String> = (0..700)
+        .map(|i| format!("row {i} value {}", i * 7))
+        .collect();
     for i in 0..big_versions {
         big[(i * 100) % 700] = format!("edited row {i}");
         if i % 5 == 4 {
@@ -103,16 +107,27 @@ fn reads_are_right_or_named_errors(store: &Store, versions: &[(DocId, u64, Conte
     failed
 }
 
-fn check_kind(tree: &str, pick: impl Fn(&[u8]) -> bool, change: impl Fn(&mut Vec<u8>), named: &str) {
+fn check_kind(
+    tree: &str,
+    pick: impl Fn(&[u8]) -> bool,
+    change: impl Fn(&mut Vec<u8>),
+    named: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let versions = build(&path);
     damage(&path, tree, pick, change);
     let store = Store::open(&path).unwrap();
     let failed = reads_are_right_or_named_errors(&store, &versions);
-    assert!(failed > 0, "damage to the {tree} tree went unnoticed by reads");
+    assert!(
+        failed > 0,
+        "damage to the {tree} tree went unnoticed by reads"
+    );
     let report = verify_within_bounds(&store);
-    assert!(!report.is_clean(), "verify missed damage to the {tree} tree");
+    assert!(
+        !report.is_clean(),
+        "verify missed damage to the {tree} tree"
+    );
     assert!(
         report.problems.iter().any(|p| p.contains(named)),
         "verify does not name {named}: {:?}",
@@ -151,7 +166,12 @@ fn a_damaged_name_record_is_corrupt() {
 
 #[test]
 fn a_damaged_object_header_is_corrupt() {
-    check_kind("objects", |k| k.ends_with(&[0, 0, 0, 0]), |v| v.truncate(3), "@");
+    check_kind(
+        "objects",
+        |k| k.ends_with(&[0, 0, 0, 0]),
+        |v| v.truncate(3),
+        "@",
+    );
 }
 
 #[test]
@@ -213,7 +233,10 @@ fn flipped_bytes_in_the_data_file_never_hang_panic_or_return_wrong_bytes() {
         let failed = reads_are_right_or_named_errors(&store, versions);
         let report = verify_within_bounds(&store);
         if failed > 0 {
-            assert!(!report.is_clean(), "byte {at}: reads failed, verify is clean");
+            assert!(
+                !report.is_clean(),
+                "byte {at}: reads failed, verify is clean"
+            );
         }
         if !report.is_clean() {
             noticed += 1;

@@ -18,6 +18,8 @@ struct Plan {
     bytes: u64,
 }
 
+/// The entries of `dir` except dotfiles, in version order: numerically where names are
+/// numbers (`9` before `10`), else by name.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let read = std::fs::read_dir(dir)
         .map_err(|e| CliError::failed(format!("cannot read folder '{}': {e}", dir.display())))?;
@@ -30,8 +32,47 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
             out.push(entry.path());
         }
     }
-    out.sort();
+    out.sort_by_cached_key(|p| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let digits = name.trim_start_matches('0');
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+            (0, digits.len(), digits.to_owned(), name)
+        } else {
+            (1, 0, String::new(), name)
+        }
+    });
     Ok(out)
+}
+
+/// Returns `path`'s file name for messages.
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The version files of one document folder. Anything else in it (a folder, a dangling
+/// link, a device) is refused: silently dropping it would import a different history.
+fn version_files(folder: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let entries = sorted_entries(folder)?;
+    for p in &entries {
+        if !p.is_file() {
+            let what = match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => "a folder",
+                Ok(m) if m.file_type().is_symlink() => "a link to nothing readable",
+                _ => "not a regular file",
+            };
+            return Err(CliError::failed(format!(
+                "'{}' is {what}; a document folder holds only its version files (remove it or \
+                 import another folder)",
+                p.display()
+            )));
+        }
+    }
+    Ok(entries)
 }
 
 fn plan(dir: &Path) -> Result<Plan, CliError> {
@@ -45,6 +86,7 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
     let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
         entries.into_iter().partition(|p| p.is_dir());
     let mut docs = Vec::new();
+    let mut skipped = Vec::new();
     if folders.is_empty() {
         let name = dir
             .canonicalize()
@@ -53,19 +95,43 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
             .ok_or_else(|| {
                 CliError::failed(format!("cannot name a document after '{}'", dir.display()))
             })?;
-        docs.push((name, files));
+        docs.push((name, version_files(dir)?));
     } else {
+        for f in &files {
+            skipped.push(format!(
+                "{} (a file beside the document folders)",
+                name_of(f)
+            ));
+        }
         for f in folders {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let versions: Vec<PathBuf> = sorted_entries(&f)?
-                .into_iter()
-                .filter(|p| p.is_file())
-                .collect();
+            let name = name_of(&f);
+            if std::fs::symlink_metadata(&f).is_ok_and(|m| m.file_type().is_symlink()) {
+                skipped.push(format!(
+                    "{name} (a link to a folder, not a document folder)"
+                ));
+                continue;
+            }
+            let versions = version_files(&f)?;
+            if versions.is_empty() {
+                skipped.push(format!("{name} (an empty folder: no versions)"));
+                continue;
+            }
             docs.push((name, versions));
         }
+    }
+    if !skipped.is_empty() {
+        let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
+        let more = skipped.len() - shown.len();
+        eprintln!(
+            "strata: import skips {}: {}{}",
+            plural(skipped.len(), "entry"),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
     let mut versions = 0;
     let mut bytes = 0;
@@ -73,7 +139,9 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
         crate::spec::doc(name)?;
         versions += files.len();
         for f in files {
-            bytes += std::fs::metadata(f)
+            // Opening each file now finds unreadable ones before the store is touched.
+            bytes += std::fs::File::open(f)
+                .and_then(|file| file.metadata())
                 .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?
                 .len();
         }
@@ -93,9 +161,8 @@ pub(crate) fn run(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     if args.dir.as_os_str() == "-" {
-        let store = open()?;
         let stdin = std::io::stdin();
-        return run_stream(&mut stdin.lock(), args.batch.max(1), &store, out);
+        return run_stream(&mut stdin.lock(), args.batch.max(1), open, out);
     }
     let plan = plan(&args.dir)?;
     let store = &open()?;
@@ -152,11 +219,12 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Reads `put <size> <key>` records from `input` and stores them in batches.
+/// Reads `put <size> <key>` records from `input` and stores them in batches. The store is
+/// opened (and created) only once the first record has been read whole.
 pub(crate) fn run_stream(
     input: &mut dyn std::io::BufRead,
     batch_len: usize,
-    store: &Store,
+    open: impl FnOnce() -> Result<Store, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     use std::io::Read;
@@ -164,7 +232,9 @@ pub(crate) fn run_stream(
     let mut committed = 0usize;
     let mut bytes = 0u64;
     let mut line_no = 0usize;
-    let mut batch = Some(store.batch());
+    let mut open = Some(open);
+    let cell: std::cell::OnceCell<Store> = std::cell::OnceCell::new();
+    let mut batch: Option<strata_storage::WriteBatch<'_>> = None;
     let mut batch_bytes = 0u64;
     let stream_err = |line_no: usize, committed: usize, what: String| {
         CliError::failed(format!(
@@ -249,15 +319,24 @@ pub(crate) fn run_stream(
                 ));
             }
         }
+        // The content and its closing newline are lines of the stream too.
+        let record_line = line_no;
+        line_no += content.iter().filter(|&&b| b == b'\n').count() + 1;
         bytes += size;
-        let current = batch.as_mut().expect("a batch is open between records");
-        current.put(&doc, &content, PutOptions::default())?;
+        if cell.get().is_none() {
+            let opener = open.take().expect("the store is opened once");
+            let _ = cell.set(opener()?);
+        }
+        let store = cell.get().expect("opened above");
+        let current = batch.get_or_insert_with(|| store.batch());
+        current
+            .put(&doc, &content, PutOptions::default())
+            .map_err(|e| stream_err(record_line, committed, e.to_string()))?;
         batch_bytes += size;
         if current.len() >= batch_len || batch_bytes >= MAX_BATCH_BYTES {
             batch_bytes = 0;
             // Commit (releasing the batch) before the next one starts.
             committed += batch.take().expect("checked above").commit()?.len();
-            batch = Some(store.batch());
         }
     }
     if let Some(last) = batch.take() {
@@ -274,5 +353,9 @@ pub(crate) fn run_stream(
 
 /// `1 version`, `2 versions`.
 fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("{n} {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {word}s"),
+    }
 }

@@ -25,19 +25,25 @@ pub(crate) const DEFAULT_STORE: &str = ".strata";
 /// Runs the parsed command, writing data to `out`.
 pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match &cli.command {
-        Command::Put(args) => put::run(args, &open(cli, true)?, out),
-        Command::Get(args) => get::run(args, &open(cli, false)?, out),
-        Command::Log(args) => log::run(args, &open(cli, false)?, out),
-        Command::Diff(args) => diff::run(args, &open(cli, false)?, out),
+        Command::Put(args) => put::run(
+            args,
+            || open_with(cli, true, false, args.policy.policy),
+            out,
+        ),
+        Command::Get(args) => get::run(args, &open(cli)?, out),
+        Command::Log(args) => log::run(args, &open(cli)?, out),
+        Command::Diff(args) => diff::run(args, &open(cli)?, out),
         Command::DiffFiles(args) => diff::run_files(args, out),
-        Command::Ls(args) => ls::run_ls(args, &open(cli, false)?, out),
-        Command::Stats(args) => ls::run_stats(args, &open(cli, false)?, out),
-        Command::Verify(args) => verify::run_verify(args, &open(cli, false)?, out),
-        Command::Gc => verify::run_gc(&open(cli, false)?, out),
-        Command::Import(args) => import::run(args, || open_with(cli, true, true), out),
+        Command::Ls(args) => ls::run_ls(args, &open(cli)?, out),
+        Command::Stats(args) => ls::run_stats(args, &open(cli)?, out),
+        Command::Verify(args) => verify::run_verify(args, &open(cli)?, out),
+        Command::Gc => verify::run_gc(&open(cli)?, out),
+        Command::Import(args) => {
+            import::run(args, || open_with(cli, true, true, args.policy.policy), out)
+        }
         Command::JsonPatch(args) => json_patch::run(args, out),
-        Command::Repack(args) => repack::run(args, &store_path(cli), cli.policy, out),
-        Command::Quickstart => quickstart::run(&open(cli, true)?, out),
+        Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
+        Command::Quickstart => quickstart::run(&open_with(cli, true, false, None)?, out),
     }
 }
 
@@ -47,18 +53,25 @@ fn store_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
-/// Opens the store; `create` is true for commands that write.
-fn open(cli: &Cli, create: bool) -> Result<Store, CliError> {
-    open_with(cli, create, false)
+/// Opens an existing store for a command that does not add versions.
+fn open(cli: &Cli) -> Result<Store, CliError> {
+    open_with(cli, false, false, None)
 }
 
-/// Opens the store; `bulk` defers durability to explicit flushes (batches flush once each).
-fn open_with(cli: &Cli, create: bool, bulk: bool) -> Result<Store, CliError> {
+/// Opens the store; `create` is true for commands that add versions, `bulk` defers
+/// durability to explicit flushes (batches flush once each), `policy` is the one given with
+/// `--policy`.
+fn open_with(
+    cli: &Cli,
+    create: bool,
+    bulk: bool,
+    policy: Option<strata_core::Policy>,
+) -> Result<Store, CliError> {
     let mut options = StoreOptions::default().create(create);
     if bulk {
         options = options.durability(strata_storage::Durability::Manual);
     }
-    if let Some(p) = cli.policy {
+    if let Some(p) = policy {
         options = options.policy(p);
     }
     let store = Store::open_with(store_path(cli), options)?;

@@ -1,15 +1,20 @@
 //! `strata put DOC [FILE]`.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use strata_storage::{PutOptions, Store};
 
 use crate::cli::PutArgs;
 use crate::error::CliError;
 
-pub(crate) fn run(args: &PutArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs `strata put`. The key and the whole input are checked and read before `open` is
+/// called, so bad input leaves no store behind.
+pub(crate) fn run(
+    args: &PutArgs,
+    open: impl FnOnce() -> Result<Store, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let doc = crate::spec::doc(&args.doc)?;
-    // Read all input before writing anything, so a failed read stores nothing.
     let content = match args.file.as_deref() {
         None => read_stdin()?,
         Some(p) if p.as_os_str() == "-" => read_stdin()?,
@@ -22,8 +27,9 @@ pub(crate) fn run(args: &PutArgs, store: &Store, out: &mut dyn Write) -> Result<
     };
     options.meta.message.clone_from(&args.message);
     options.meta.author.clone_from(&args.author);
+    let store = open()?;
     let rec = store.put_with(&doc, &content, options)?;
-    let how = super::storage_note(store, &rec.hash)?;
+    let how = super::storage_note(&store, &rec.hash)?;
     writeln!(
         out,
         "{doc}@{} {} {} bytes ({how})",
@@ -33,6 +39,12 @@ pub(crate) fn run(args: &PutArgs, store: &Store, out: &mut dyn Write) -> Result<
 }
 
 fn read_stdin() -> Result<Vec<u8>, CliError> {
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "strata: reading the new content from the terminal; end it with Ctrl-D \
+             (or give a FILE: strata put DOC FILE)"
+        );
+    }
     let mut buf = Vec::new();
     std::io::stdin()
         .read_to_end(&mut buf)
