@@ -10,33 +10,57 @@ pub(crate) fn doc(key: &str) -> Result<DocId, CliError> {
     DocId::new(key).map_err(|e| CliError::failed(format!("invalid document key '{key}': {e}")))
 }
 
-/// Parses `DOC`, `DOC@N`, `DOC@-N` or `DOC@<64 hex digits>`.
+/// Parses `KEY`, `KEY@N`, `KEY@-N`, `KEY@<64 hex digits>` or `KEY@` (latest).
 ///
-/// A key may itself contain '@': only a suffix that reads as a version is split off, so
-/// `user@host` names the document `user@host` at its latest version.
+/// The spec is split at its last '@' (one at the very start belongs to the key, as in
+/// `@team/plan`), and what follows must be a version: a key that itself contains '@' is
+/// written with a version or a trailing '@' (`user@host@` is the latest version of the
+/// document `user@host`). So every key has one reading, and a malformed version is always an
+/// error, never a lookup of another document.
 pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
-    if let Some((key, suffix)) = spec.rsplit_once('@') {
-        let at = if let Some(back) = suffix.strip_prefix('-') {
-            back.parse::<u64>().ok().map(At::Back)
-        } else if suffix.len() == 64 {
-            suffix.parse::<ContentHash>().ok().map(At::Hash)
-        } else if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
-            match suffix.parse::<u64>() {
-                Ok(0) | Err(_) => {
-                    return Err(CliError::failed(format!(
-                        "invalid version '{suffix}' in '{spec}': versions are numbered from 1"
-                    )));
-                }
-                Ok(n) => Some(At::Version(VersionNo(n))),
-            }
-        } else {
-            None
-        };
-        if let Some(at) = at {
-            return Ok((doc(key)?, at));
+    let Some((key, suffix)) = spec.rsplit_once('@').filter(|(key, _)| !key.is_empty()) else {
+        return Ok((doc(spec)?, At::Latest));
+    };
+    let bad = |why: &str| {
+        CliError::failed(format!(
+            "invalid version '{suffix}' in '{spec}': {why}; a version is N, -N or a 64-hex-digit \
+             content id, and a key containing '@' is written with a trailing '@' ('{spec}@')"
+        ))
+    };
+    let at = if suffix.is_empty() {
+        At::Latest
+    } else if let Some(back) = suffix.strip_prefix('-') {
+        At::Back(
+            back.parse::<u64>()
+                .map_err(|_| bad("not a number of versions back"))?,
+        )
+    } else if suffix.len() == 64 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        At::Hash(
+            suffix
+                .parse::<ContentHash>()
+                .map_err(|_| bad("not a content id"))?,
+        )
+    } else if suffix.bytes().all(|b| b.is_ascii_digit()) {
+        match suffix.parse::<u64>() {
+            Ok(0) => return Err(bad("versions are numbered from 1")),
+            Ok(n) => At::Version(VersionNo(n)),
+            Err(_) => return Err(bad("the number is too large")),
         }
+    } else {
+        return Err(bad("not a version"));
+    };
+    Ok((doc(key)?, at))
+}
+
+/// Parses a spec that must name a whole document (`KEY` or `KEY@`), for `put` and `log`.
+pub(crate) fn parse_doc(spec: &str, command: &str) -> Result<DocId, CliError> {
+    match parse(spec)? {
+        (doc, At::Latest) => Ok(doc),
+        (doc, _) => Err(CliError::failed(format!(
+            "{command} takes a document, not a version: '{spec}' names a version of '{doc}'; \
+             for a document whose key is '{spec}', write '{spec}@'"
+        ))),
     }
-    Ok((doc(spec)?, At::Latest))
 }
 
 /// Describes a spec for "not found" messages.
@@ -59,10 +83,38 @@ mod tests {
         assert_eq!((d.as_str(), at), ("notes", At::Version(VersionNo(3))));
         assert_eq!(parse("notes").unwrap().1, At::Latest);
         assert_eq!(parse("notes@-1").unwrap().1, At::Back(1));
-        assert_eq!(parse("me@host").unwrap().0.as_str(), "me@host");
         assert!(parse("notes@0").is_err());
         assert!(parse("").is_err());
         let h = ContentHash::of(b"x");
         assert_eq!(parse(&format!("a@{h}")).unwrap().1, At::Hash(h));
+    }
+
+    #[test]
+    fn keys_with_at_signs_have_one_reading() {
+        // See: issue 12, item 5.
+        let (d, at) = parse("user@host@").unwrap();
+        assert_eq!((d.as_str(), at), ("user@host", At::Latest));
+        let (d, at) = parse("x@1@2").unwrap();
+        assert_eq!((d.as_str(), at), ("x@1", At::Version(VersionNo(2))));
+        let (d, at) = parse("@team/plan").unwrap();
+        assert_eq!((d.as_str(), at), ("@team/plan", At::Latest));
+        let (d, at) = parse("@team/plan@4").unwrap();
+        assert_eq!((d.as_str(), at), ("@team/plan", At::Version(VersionNo(4))));
+        for malformed in [
+            "user@host",
+            "notes@abc",
+            "notes@-x",
+            "notes@99999999999999999999",
+        ] {
+            let e = parse(malformed).unwrap_err().message();
+            assert!(e.contains("invalid version"), "{malformed}: {e}");
+        }
+        assert_eq!(parse_doc("x@1@", "put").unwrap().as_str(), "x@1");
+        assert!(
+            parse_doc("notes@2", "put")
+                .unwrap_err()
+                .message()
+                .contains("not a version")
+        );
     }
 }

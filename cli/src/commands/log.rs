@@ -22,7 +22,7 @@ struct LogEntry<'a> {
 }
 
 pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    let doc = crate::spec::doc(&args.doc)?;
+    let doc = crate::spec::parse_doc(&args.doc, "log")?;
     let history = store.history(&doc)?;
     if history.is_empty() {
         return Err(CliError::NotFound(format!("no document '{doc}'")));

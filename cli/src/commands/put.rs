@@ -14,7 +14,7 @@ pub(crate) fn run(
     open: impl FnOnce() -> Result<Store, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let doc = crate::spec::doc(&args.doc)?;
+    let doc = crate::spec::parse_doc(&args.doc, "put")?;
     let content = match args.file.as_deref() {
         None => read_stdin()?,
         Some(p) if p.as_os_str() == "-" => read_stdin()?,
