@@ -277,6 +277,60 @@ fn keys_with_at_signs_are_addressable_and_bad_versions_are_errors() {
     assert_eq!(ok(&strata(d, &["ls"])).lines().count(), 2);
 }
 
+/// See: issue 12, items 7 and 10 (Latin-1 text was "Binary files differ"; `--stat` mixed with
+/// `--format json-patch` was ignored; identical versions printed " 0 files changed"; absolute
+/// paths were labelled `a//tmp/...`).
+#[test]
+fn latin1_text_diffs_by_lines_and_patch_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old = b"caf\xe9\nna\xefve\nend\n".to_vec();
+    let new = b"caf\xe9\nna\xefvet\xe9\nend\n".to_vec();
+    std::fs::write(d.join("old.txt"), &old).unwrap();
+    std::fs::write(d.join("new.txt"), &new).unwrap();
+    ok(&strata(d, &["put", "latin", "old.txt"]));
+    ok(&strata(d, &["put", "latin", "new.txt"]));
+    let out = strata(d, &["diff", "latin@1", "latin@2"]);
+    assert!(out.status.success());
+    assert!(!out.stdout.starts_with(b"Binary"), "{:?}", out.stdout);
+    std::fs::write(d.join("p.diff"), &out.stdout).unwrap();
+    if Command::new("patch").arg("--version").output().is_ok() {
+        std::fs::copy(d.join("old.txt"), d.join("c.txt")).unwrap();
+        let st = Command::new("patch")
+            .current_dir(d)
+            .args(["-s", "c.txt", "p.diff"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(std::fs::read(d.join("c.txt")).unwrap(), new);
+    }
+    assert_eq!(
+        ok(&strata(d, &["diff", "latin@1", "latin@1", "--stat"])),
+        ""
+    );
+    one_line_error(
+        &strata(
+            d,
+            &[
+                "diff",
+                "latin@1",
+                "latin",
+                "--stat",
+                "--format",
+                "json-patch",
+            ],
+        ),
+        2,
+    );
+    let abs = d.join("old.txt").display().to_string();
+    let files = strata(d, &["diff-files", &abs, "new.txt"]);
+    let files = String::from_utf8_lossy(&files.stdout);
+    assert!(
+        files.contains("--- a/") && !files.contains("a//"),
+        "{files}"
+    );
+}
+
 /// See: issue 12, item 9 (a bad header after a record was reported one line early).
 #[test]
 fn stream_errors_name_the_right_line() {

@@ -29,10 +29,14 @@ impl Default for DiffOptions {
     }
 }
 
-/// Returns `true` when `bytes` is treated as text: valid UTF-8 without NUL bytes (git's rule
-/// for NUL).
+/// How many leading bytes are searched for a NUL, as git does (`buffer_is_binary`).
+const BINARY_PROBE: usize = 8000;
+
+/// Returns `true` when `bytes` is treated as text: git's rule, no NUL byte in the first
+/// 8,000 bytes. Text need not be UTF-8: other encodings (Latin-1, ...) are diffed by lines
+/// with their bytes preserved.
 pub fn is_text(bytes: &[u8]) -> bool {
-    !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
+    !bytes[..bytes.len().min(BINARY_PROBE)].contains(&0)
 }
 
 /// Parses `bytes` as a JSON document, or explains why it is not one.
@@ -112,7 +116,7 @@ fn change_hunks<T: Eq + Hash + AsRef<[u8]> + Default>(
     diff.hunks().collect()
 }
 
-/// The line diff of two UTF-8 texts, grouped into hunks with `options.context` lines around.
+/// The line diff of two texts (any encoding; lines end at '\\n'), grouped into hunks with `options.context` lines around.
 pub fn line_diff(old: &[u8], new: &[u8], options: &DiffOptions) -> TextDiff {
     let before = split_lines(old);
     let after = split_lines(new);
@@ -129,11 +133,17 @@ pub fn line_diff(old: &[u8], new: &[u8], options: &DiffOptions) -> TextDiff {
             Some(b) => (b, false),
             None => (bytes, true),
         };
-        // Callers pass UTF-8 text, and lines split only at '\n'.
-        let text = String::from_utf8_lossy(body).into_owned();
+        let (text, bytes) = match std::str::from_utf8(body) {
+            Ok(t) => (t.to_owned(), None),
+            Err(_) => (
+                String::from_utf8_lossy(body).into_owned(),
+                Some(body.to_vec()),
+            ),
+        };
         Line {
             kind,
             text,
+            bytes,
             no_newline,
         }
     };
@@ -206,10 +216,25 @@ mod tests {
         };
         assert_eq!((b.old_len, b.new_len, b.differing_bytes), (3, 1, 2));
         assert!(b.delta_len > 0);
-        assert!(matches!(
-            compare(&[0xff, 0xfe], b"a", &o),
-            DocDiff::Binary(_)
-        ));
+        // git's rule: a NUL in the first 8,000 bytes makes content binary, a later one or
+        // bytes that are not UTF-8 do not.
+        let mut late_nul = b"line\n".repeat(2000);
+        late_nul.push(0);
+        assert!(matches!(compare(&late_nul, b"x\n", &o), DocDiff::Text(_)));
+        assert!(matches!(compare(&[0xff, 0xfe], b"a", &o), DocDiff::Text(_)));
+    }
+
+    /// See: issue 12, item 7 (Latin-1 text was "Binary files differ").
+    #[test]
+    fn latin1_text_is_diffed_by_lines_with_its_bytes_kept() {
+        let old = b"caf\xe9\nna\xefve\nend\n";
+        let new = b"caf\xe9\nna\xefvet\xe9\nend\n";
+        let diff = compare(old, new, &DiffOptions::default());
+        let out =
+            crate::render::unified_bytes(&diff, "a/x", "b/x", crate::render::Style::default());
+        assert!(out.windows(7).any(|w| w == b"-na\xefve\n"), "{out:?}");
+        assert!(out.windows(9).any(|w| w == b"+na\xefvet\xe9\n"), "{out:?}");
+        assert!(out.windows(6).any(|w| w == b" caf\xe9\n"), "{out:?}");
     }
 
     #[test]

@@ -83,8 +83,12 @@ pub struct Hunk {
 pub struct Line {
     /// Context, removed or added.
     pub kind: LineKind,
-    /// The line's text, without its line terminator.
+    /// The line's text, without its line terminator (invalid UTF-8 replaced by U+FFFD).
     pub text: String,
+    /// The line's exact bytes, when they are not valid UTF-8 (`text` then shows them
+    /// lossily); `None` for UTF-8 lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
     /// `true` when the line is the last of its document and has no terminating newline.
     pub no_newline: bool,
 }

@@ -36,27 +36,36 @@ pub fn unified(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
     unified_styled(diff, old_label, new_label, Style::default())
 }
 
-/// [`unified`] with a [`Style`].
+/// [`unified`] with a [`Style`]. Lines that are not UTF-8 are shown lossily; use
+/// [`unified_bytes`] for output that patch tools apply to such documents.
 pub fn unified_styled(diff: &DocDiff, old_label: &str, new_label: &str, style: Style) -> String {
-    let mut out = String::new();
+    String::from_utf8_lossy(&unified_bytes(diff, old_label, new_label, style)).into_owned()
+}
+
+/// [`unified_styled`] as bytes, every line written with its exact bytes (text in Latin-1 or
+/// another encoding stays byte-identical, so GNU patch applies the output).
+pub fn unified_bytes(diff: &DocDiff, old_label: &str, new_label: &str, style: Style) -> Vec<u8> {
+    let mut out = Vec::new();
     match diff {
         DocDiff::Same => {}
         DocDiff::Binary(_) => {
-            out.push_str(&binary_line(diff, old_label, new_label));
-            out.push('\n');
+            out.extend_from_slice(binary_line(diff, old_label, new_label).as_bytes());
+            out.push(b'\n');
         }
         DocDiff::Text(t) => write_text(&mut out, t, old_label, new_label, style),
         DocDiff::Json(j) => {
             let changes = j.structure.summary();
+            let mut head = String::new();
             let _ = writeln!(
-                out,
+                head,
                 "{}",
                 style.paint(BOLD, &format!("JSON changes ({}):", changes.len()))
             );
             for c in changes {
-                let _ = writeln!(out, "  {c}");
+                let _ = writeln!(head, "  {c}");
             }
-            out.push('\n');
+            head.push('\n');
+            out.extend_from_slice(head.as_bytes());
             write_text(&mut out, &j.text, old_label, new_label, style);
         }
     }
@@ -73,27 +82,35 @@ fn binary_line(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
     }
 }
 
-fn write_text(out: &mut String, t: &TextDiff, old_label: &str, new_label: &str, style: Style) {
+fn write_text(out: &mut Vec<u8>, t: &TextDiff, old_label: &str, new_label: &str, style: Style) {
     if t.hunks.is_empty() {
         return;
     }
-    write_file_header(out, old_label, new_label, style);
+    let mut header = String::new();
+    write_file_header(&mut header, old_label, new_label, style);
+    out.extend_from_slice(header.as_bytes());
     for h in &t.hunks {
-        let _ = writeln!(out, "{}", style.paint(CYAN, &hunk_header(h)));
+        out.extend_from_slice(style.paint(CYAN, &hunk_header(h)).as_bytes());
+        out.push(b'\n');
         for line in &h.lines {
             let (tag, code) = match line.kind {
-                LineKind::Context => (' ', None),
-                LineKind::Removed => ('-', Some(RED)),
-                LineKind::Added => ('+', Some(GREEN)),
+                LineKind::Context => (b' ', None),
+                LineKind::Removed => (b'-', Some(RED)),
+                LineKind::Added => (b'+', Some(GREEN)),
             };
-            let text = format!("{tag}{}", line.text);
-            match code {
-                Some(c) => out.push_str(&style.paint(c, &text)),
-                None => out.push_str(&text),
+            let body = line.bytes.as_deref().unwrap_or(line.text.as_bytes());
+            let colour = code.filter(|_| style.color);
+            if let Some(c) = colour {
+                out.extend_from_slice(format!("\x1b[{c}m").as_bytes());
             }
-            out.push('\n');
+            out.push(tag);
+            out.extend_from_slice(body);
+            if colour.is_some() {
+                out.extend_from_slice(b"\x1b[0m");
+            }
+            out.push(b'\n');
             if line.no_newline {
-                out.push_str("\\ No newline at end of file\n");
+                out.extend_from_slice(b"\\ No newline at end of file\n");
             }
         }
     }

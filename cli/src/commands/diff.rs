@@ -31,6 +31,13 @@ pub(crate) fn run_files(args: &DiffArgs, out: &mut dyn Write) -> Result<(), CliE
 }
 
 fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
+    if args.format != "text" && (args.stat || args.word_diff) {
+        let what = if args.stat { "--stat" } else { "--word-diff" };
+        return Err(CliError::failed(format!(
+            "{what} shows text and cannot be combined with --format {}; drop one of them",
+            args.format
+        )));
+    }
     if args.format == "json-patch" {
         let parse = |bytes: &[u8], label: &str| {
             strata_diff::compare::parse_json(bytes).map_err(|e| {
@@ -54,16 +61,23 @@ fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<
     let style = render::Style {
         color: use_color(&args.color),
     };
-    let (a, b) = (format!("a/{}", args.old), format!("b/{}", args.new));
-    let text = if args.stat {
-        render::stat(&diff, &stat_name(&args.old, &args.new))
-    } else if args.word_diff {
-        render::word_diff(&diff, &a, &b, style)
-    } else {
-        render::unified_styled(&diff, &a, &b, style)
-    };
+    // git's labels: `a/` and `b/` before the path, without a doubled slash for absolute ones.
+    let (a, b) = (
+        format!("a/{}", args.old.trim_start_matches('/')),
+        format!("b/{}", args.new.trim_start_matches('/')),
+    );
     // Identical versions print nothing, as diff and git do.
-    out.write_all(text.as_bytes())?;
+    if matches!(diff, strata_diff::DocDiff::Same) {
+        return Ok(());
+    }
+    let text = if args.stat {
+        render::stat(&diff, &stat_name(&args.old, &args.new)).into_bytes()
+    } else if args.word_diff {
+        render::word_diff(&diff, &a, &b, style).into_bytes()
+    } else {
+        render::unified_bytes(&diff, &a, &b, style)
+    };
+    out.write_all(&text)?;
     Ok(())
 }
 
