@@ -68,6 +68,33 @@ pub(crate) struct PolicyArg {
     pub(crate) policy: Option<strata_core::Policy>,
 }
 
+/// The content-size limit of the commands that store versions.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArg {
+    /// The largest content a version may have, in bytes or with a K, M or G suffix (powers
+    /// of 1024), at most 1G. Larger input is refused before it is read.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    pub(crate) max_size: u64,
+}
+
+/// Parses `123`, `64K`, `64M` or `1G` (powers of 1024), up to 1 GiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: give bytes, or a number with K, M or G"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .filter(|&b| b <= 1 << 30)
+        .ok_or_else(|| format!("'{text}' is over the largest limit, 1G"))?;
+    Ok(bytes)
+}
+
 /// Arguments of `strata put`.
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
@@ -86,6 +113,8 @@ pub(crate) struct PutArgs {
     pub(crate) expect: Option<u64>,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
+    #[command(flatten)]
+    pub(crate) limit: LimitArg,
 }
 
 /// Arguments of `strata get`.
@@ -194,6 +223,8 @@ pub(crate) struct ImportArgs {
     pub(crate) batch: usize,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
+    #[command(flatten)]
+    pub(crate) limit: LimitArg,
 }
 
 /// Arguments of `strata repack`.

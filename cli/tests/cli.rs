@@ -331,6 +331,36 @@ fn latin1_text_diffs_by_lines_and_patch_applies_it() {
     );
 }
 
+/// See: issue 12, item 8 (the 64 MiB limit was undocumented, named a library setting, and was
+/// checked only after the whole input was read).
+#[test]
+fn content_limit_is_a_flag_checked_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("big.txt"), "x".repeat(2000)).unwrap();
+    let e = one_line_error(
+        &strata(d, &["put", "--max-size", "1K", "doc", "big.txt"]),
+        2,
+    );
+    assert!(e.contains("--max-size") && e.contains("1024"), "{e}");
+    assert!(!d.join(".strata").exists());
+    let e = one_line_error(
+        &strata_stdin(d, &["put", "--max-size", "100", "doc"], Some(&[b'y'; 500])),
+        2,
+    );
+    assert!(e.contains("--max-size"), "{e}");
+    let e = one_line_error(
+        &strata_stdin(d, &["import", "--max-size", "10", "-"], Some(b"put 20 a\n")),
+        2,
+    );
+    assert!(e.contains("--max-size"), "{e}");
+    one_line_error(
+        &strata(d, &["put", "--max-size", "2G", "doc", "big.txt"]),
+        2,
+    );
+    ok(&strata(d, &["put", "--max-size", "2K", "doc", "big.txt"]));
+}
+
 /// See: issue 12, item 9 (a bad header after a record was reported one line early).
 #[test]
 fn stream_errors_name_the_right_line() {

@@ -90,7 +90,7 @@ pub enum StoreError {
     },
     /// The content is larger than the store's configured maximum.
     #[error(
-        "content for '{doc}' is {size} bytes, over the limit of {limit} bytes (StoreOptions::max_content_len)"
+        "content for '{doc}' is {size} bytes, over the limit of {limit} bytes; raise it with StoreOptions::max_content_len (the CLI's --max-size)"
     )]
     TooLarge {
         /// The document.

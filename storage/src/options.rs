@@ -88,7 +88,9 @@ impl StoreOptions {
         self
     }
 
-    /// Sets the largest content a `put` accepts, in bytes. Default 64 MiB.
+    /// Sets the largest content a `put` accepts, in bytes. Default 64 MiB; the CLI's
+    /// `--max-size` sets it. Larger puts fail with [`StoreError::TooLarge`](crate::StoreError)
+    /// and write nothing.
     pub fn max_content_len(mut self, bytes: u64) -> Self {
         self.max_content_len = bytes;
         self

@@ -75,7 +75,7 @@ fn version_files(folder: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(entries)
 }
 
-fn plan(dir: &Path) -> Result<Plan, CliError> {
+fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
     if !dir.is_dir() {
         return Err(CliError::failed(format!(
             "'{}' is not a folder: give a folder of document folders",
@@ -140,10 +140,14 @@ fn plan(dir: &Path) -> Result<Plan, CliError> {
         versions += files.len();
         for f in files {
             // Opening each file now finds unreadable ones before the store is touched.
-            bytes += std::fs::File::open(f)
+            let size = std::fs::File::open(f)
                 .and_then(|file| file.metadata())
                 .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?
                 .len();
+            if size > limit {
+                return Err(super::too_large(&format!("'{}'", f.display()), size, limit));
+            }
+            bytes += size;
         }
     }
     Ok(Plan {
@@ -162,9 +166,15 @@ pub(crate) fn run(
 ) -> Result<(), CliError> {
     if args.dir.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        return run_stream(&mut stdin.lock(), args.batch.max(1), open, out);
+        return run_stream(
+            &mut stdin.lock(),
+            args.batch.max(1),
+            args.limit.max_size,
+            open,
+            out,
+        );
     }
-    let plan = plan(&args.dir)?;
+    let plan = plan(&args.dir, args.limit.max_size)?;
     let store = &open()?;
     let progress = std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -224,6 +234,7 @@ pub(crate) fn run(
 pub(crate) fn run_stream(
     input: &mut dyn std::io::BufRead,
     batch_len: usize,
+    limit: u64,
     open: impl FnOnce() -> Result<Store, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
@@ -278,6 +289,16 @@ pub(crate) fn run_stream(
                 format!("'{size}' is not a size in bytes"),
             )
         })?;
+        if size > limit {
+            return Err(stream_err(
+                line_no,
+                committed,
+                format!(
+                    "a record of {size} bytes is over the content limit of {limit} bytes; raise \
+                     it with --max-size (up to 1G)"
+                ),
+            ));
+        }
         let doc = strata_core::DocId::new(key).map_err(|e| {
             stream_err(
                 line_no,

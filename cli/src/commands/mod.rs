@@ -27,7 +27,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match &cli.command {
         Command::Put(args) => put::run(
             args,
-            || open_with(cli, true, false, args.policy.policy),
+            || open_with(cli, true, false, args.policy.policy, args.limit.max_size),
             out,
         ),
         Command::Get(args) => get::run(args, &open(cli)?, out),
@@ -39,11 +39,14 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Verify(args) => verify::run_verify(args, &open(cli)?, out),
         Command::Gc => verify::run_gc(&open(cli)?, out),
         Command::Import(args) => {
-            import::run(args, || open_with(cli, true, true, args.policy.policy), out)
+            let open = || open_with(cli, true, true, args.policy.policy, args.limit.max_size);
+            import::run(args, open, out)
         }
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
-        Command::Quickstart => quickstart::run(&open_with(cli, true, false, None)?, out),
+        Command::Quickstart => {
+            quickstart::run(&open_with(cli, true, false, None, DEFAULT_MAX_SIZE)?, out)
+        }
     }
 }
 
@@ -55,19 +58,25 @@ fn store_path(cli: &Cli) -> PathBuf {
 
 /// Opens an existing store for a command that does not add versions.
 fn open(cli: &Cli) -> Result<Store, CliError> {
-    open_with(cli, false, false, None)
+    open_with(cli, false, false, None, DEFAULT_MAX_SIZE)
 }
+
+/// The content limit when no `--max-size` is given (as `StoreOptions`' default).
+const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 
 /// Opens the store; `create` is true for commands that add versions, `bulk` defers
 /// durability to explicit flushes (batches flush once each), `policy` is the one given with
-/// `--policy`.
+/// `--policy`, `max_size` the content limit.
 fn open_with(
     cli: &Cli,
     create: bool,
     bulk: bool,
     policy: Option<strata_core::Policy>,
+    max_size: u64,
 ) -> Result<Store, CliError> {
-    let mut options = StoreOptions::default().create(create);
+    let mut options = StoreOptions::default()
+        .create(create)
+        .max_content_len(max_size);
     if bulk {
         options = options.durability(strata_storage::Durability::Manual);
     }
@@ -79,6 +88,14 @@ fn open_with(
         eprintln!("strata: recovered: {repair}");
     }
     Ok(store)
+}
+
+/// The error for content over `--max-size`.
+fn too_large(what: &str, size: u64, limit: u64) -> CliError {
+    CliError::failed(format!(
+        "{what} is {size} bytes, over the content limit of {limit} bytes; raise it with \
+         --max-size (up to 1G)"
+    ))
 }
 
 /// Writes JSON followed by a newline.

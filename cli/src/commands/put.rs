@@ -15,11 +15,22 @@ pub(crate) fn run(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let doc = crate::spec::parse_doc(&args.doc, "put")?;
+    let limit = args.limit.max_size;
     let content = match args.file.as_deref() {
-        None => read_stdin()?,
-        Some(p) if p.as_os_str() == "-" => read_stdin()?,
-        Some(p) => std::fs::read(p)
-            .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", p.display())))?,
+        None => read_stdin(limit)?,
+        Some(p) if p.as_os_str() == "-" => read_stdin(limit)?,
+        Some(p) => {
+            let cannot =
+                |e: std::io::Error| CliError::failed(format!("cannot read '{}': {e}", p.display()));
+            let mut file = std::fs::File::open(p).map_err(cannot)?;
+            let size = file.metadata().map_err(cannot)?.len();
+            if size > limit {
+                return Err(super::too_large(&format!("'{}'", p.display()), size, limit));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).map_err(cannot)?;
+            buf
+        }
     };
     let mut options = PutOptions {
         expected: args.expect,
@@ -38,7 +49,8 @@ pub(crate) fn run(
     Ok(())
 }
 
-fn read_stdin() -> Result<Vec<u8>, CliError> {
+/// Reads standard input whole, refusing more than `limit` bytes without reading past it.
+fn read_stdin(limit: u64) -> Result<Vec<u8>, CliError> {
     if std::io::stdin().is_terminal() {
         eprintln!(
             "strata: reading the new content from the terminal; end it with Ctrl-D \
@@ -47,7 +59,14 @@ fn read_stdin() -> Result<Vec<u8>, CliError> {
     }
     let mut buf = Vec::new();
     std::io::stdin()
+        .take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
+    if buf.len() as u64 > limit {
+        return Err(CliError::failed(format!(
+            "standard input holds more than the content limit of {limit} bytes; raise it with \
+             --max-size (up to 1G)"
+        )));
+    }
     Ok(buf)
 }
