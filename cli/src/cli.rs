@@ -13,10 +13,16 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes: 0 success; 1 a negative answer (no such document or version, verify found
 /// problems); 2 an error (bad arguments, unreadable input, a conflict, a damaged store).
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, max_term_width = 100)]
+#[command(
+    name = "strata",
+    version,
+    max_term_width = 100,
+    arg_required_else_help = true
+)]
 pub(crate) struct Cli {
-    /// The store directory.
-    #[arg(long, global = true, env = "STRATA_DIR", value_name = "DIR")]
+    /// The store directory (also accepted after the command name).
+    /// [default: $STRATA_DIR when set and not empty, else ./.strata]
+    #[arg(long, value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -29,7 +35,7 @@ pub(crate) enum Command {
     Put(PutArgs),
     /// Print a version of a document
     Get(GetArgs),
-    /// List a document's versions, oldest first
+    /// List a document's versions, oldest first (see `strata log --help` for the columns)
     Log(LogArgs),
     /// Compare two versions, of one document or of two
     Diff(DiffArgs),
@@ -40,21 +46,29 @@ pub(crate) enum Command {
     /// Rebuild every version and check every content id
     Verify(JsonArgs),
     /// Remove stored objects that no version needs
-    Gc,
+    Gc(StoreArg),
     /// Import document histories from a folder (one subfolder per document)
     Import(ImportArgs),
     /// Work with RFC 6902 JSON patches
     JsonPatch(JsonPatchArgs),
     /// Compare two files outside any store, with the same options as diff
-    DiffFiles(DiffArgs),
+    DiffFiles(DiffFilesArgs),
     /// Re-encode every stored object (smaller, or under another policy) without changing ids
     ///
     /// The store is rewritten into a new directory beside it, verified, and swapped in; until
     /// then the original is untouched, so an interrupted repack loses nothing. The policy given
     /// with --policy is recorded for later writes.
     Repack(RepackArgs),
-    /// Store a few versions of a bundled document and show its log and a diff
-    Quickstart,
+    /// Store a few versions of a bundled document in a new store and show the commands
+    Quickstart(StoreArg),
+}
+
+/// The `--store` option, for the commands that use a store.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArg {
+    /// The store directory. [default: $STRATA_DIR when set and not empty, else ./.strata]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
 }
 
 /// The `--policy` option of the commands that write versions (put, import, repack). Read
@@ -95,6 +109,24 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+impl Command {
+    /// The `--store` given after the command name, if any.
+    pub(crate) fn store(&self) -> Option<&PathBuf> {
+        let arg = match self {
+            Self::Put(a) => &a.at,
+            Self::Get(a) => &a.at,
+            Self::Log(a) => &a.at,
+            Self::Diff(a) => &a.at,
+            Self::Ls(a) | Self::Stats(a) | Self::Verify(a) => &a.at,
+            Self::Gc(a) | Self::Quickstart(a) => a,
+            Self::Import(a) => &a.at,
+            Self::Repack(a) => &a.at,
+            Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
+        };
+        arg.store.as_ref()
+    }
+}
+
 /// Arguments of `strata put`.
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
@@ -115,6 +147,8 @@ pub(crate) struct PutArgs {
     pub(crate) policy: PolicyArg,
     #[command(flatten)]
     pub(crate) limit: LimitArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata get`.
@@ -131,9 +165,16 @@ pub(crate) struct GetArgs {
     /// Write to FILE instead of standard output (replaced atomically).
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata log`.
+///
+/// One line per version: number, time (UTC), size, content id, how it is stored, author and
+/// message. "full/zstd N B" is a compressed snapshot of N bytes; "delta/D N B" a delta of N
+/// bytes, D steps from the nearest snapshot (a read replays D deltas). Only a message's
+/// first line is shown, followed by "[+N lines]" when it has more; --full prints it whole.
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
     /// The document key.
@@ -141,15 +182,40 @@ pub(crate) struct LogArgs {
     /// Print one JSON object per version.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print whole messages, each line indented under its version.
+    #[arg(long)]
+    pub(crate) full: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID (for diff-files: a file path).
+    /// The old side: DOC, DOC@N, DOC@-N or DOC@ID.
     pub(crate) old: String,
     /// The new side, in the same forms; may name another document.
     pub(crate) new: String,
+    #[command(flatten)]
+    pub(crate) opts: DiffOpts,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata diff-files`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffFilesArgs {
+    /// The old file ('-' for standard input).
+    pub(crate) old: String,
+    /// The new file ('-' for standard input; not both).
+    pub(crate) new: String,
+    #[command(flatten)]
+    pub(crate) opts: DiffOpts,
+}
+
+/// How `diff` and `diff-files` compare and print.
+#[derive(Debug, Args)]
+pub(crate) struct DiffOpts {
     /// Show only a summary of lines inserted and deleted, as git's --stat.
     #[arg(long)]
     pub(crate) stat: bool,
@@ -175,6 +241,7 @@ pub(crate) struct DiffArgs {
 
 /// Arguments of `strata json-patch`.
 #[derive(Debug, Args)]
+#[command(arg_required_else_help = true)]
 pub(crate) struct JsonPatchArgs {
     #[command(subcommand)]
     pub(crate) action: JsonPatchAction,
@@ -201,6 +268,8 @@ pub(crate) struct JsonArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata import`.
@@ -225,6 +294,8 @@ pub(crate) struct ImportArgs {
     pub(crate) policy: PolicyArg,
     #[command(flatten)]
     pub(crate) limit: LimitArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata repack`.
@@ -239,4 +310,6 @@ pub(crate) struct RepackArgs {
     pub(crate) window: usize,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }

@@ -35,6 +35,11 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // `strata` or `strata json-patch` alone: the usage, on stderr, and exit 2.
+                eprint!("{}", e.render());
+                return ExitCode::from(2);
+            }
             if e.kind() == ErrorKind::UnknownArgument
                 && std::env::args().any(|a| a == "--policy" || a.starts_with("--policy="))
             {
@@ -66,8 +71,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("strata: {}", e.message());
+            eprintln!("strata: {}", escape_controls(&e.message()));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Escapes control characters (a key or file name may hold any), so an error stays one line
+/// and cannot drive the terminal.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -152,13 +152,93 @@ fn errors_are_one_line_with_documented_exit_codes() {
     assert_eq!(ok(&strata(d, &["log", "notes"])).lines().count(), 1);
 }
 
+/// See: issue 12, item 10 (quickstart showed commands unlike the real ones and added versions
+/// to the user's default store on every run).
 #[test]
-fn quickstart_runs_on_the_default_store() {
+fn quickstart_runs_the_real_commands_in_a_store_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(&strata(dir.path(), &["quickstart"]));
+    assert!(out.contains("$ strata --store store put recipe.md recipe-v1.md -m 'first draft'"));
+    assert!(out.contains("recipe.md@3 "), "{out}");
     assert!(out.contains("@@"), "{out}");
     assert!(out.contains(": ok"), "{out}");
-    assert!(ok(&strata(dir.path(), &["verify"])).contains(": ok"));
+    assert!(
+        !dir.path().join(".strata").exists(),
+        "quickstart used the default store"
+    );
+    let folder = out
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("strata quickstart: in "))
+        .and_then(|l| l.split(" (store:").next())
+        .unwrap()
+        .to_owned();
+    let log = ok(&strata(
+        std::path::Path::new(&folder),
+        &["--store", "store", "log", "recipe.md"],
+    ));
+    assert_eq!(log.lines().count(), 3, "{log}");
+    // A second run starts afresh: still version 3 at most.
+    let again = ok(&strata(dir.path(), &["quickstart"]));
+    assert!(!again.contains("recipe.md@4"), "{again}");
+    for run in [&out, &again] {
+        let f = run.lines().next().unwrap();
+        let f = f
+            .trim_start_matches("strata quickstart: in ")
+            .split(" (store:")
+            .next()
+            .unwrap();
+        std::fs::remove_dir_all(f).unwrap();
+    }
+}
+
+/// See: issue 12, item 10 (smaller things seen by a new user).
+#[test]
+fn small_things_a_new_user_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No arguments: the usage, exit 2.
+    let bare = strata(d, &[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage:"));
+    let bare = strata(d, &["json-patch"]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage:"));
+    // STRATA_DIR= (empty) is unset: the default store.
+    let empty_env = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(d)
+        .env("STRATA_DIR", "")
+        .args(["put", "n", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(empty_env.status.success(), "{empty_env:?}");
+    assert!(d.join(".strata").exists());
+    // "no document" for a document that does not exist, "no version" for a missing version.
+    let e = one_line_error(&strata(d, &["get", "nodoc"]), 1);
+    assert!(e.contains("no document 'nodoc'"), "{e}");
+    let e = one_line_error(&strata(d, &["get", "n@5"]), 1);
+    assert!(e.contains("no version 'n@5'"), "{e}");
+    // Multi-line messages: first line and a count, --full for all of it.
+    ok(&strata_stdin(
+        d,
+        &["put", "n", "-m", "subject\nbody one\nbody two"],
+        Some(b"x\n"),
+    ));
+    let log = ok(&strata(d, &["log", "n"]));
+    assert!(log.contains("subject [+2 lines]"), "{log}");
+    let full = ok(&strata(d, &["log", "n", "--full"]));
+    assert!(full.contains("      body two"), "{full}");
+    // Control characters in an error are escaped: still one line.
+    let e = one_line_error(&strata(d, &["get", "bad\x1b[31mkey\nx"]), 2);
+    assert!(e.contains("\\u{1b}") && e.contains("\\n"), "{e}");
+    // A read of a folder that is not a store says so, as a put does.
+    std::fs::create_dir_all(d.join("other")).unwrap();
+    std::fs::write(d.join("other/notes.txt"), "mine").unwrap();
+    let e = one_line_error(&strata(d, &["--store", "other", "log", "n"]), 2);
+    assert!(e.contains("not a strata store"), "{e}");
+    // Plurals.
+    assert!(ok(&strata(d, &["verify"])).contains("checked 1 document, 2 versions"));
 }
 
 #[test]

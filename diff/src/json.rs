@@ -70,7 +70,8 @@ pub enum PatchOp {
 pub struct JsonChange {
     /// The operation that makes the change.
     pub op: PatchOp,
-    /// The value before the change (`None` for additions and moves).
+    /// The value before the change: the removed or replaced value, the moved value for a
+    /// move, `None` for additions.
     pub old: Option<Value>,
 }
 
@@ -121,6 +122,15 @@ fn describe(c: &JsonChange) -> String {
             format!("{} removed (was {})", root(path), short(old))
         }
         (PatchOp::Remove { path }, None) => format!("{} removed", root(path)),
+        // A scalar that only equals a removed one is not news as a move: the reader sees a
+        // value disappear in one place and appear in another.
+        (PatchOp::Move { from, path }, Some(v)) if !(v.is_object() || v.is_array()) => format!(
+            "{} removed (was {}); {} added: {}",
+            root(from),
+            short(v),
+            root(path),
+            short(v)
+        ),
         (PatchOp::Move { from, path }, _) => format!("{} moved to {}", root(from), root(path)),
         (PatchOp::Copy { from, path }, _) => format!("{} copied to {}", root(from), root(path)),
         (PatchOp::Test { path, value }, _) => format!("{} tested for {}", root(path), short(value)),
@@ -618,7 +628,7 @@ fn hoist_moves(raw: Vec<Raw>) -> Vec<JsonChange> {
                 from: from.clone(),
                 path: path.clone(),
             },
-            old: None,
+            old: Some(value.clone()),
         });
     }
     moves.extend(
@@ -680,6 +690,28 @@ mod tests {
                 "/a~1b: true -> false",
                 "/new added: [1]"
             ]
+        );
+    }
+
+    /// See: issue 12, item 10 (`/stats/and_ff/0 moved to /stats/firefox/18` for two equal
+    /// strings).
+    #[test]
+    fn an_equal_scalar_elsewhere_reads_as_remove_and_add() {
+        let d = diff(
+            &json!({"a": {"x": "n"}, "b": {}}),
+            &json!({"a": {}, "b": {"y": "n"}}),
+        );
+        let text = d.summary().join("\n");
+        assert!(!text.contains("moved to"), "{text}");
+        assert!(text.contains("/a/x removed"), "{text}");
+        let d = diff(
+            &json!({"old": {"k": [1, 2]}}),
+            &json!({"new": {"k": [1, 2]}}),
+        );
+        assert!(
+            d.summary().join("\n").contains("moved to"),
+            "{:?}",
+            d.summary()
         );
     }
 

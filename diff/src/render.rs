@@ -72,11 +72,23 @@ pub fn unified_bytes(diff: &DocDiff, old_label: &str, new_label: &str, style: St
     out
 }
 
+/// `1 byte`, `2 bytes`.
+fn bytes(n: u64) -> String {
+    if n == 1 {
+        "1 byte".to_owned()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 fn binary_line(diff: &DocDiff, old_label: &str, new_label: &str) -> String {
     match diff {
         DocDiff::Binary(b) => format!(
-            "Binary files {old_label} and {new_label} differ ({} bytes -> {} bytes, {} bytes differ, delta {} bytes)",
-            b.old_len, b.new_len, b.differing_bytes, b.delta_len
+            "Binary files {old_label} and {new_label} differ ({} -> {}, {} differ, delta {})",
+            bytes(b.old_len),
+            bytes(b.new_len),
+            bytes(b.differing_bytes),
+            bytes(b.delta_len)
         ),
         _ => String::new(),
     }

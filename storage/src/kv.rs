@@ -106,11 +106,8 @@ impl Kv {
             });
         }
         if !is_store_dir(path) {
-            if !config.create {
-                return Err(OpenError::Missing {
-                    path: path.to_owned(),
-                });
-            }
+            // A folder with other things in it is refused whether or not the open may create
+            // a store: a read must not promise that a put would create one there.
             if path.is_dir()
                 && path
                     .read_dir()
@@ -120,6 +117,11 @@ impl Kv {
                 return Err(OpenError::NotAStore {
                     path: path.to_owned(),
                     reason: "the directory is not empty; give an empty or new directory".into(),
+                });
+            }
+            if !config.create {
+                return Err(OpenError::Missing {
+                    path: path.to_owned(),
                 });
             }
         }

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use strata_diff::{DiffOptions, render};
 use strata_storage::Store;
 
-use crate::cli::DiffArgs;
+use crate::cli::{DiffArgs, DiffFilesArgs, DiffOpts};
 use crate::error::CliError;
 use crate::spec;
 
@@ -15,22 +15,40 @@ pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result
     let read = |doc, at| -> Result<Vec<u8>, CliError> {
         store
             .get(doc, at)?
-            .ok_or_else(|| CliError::NotFound(format!("no version {}", spec::describe(doc, at))))
+            .ok_or_else(|| super::get::missing(store, doc, at))
     };
     let old = read(&old_doc, old_at)?;
     let new = read(&new_doc, new_at)?;
-    show(args, &old, &new, out)
+    show(&args.opts, (&args.old, &args.new), &old, &new, out)
 }
 
 /// `strata diff-files OLD NEW`: the same comparison for two files outside any store.
-pub(crate) fn run_files(args: &DiffArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let read =
-        |p: &str| std::fs::read(p).map_err(|e| CliError::failed(format!("cannot read '{p}': {e}")));
+pub(crate) fn run_files(args: &DiffFilesArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if args.old == "-" && args.new == "-" {
+        return Err(CliError::failed(
+            "only one side of diff-files can be standard input ('-')",
+        ));
+    }
+    let read = |p: &str| {
+        if p == "-" {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
+            return Ok(buf);
+        }
+        std::fs::read(p).map_err(|e| CliError::failed(format!("cannot read '{p}': {e}")))
+    };
     let (old, new) = (read(&args.old)?, read(&args.new)?);
-    show(args, &old, &new, out)
+    show(&args.opts, (&args.old, &args.new), &old, &new, out)
 }
 
-fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
+fn show(
+    args: &DiffOpts,
+    (old_name, new_name): (&str, &str),
+    old: &[u8],
+    new: &[u8],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     if args.format != "text" && (args.stat || args.word_diff) {
         let what = if args.stat { "--stat" } else { "--word-diff" };
         return Err(CliError::failed(format!(
@@ -46,7 +64,7 @@ fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<
                 ))
             })
         };
-        let d = strata_diff::json::diff(&parse(old, &args.old)?, &parse(new, &args.new)?);
+        let d = strata_diff::json::diff(&parse(old, old_name)?, &parse(new, new_name)?);
         return super::write_json(out, &d.patch);
     }
     let options = DiffOptions {
@@ -63,15 +81,15 @@ fn show(args: &DiffArgs, old: &[u8], new: &[u8], out: &mut dyn Write) -> Result<
     };
     // git's labels: `a/` and `b/` before the path, without a doubled slash for absolute ones.
     let (a, b) = (
-        format!("a/{}", args.old.trim_start_matches('/')),
-        format!("b/{}", args.new.trim_start_matches('/')),
+        format!("a/{}", old_name.trim_start_matches('/')),
+        format!("b/{}", new_name.trim_start_matches('/')),
     );
     // Identical versions print nothing, as diff and git do.
     if matches!(diff, strata_diff::DocDiff::Same) {
         return Ok(());
     }
     let text = if args.stat {
-        render::stat(&diff, &stat_name(&args.old, &args.new)).into_bytes()
+        render::stat(&diff, &stat_name(old_name, new_name)).into_bytes()
     } else if args.word_diff {
         render::word_diff(&diff, &a, &b, style).into_bytes()
     } else {

@@ -15,12 +15,20 @@ pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<
     let (doc, at) = spec::parse(spec_text)?;
     let content = store
         .get(&doc, at)?
-        .ok_or_else(|| CliError::NotFound(format!("no version {}", spec::describe(&doc, at))))?;
+        .ok_or_else(|| missing(store, &doc, at))?;
     match &args.output {
         None => out.write_all(&content)?,
         Some(path) => write_atomically(path, &content)?,
     }
     Ok(())
+}
+
+/// The "not found" error: no such document, or no such version of a document that exists.
+pub(crate) fn missing(store: &Store, doc: &strata_core::DocId, at: strata_storage::At) -> CliError {
+    match store.record(doc, strata_storage::At::Latest) {
+        Ok(None) => CliError::NotFound(format!("no document '{doc}'")),
+        _ => CliError::NotFound(format!("no version {}", spec::describe(doc, at))),
+    }
 }
 
 /// Writes `content` to a temporary file beside `path`, then renames it into place, so that a

@@ -124,7 +124,7 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
         let more = skipped.len() - shown.len();
         eprintln!(
             "strata: import skips {}: {}{}",
-            plural(skipped.len(), "entry"),
+            super::plural(skipped.len(), "entry"),
             shown.join(", "),
             if more > 0 {
                 format!(" and {more} more")
@@ -223,8 +223,8 @@ pub(crate) fn run(
     writeln!(
         out,
         "imported {} of {} ({done_bytes} bytes) in {secs:.2}s",
-        plural(done, "version"),
-        plural(plan.docs.len(), "document"),
+        super::plural(done, "version"),
+        super::plural(plan.docs.len(), "document"),
     )?;
     Ok(())
 }
@@ -366,17 +366,8 @@ pub(crate) fn run_stream(
     writeln!(
         out,
         "imported {} ({bytes} bytes) from standard input in {:.2}s",
-        plural(committed, "version"),
+        super::plural(committed, "version"),
         started.elapsed().as_secs_f64()
     )?;
     Ok(())
-}
-
-/// `1 version`, `2 versions`.
-fn plural(n: usize, word: &str) -> String {
-    match (n, word.strip_suffix('y')) {
-        (1, _) => format!("{n} {word}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        _ => format!("{n} {word}s"),
-    }
 }

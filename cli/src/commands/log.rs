@@ -53,10 +53,22 @@ pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<
             if let Some(a) = &rec.meta.author {
                 line.push_str(&format!("  <{a}>"));
             }
+            let mut rest = "";
             if let Some(m) = &rec.meta.message {
-                line.push_str(&format!("  {}", m.lines().next().unwrap_or("")));
+                let (first, more) = m.split_once('\n').unwrap_or((m, ""));
+                line.push_str(&format!("  {first}"));
+                rest = more;
+                let extra = more.lines().count();
+                if extra > 0 && !args.full {
+                    line.push_str(&format!(" [+{}]", super::plural(extra, "line")));
+                }
             }
             writeln!(out, "{line}")?;
+            if args.full {
+                for l in rest.lines() {
+                    writeln!(out, "      {l}")?;
+                }
+            }
         }
     }
     Ok(())

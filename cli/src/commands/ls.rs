@@ -54,11 +54,16 @@ pub(crate) fn run_stats(
     writeln!(out, "deepest chain    {}", s.max_depth)?;
     writeln!(out, "raw bytes        {}", s.raw_bytes)?;
     let share = |n: u64| {
-        format!(
-            "{n} ({:.4} of raw, 1/{:.0})",
-            ratio(n, s.raw_bytes),
-            ratio(s.raw_bytes, n)
-        )
+        if n > s.raw_bytes {
+            // More than the raw contents (tiny or incompressible documents): a multiple.
+            format!("{n} ({:.2}x raw)", ratio(n, s.raw_bytes))
+        } else {
+            format!(
+                "{n} ({:.4} of raw, 1/{:.0})",
+                ratio(n, s.raw_bytes),
+                ratio(s.raw_bytes, n)
+            )
+        }
     };
     writeln!(out, "stored bytes     {}", share(s.stored_bytes))?;
     writeln!(out, "record bytes     {}", share(s.record_bytes))?;

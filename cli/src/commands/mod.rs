@@ -37,22 +37,30 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Ls(args) => ls::run_ls(args, &open(cli)?, out),
         Command::Stats(args) => ls::run_stats(args, &open(cli)?, out),
         Command::Verify(args) => verify::run_verify(args, &open(cli)?, out),
-        Command::Gc => verify::run_gc(&open(cli)?, out),
+        Command::Gc(_) => verify::run_gc(&open(cli)?, out),
         Command::Import(args) => {
             let open = || open_with(cli, true, true, args.policy.policy, args.limit.max_size);
             import::run(args, open, out)
         }
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
-        Command::Quickstart => {
-            quickstart::run(&open_with(cli, true, false, None, DEFAULT_MAX_SIZE)?, out)
+        Command::Quickstart(a) => {
+            quickstart::run(a.store.clone().or_else(|| cli.store.clone()), out)
         }
     }
 }
 
+/// `--store`, else `$STRATA_DIR` when set and not empty, else `./.strata`.
 fn store_path(cli: &Cli) -> PathBuf {
-    cli.store
-        .clone()
+    cli.command
+        .store()
+        .or(cli.store.as_ref())
+        .cloned()
+        .or_else(|| {
+            std::env::var_os("STRATA_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
@@ -96,6 +104,16 @@ fn too_large(what: &str, size: u64, limit: u64) -> CliError {
         "{what} is {size} bytes, over the content limit of {limit} bytes; raise it with \
          --max-size (up to 1G)"
     ))
+}
+
+/// `1 version`, `2 versions`, `1 entry`, `3 entries`.
+pub(crate) fn plural(n: impl TryInto<u64>, word: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("{n} {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {word}s"),
+    }
 }
 
 /// Writes JSON followed by a newline.

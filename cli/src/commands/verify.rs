@@ -21,15 +21,15 @@ pub(crate) fn run_verify(
         }
         writeln!(
             out,
-            "checked {} documents, {} versions, {} objects ({} unreferenced): {}",
-            report.documents,
-            report.versions,
-            report.objects,
+            "checked {}, {}, {} ({} unreferenced): {}",
+            super::plural(report.documents, "document"),
+            super::plural(report.versions, "version"),
+            super::plural(report.objects, "object"),
             report.unreferenced_objects,
             if report.is_clean() {
                 "ok".to_owned()
             } else {
-                format!("{} problems", report.problems.len())
+                super::plural(report.problems.len() as u64, "problem")
             }
         )?;
     }
@@ -37,14 +37,18 @@ pub(crate) fn run_verify(
         Ok(())
     } else {
         Err(CliError::Problems(format!(
-            "verify found {} problems; restore the damaged versions from a backup",
-            report.problems.len()
+            "verify found {}; restore the damaged versions from a backup",
+            super::plural(report.problems.len() as u64, "problem")
         )))
     }
 }
 
 pub(crate) fn run_gc(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
     let removed = store.gc()?;
-    writeln!(out, "removed {removed} unreferenced objects")?;
+    writeln!(
+        out,
+        "removed {}",
+        super::plural(removed, "unreferenced object")
+    )?;
     Ok(())
 }
