@@ -31,6 +31,14 @@ pub enum OpenError {
         /// The store's path.
         path: PathBuf,
     },
+    /// This process already has the store open through another [`Store`](crate::Store).
+    #[error(
+        "store at {path} is already open in this process: clone the Store you have (clones share one handle and are thread-safe)"
+    )]
+    AlreadyOpen {
+        /// The store's path.
+        path: PathBuf,
+    },
     /// The store was written by a format this build does not read.
     #[error(
         "store at {path} has format {found}; this build reads format {supported}: use a matching strata release"

@@ -2,8 +2,7 @@
 //! compressed snapshot or as a delta against another version, as a policy decides.
 //!
 //! ```
-//! use strata_storage::{At, Store};
-//! use strata_core::DocId;
+//! use strata_storage::{At, DocId, Store};
 //!
 //! let store = Store::open_temporary()?;
 //! let doc = DocId::new("notes/today")?;
@@ -28,6 +27,8 @@
 //! - [`RepackOptions`] / [`RepackReport`]: policy, zstd level and base window for a repack.
 //! - [`WriteBatch`]: many puts, one transaction, one flush.
 //! - [`At`]: which version to read. [`StoreError`] / [`OpenError`]: what went wrong.
+//! - [`render`]: print a [`DocDiff`] as a unified diff, a word diff or a stat (re-exported
+//!   from `strata-diff`, so printing a diff needs no other dependency).
 //!
 //! # Durability
 //! By default every `put` flushes before it returns, so a version that was acknowledged
@@ -58,6 +59,6 @@ pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};
 pub use store::{At, Change, DocEntry, Store};
 pub use strata_core::{ContentHash, DocId, Metadata, Policy, VersionNo, VersionRecord};
-pub use strata_diff::{DiffOptions, DocDiff};
+pub use strata_diff::{DiffOptions, DocDiff, render};
 pub use verify::{StoreStats, VerifyReport};
 pub use write::{MAX_METADATA_LEN, PutOptions, WriteBatch};

@@ -229,12 +229,11 @@ pub(crate) fn rebuild(
     Ok(content)
 }
 
-/// Locks the cache. A poisoned cache only means another reader panicked mid-update; the cache
-/// holds verified contents only, so its data is still sound.
-pub(crate) fn lock(
-    cache: &std::sync::Mutex<ContentCache>,
-) -> std::sync::MutexGuard<'_, ContentCache> {
-    cache
+/// Locks a mutex, ignoring poisoning. For the cache, a poisoned lock only means another
+/// reader panicked mid-update; the cache holds verified contents only, so its data is still
+/// sound. The registry of open stores is a plain list that no update leaves half-written.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -108,6 +108,26 @@ impl Store {
     /// # Errors
     /// [`StoreError::Repack`] when the store cannot be opened, the new store does not verify
     /// (the old one is then kept), or a rename fails; corruption and engine errors.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, DocId, RepackOptions, Store, StoreOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("store");
+    /// let doc = DocId::new("notes")?;
+    /// {
+    ///     let store = Store::open(&path)?;
+    ///     for i in 0..20 {
+    ///         store.put(&doc, format!("line {i}\n").repeat(i + 1).as_bytes())?;
+    ///     }
+    /// } // closed: a repack needs the store to itself
+    /// let report = Store::repack_at(&path, StoreOptions::default(), RepackOptions::default())?;
+    /// assert_eq!(report.objects, 20);
+    /// let store = Store::open(&path)?;
+    /// assert_eq!(store.get(&doc, At::Latest)?.unwrap(), "line 19\n".repeat(20).into_bytes());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn repack_at(
         path: impl AsRef<Path>,
         store_options: StoreOptions,

@@ -37,8 +37,31 @@ pub(crate) struct Inner {
     pub(crate) object_gate: RwLock<()>,
     /// What was repaired at open, one line each.
     repairs: Vec<String>,
+    /// The canonical path registered in [`OPEN_IN_PROCESS`], removed on drop.
+    registered: Option<PathBuf>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
+}
+
+/// The stores open in this process, by canonical path, so that a second open of one says
+/// what it is rather than "in use by another process".
+static OPEN_IN_PROCESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn register_open(path: &Path) -> Option<PathBuf> {
+    let canonical = path.canonicalize().ok()?;
+    lock(&OPEN_IN_PROCESS).push(canonical.clone());
+    Some(canonical)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(p) = &self.registered {
+            let mut open = lock(&OPEN_IN_PROCESS);
+            if let Some(i) = open.iter().position(|o| o == p) {
+                open.swap_remove(i);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -51,6 +74,22 @@ impl std::fmt::Debug for Store {
 }
 
 /// Which version of a document to read.
+///
+/// ```
+/// use strata_storage::{At, ContentHash, DocId, Store, VersionNo};
+///
+/// let store = Store::open_temporary()?;
+/// let doc = DocId::new("notes")?;
+/// for text in ["v1\n", "v2\n", "v3\n"] {
+///     store.put(&doc, text.as_bytes())?;
+/// }
+/// let read = |at| store.get(&doc, at);
+/// assert_eq!(read(At::Latest)?.unwrap(), b"v3\n");
+/// assert_eq!(read(At::Version(VersionNo(2)))?.unwrap(), b"v2\n");
+/// assert_eq!(read(At::Back(2))?.unwrap(), b"v1\n");
+/// assert_eq!(read(At::Hash(ContentHash::of(b"v2\n")))?.unwrap(), b"v2\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum At {
     /// The newest version.
@@ -129,6 +168,13 @@ impl Store {
         options: StoreOptions,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Self, OpenError> {
+        if let Ok(canonical) = path.canonicalize()
+            && lock(&OPEN_IN_PROCESS).contains(&canonical)
+        {
+            return Err(OpenError::AlreadyOpen {
+                path: path.to_owned(),
+            });
+        }
         let (kv, repairs) = Kv::open(
             path,
             &KvConfig {
@@ -168,6 +214,7 @@ impl Store {
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
                 repairs,
+                registered: register_open(path),
                 path: path.to_owned(),
                 _temp: temp,
             }),
@@ -205,7 +252,7 @@ impl Store {
     /// # Example
     /// ```
     /// use strata_storage::{At, Store};
-    /// use strata_core::DocId;
+    /// use strata_storage::DocId;
     ///
     /// let store = Store::open_temporary()?;
     /// let doc = DocId::new("greeting")?;
@@ -229,12 +276,12 @@ impl Store {
     /// # Example: a conflicting writer
     /// ```
     /// use strata_storage::{PutOptions, Store, StoreError};
-    /// use strata_core::DocId;
+    /// use strata_storage::DocId;
     ///
     /// let store = Store::open_temporary()?;
     /// let doc = DocId::new("counter")?;
-    /// store.put_with(&doc, b"1", PutOptions::default().expect(0))?;
-    /// let err = store.put_with(&doc, b"2", PutOptions::default().expect(0)).unwrap_err();
+    /// store.put_with(&doc, b"1", PutOptions::default().expect_new())?;
+    /// let err = store.put_with(&doc, b"2", PutOptions::default().expect_new()).unwrap_err();
     /// assert!(matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -264,6 +311,21 @@ impl Store {
     /// # Errors
     /// [`StoreError::Corrupt`] or [`StoreError::HashMismatch`] when stored data is damaged:
     /// never wrong bytes.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, DocId, Store, VersionNo};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("notes")?;
+    /// store.put(&doc, b"one\n")?;
+    /// store.put(&doc, b"two\n")?;
+    /// assert_eq!(store.get(&doc, At::Latest)?.as_deref(), Some(&b"two\n"[..]));
+    /// assert_eq!(store.get(&doc, At::Version(VersionNo(1)))?.as_deref(), Some(&b"one\n"[..]));
+    /// assert_eq!(store.get(&doc, At::Back(1))?.as_deref(), Some(&b"one\n"[..]));
+    /// assert_eq!(store.get(&doc, At::Version(VersionNo(9)))?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, doc: &DocId, at: At) -> StoreResult<Option<Vec<u8>>> {
         Ok(self
             .get_with_record(doc, at)?
@@ -385,6 +447,21 @@ impl Store {
     ///
     /// # Errors
     /// Corruption and engine errors.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, PutOptions, Store};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("notes")?;
+    /// store.put_with(&doc, b"one\n", PutOptions::default().message("start"))?;
+    /// store.put(&doc, b"two\n")?;
+    /// let history = store.history(&doc)?;
+    /// assert_eq!(history.len(), 2);
+    /// assert_eq!(history[0].meta.message.as_deref(), Some("start"));
+    /// assert_eq!(history[1].size, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn history(&self, doc: &DocId) -> StoreResult<Vec<VersionRecord>> {
         match self.inner.kv.doc_num(doc.as_str())? {
             Some(num) => self.inner.kv.versions(num),
@@ -443,6 +520,22 @@ impl Store {
     ///
     /// # Errors
     /// Corruption and engine errors from reading either side.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, DiffOptions, DocId, Store, VersionNo, render};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("notes")?;
+    /// store.put(&doc, b"a\nb\n")?;
+    /// store.put(&doc, b"a\nc\n")?;
+    /// let diff = store
+    ///     .diff((&doc, At::Version(VersionNo(1))), (&doc, At::Latest), &DiffOptions::default())?
+    ///     .expect("both versions exist");
+    /// let text = render::unified(&diff, "a/notes", "b/notes");
+    /// assert!(text.contains("-b\n+c\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn diff(
         &self,
         old: (&DocId, At),

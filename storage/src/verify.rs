@@ -70,6 +70,18 @@ impl Store {
     ///
     /// # Errors
     /// Only engine errors that stop the walk itself.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, Store};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// store.put(&DocId::new("notes")?, b"one\n")?;
+    /// let report = store.verify()?;
+    /// assert!(report.is_clean(), "{:?}", report.problems);
+    /// assert_eq!((report.documents, report.versions), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn verify(&self) -> StoreResult<VerifyReport> {
         let kv = &self.inner.kv;
         let _read = self

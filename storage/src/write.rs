@@ -43,10 +43,32 @@ impl PutOptions {
         self
     }
 
-    /// Sets the expected current version (0: the document must not exist yet).
+    /// Sets the version the document must be at now, as a record's `version` gives it;
+    /// [`PutOptions::expect_new`] for "must not exist yet".
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, PutOptions, Store, StoreError};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("cart")?;
+    /// let first = store.put_with(&doc, b"1 apple\n", PutOptions::default().expect_new())?;
+    /// store.put_with(&doc, b"2 apples\n", PutOptions::default().expect(first.version))?;
+    /// // A writer that still believes the document is at version 1 gets a conflict.
+    /// let stale = store.put_with(&doc, b"1 pear\n", PutOptions::default().expect(first.version));
+    /// assert!(matches!(stale, Err(StoreError::Conflict { actual: 2, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
-    pub fn expect(mut self, version: u64) -> Self {
-        self.expected = Some(version);
+    pub fn expect(mut self, version: VersionNo) -> Self {
+        self.expected = Some(version.get());
+        self
+    }
+
+    /// Requires that the document does not exist yet (the put makes its version 1).
+    #[must_use]
+    pub fn expect_new(mut self) -> Self {
+        self.expected = Some(0);
         self
     }
 }
@@ -61,7 +83,7 @@ impl PutOptions {
 ///
 /// ```
 /// use strata_storage::{PutOptions, Store};
-/// use strata_core::DocId;
+/// use strata_storage::DocId;
 ///
 /// let store = Store::open_temporary()?;
 /// let doc = DocId::new("log")?;

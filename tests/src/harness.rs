@@ -54,7 +54,7 @@ pub fn run_ops(ops: &[Op], policy: &PolicyUnderTest, durability: Durability) -> 
                 let head = model.head(&key);
                 if *stale {
                     let expected = if head == 0 { 1 } else { head - 1 };
-                    let opts = PutOptions::default().expect(expected);
+                    let opts = PutOptions::default().expect(strata_core::VersionNo(expected));
                     match real.store().put_with(&id(*d), &next, opts) {
                         Err(StoreError::Conflict {
                             expected: e,

@@ -106,13 +106,13 @@ fn conflicting_put_names_both_versions_and_writes_nothing() {
     let store = Store::open_temporary().unwrap();
     let d = doc("c");
     store
-        .put_with(&d, b"1", PutOptions::default().expect(0))
+        .put_with(&d, b"1", PutOptions::default().expect_new())
         .unwrap();
     store
-        .put_with(&d, b"2", PutOptions::default().expect(1))
+        .put_with(&d, b"2", PutOptions::default().expect(VersionNo(1)))
         .unwrap();
     let err = store
-        .put_with(&d, b"3", PutOptions::default().expect(1))
+        .put_with(&d, b"3", PutOptions::default().expect(VersionNo(1)))
         .unwrap_err();
     assert!(matches!(
         err,

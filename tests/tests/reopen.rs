@@ -42,10 +42,32 @@ fn manual_durability_survives_a_clean_close() {
     assert_eq!(ts.store().history(&doc).unwrap().len(), 50);
 }
 
+/// See: issue 12, item 11 (a second open in the same process said "in use by another
+/// process").
 #[test]
-fn a_second_open_is_refused_while_the_store_is_in_use() {
-    let ts = TestStore::new(StoreOptions::default());
+fn a_second_open_in_this_process_says_so() {
+    let mut ts = TestStore::new(StoreOptions::default());
     let err = Store::open(ts.path()).unwrap_err();
+    assert!(
+        matches!(err, strata_storage::OpenError::AlreadyOpen { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("clone the Store"), "{err}");
+    // Once closed, it opens again.
+    ts.reopen();
+    ts.store().put(&DocId::new("x").unwrap(), b"x").unwrap();
+}
+
+#[test]
+fn a_store_held_by_another_process_is_refused_as_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    drop(Store::open(&path).unwrap());
+    // Hold the engine's own lock from this process through a separate file handle, as
+    // another process would.
+    let holder = std::fs::File::open(path.join("db")).unwrap();
+    holder.lock().unwrap();
+    let err = Store::open(&path).unwrap_err();
     assert!(
         matches!(err, strata_storage::OpenError::Locked { .. }),
         "{err}"
