@@ -1,24 +1,27 @@
 //! A strict applier of unified diffs, used as an oracle: every hunk must match exactly at
 //! its stated position.
 
-/// Applies `patch` (as printed by `strata_diff::render::unified`) to `old`.
+/// Applies `patch` (as printed by `strata_diff::render::unified_bytes`) to `old`, byte for
+/// byte: text in any encoding.
 ///
 /// # Errors
 /// A description of the first line that does not match.
-pub fn apply_unified(old: &str, patch: &str) -> Result<String, String> {
-    let old_lines: Vec<&str> = split_keep(old);
-    let mut out = String::new();
+pub fn apply_unified(old: &[u8], patch: &[u8]) -> Result<Vec<u8>, String> {
+    let old_lines: Vec<&[u8]> = old.split_inclusive(|&b| b == b'\n').collect();
+    let mut out: Vec<u8> = Vec::new();
     let mut pos = 0usize; // next old line to copy
-    let mut lines = patch.split_inclusive('\n').peekable();
+    let mut lines = patch.split_inclusive(|&b| b == b'\n').peekable();
     // Skip the --- / +++ header.
     while let Some(l) = lines.peek() {
-        if l.starts_with("@@") {
+        if l.starts_with(b"@@") {
             break;
         }
         lines.next();
     }
+    let trim = |l: &[u8]| -> Vec<u8> { l.strip_suffix(b"\n").unwrap_or(l).to_vec() };
     let mut last_pushed_is_new: Option<bool> = None;
     while let Some(header) = lines.next() {
+        let header = std::str::from_utf8(header).map_err(|_| "hunk header is not UTF-8")?;
         let old_start = parse_header(header)?;
         let start_idx = if old_start == 0 { 0 } else { old_start - 1 };
         // For a zero-length old range, the start is the line *before* the hunk.
@@ -34,56 +37,59 @@ pub fn apply_unified(old: &str, patch: &str) -> Result<String, String> {
             ));
         }
         for l in &old_lines[pos..start_idx] {
-            out.push_str(l);
+            out.extend_from_slice(l);
         }
         pos = start_idx;
         while let Some(l) = lines.peek() {
-            if l.starts_with("@@") {
+            if l.starts_with(b"@@") {
                 break;
             }
             let l = lines.next().expect("peeked");
             let (tag, body) = l.split_at(1);
             match tag {
-                " " | "-" => {
+                b" " | b"-" => {
                     let want = old_lines
                         .get(pos)
                         .ok_or("hunk runs past the end of the old text")?;
-                    if want.trim_end_matches('\n') != body.trim_end_matches('\n') {
+                    if trim(want) != trim(body) {
                         return Err(format!(
-                            "line {} does not match: {want:?} vs {body:?}",
-                            pos + 1
+                            "line {} does not match: {:?} vs {:?}",
+                            pos + 1,
+                            String::from_utf8_lossy(want),
+                            String::from_utf8_lossy(body)
                         ));
                     }
-                    if tag == " " {
-                        out.push_str(want);
+                    if tag == b" " {
+                        out.extend_from_slice(want);
                         last_pushed_is_new = Some(false);
                     } else {
                         last_pushed_is_new = None;
                     }
                     pos += 1;
                 }
-                "+" => {
-                    out.push_str(body);
+                b"+" => {
+                    out.extend_from_slice(body);
                     last_pushed_is_new = Some(true);
                 }
-                "\\" => {
+                b"\\" => {
                     // "\ No newline at end of file": the previous line has no newline.
-                    if last_pushed_is_new.is_some() && out.ends_with('\n') {
+                    if last_pushed_is_new.is_some() && out.ends_with(b"\n") {
                         out.pop();
                     }
                 }
-                _ => return Err(format!("unexpected patch line {l:?}")),
+                _ => {
+                    return Err(format!(
+                        "unexpected patch line {:?}",
+                        String::from_utf8_lossy(l)
+                    ));
+                }
             }
         }
     }
     for l in &old_lines[pos..] {
-        out.push_str(l);
+        out.extend_from_slice(l);
     }
     Ok(out)
-}
-
-fn split_keep(s: &str) -> Vec<&str> {
-    s.split_inclusive('\n').collect()
 }
 
 fn parse_range(r: &str) -> Result<(usize, usize), String> {
@@ -124,7 +130,10 @@ mod tests {
     #[test]
     fn applies_a_simple_patch() {
         let patch = "--- a\n+++ b\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n";
-        assert_eq!(apply_unified("a\nb\n", patch).unwrap(), "a\nc\n");
-        assert!(apply_unified("a\nx\n", patch).is_err());
+        assert_eq!(
+            apply_unified(b"a\nb\n", patch.as_bytes()).unwrap(),
+            b"a\nc\n"
+        );
+        assert!(apply_unified(b"a\nx\n", patch.as_bytes()).is_err());
     }
 }

@@ -129,7 +129,11 @@ fn corpus_diffs_apply_with_gnu_patch_and_git_apply() {
             }
             let file = dir.path().join("f");
             std::fs::write(&file, &pair[0]).unwrap();
-            std::fs::write(dir.path().join("p"), render::unified(&diff, "a/f", "b/f")).unwrap();
+            std::fs::write(
+                dir.path().join("p"),
+                render::unified_bytes(&diff, "a/f", "b/f", render::Style::default()),
+            )
+            .unwrap();
             let out = std::process::Command::new("patch")
                 .current_dir(dir.path())
                 .args(["-s", "--no-backup-if-mismatch", "f", "p"])
