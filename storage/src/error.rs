@@ -39,6 +39,16 @@ pub enum OpenError {
         /// The store's path.
         path: PathBuf,
     },
+    /// The store is of an earlier format that this build converts but does not write.
+    #[error(
+        "store at {path} has format {found}: convert it with `strata --store {path} repack` (the old store stays in place until the converted one verifies)"
+    )]
+    OldFormat {
+        /// The store's path.
+        path: PathBuf,
+        /// The format found on disk.
+        found: u32,
+    },
     /// The store was written by a format this build does not read.
     #[error(
         "store at {path} has format {found}; this build reads format {supported}: use a matching strata release"

@@ -5,7 +5,12 @@ use strata_core::VersionNo;
 use strata_core::codec::Record;
 
 /// The store format this build writes and reads. Bump on any change to the layout.
-pub const STORE_FORMAT: u32 = 1;
+/// NOTE: update `docs/format.md` ("Version changes") when changing it.
+pub const STORE_FORMAT: u32 = 2;
+
+/// The earlier format this build can still read, to convert it (`strata repack`): format 1
+/// stores hold every object loose, which format 2 reads unchanged.
+pub(crate) const CONVERTIBLE_FORMAT: u32 = 1;
 
 /// The `meta` tree's record naming the store format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +33,37 @@ pub(crate) struct Counters {
     /// The first sequence number of the newest feed page (0: no page yet).
     pub(crate) feed_page: u64,
 }
+
+/// Where a packed object sits: `len` bytes at `offset` of pack `pack`, holding the object's
+/// header record followed by its payload (the layout of a loose inline object). The `index`
+/// tree maps an object id to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PackedRef {
+    pub(crate) pack: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    /// The pack holds this object alone (a large loose object): it is dropped with it.
+    pub(crate) solo: bool,
+}
+
+impl Record for PackedRef {
+    const FORMAT: u8 = 1;
+    const NAME: &'static str = "pack index entry";
+}
+
+/// The `meta` tree's pack counter: the number the next pack gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PackCounter {
+    pub(crate) next: u64,
+}
+
+impl Record for PackCounter {
+    const FORMAT: u8 = 1;
+    const NAME: &'static str = "pack counter";
+}
+
+/// The first byte of every pack value: the pack layout's version.
+pub(crate) const PACK_FORMAT: u8 = 1;
 
 /// Pages are closed once their encoding passes this many bytes. sled writes a node of more than
 /// a quarter segment (8 KiB) to its never-reclaimed `blobs/`, and a leaf holds up to 17
@@ -149,5 +185,15 @@ mod tests {
             [1, 1, 2]
         );
         assert_eq!(encode_record(&NameRecord { doc: 7 }), [1, 7]);
+        assert_eq!(
+            encode_record(&PackedRef {
+                pack: 3,
+                offset: 200,
+                len: 17,
+                solo: true
+            }),
+            [1, 3, 0xc8, 0x01, 17, 1]
+        );
+        assert_eq!(encode_record(&PackCounter { next: 4 }), [1, 4]);
     }
 }

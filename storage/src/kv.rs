@@ -8,6 +8,7 @@
 //! - `feed`: sequence number BE → [`FeedRecord`]
 //! - `meta`: `format` → [`FormatRecord`], `policy` → `Policy`, `counters` → [`Counters`]
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use sled::transaction::{
@@ -21,8 +22,8 @@ use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, Versio
 
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::format::{
-    Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord, PAGE_LIMIT, STORE_FORMAT,
-    VersionPage,
+    CONVERTIBLE_FORMAT, Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord,
+    PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, VersionPage,
 };
 
 /// sled's log segment size. Measured on the shared histories, 64 KiB segments gave store
@@ -39,11 +40,18 @@ pub(crate) const CHUNK_LEN: usize = 384;
 const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
 const META_COUNTERS: &[u8] = b"counters";
+const META_PACKS: &[u8] = b"packs";
+/// Objects with a payload larger than this are stored as a pack of their own.
+const SOLO_MIN: usize = 4 << 10;
+/// The one key of a pack tree.
+const PACK_KEY: &[u8] = b"";
 
 /// Engine settings chosen by the store.
 pub(crate) struct KvConfig {
     pub(crate) cache_capacity: u64,
     pub(crate) create: bool,
+    /// Accept a store of [`CONVERTIBLE_FORMAT`], to read it for conversion.
+    pub(crate) convert: bool,
 }
 
 /// The open sled database and its trees.
@@ -51,6 +59,10 @@ pub(crate) struct KvConfig {
 pub(crate) struct Kv {
     db: sled::Db,
     path: std::path::PathBuf,
+    /// Packed objects: object id → [`PackedRef`].
+    index: sled::Tree,
+    /// Open pack trees by number (each pack is the one value of a tree of its own).
+    packs: std::sync::Arc<std::sync::Mutex<HashMap<u64, sled::Tree>>>,
     names: sled::Tree,
     docs: sled::Tree,
     versions: sled::Tree,
@@ -162,10 +174,12 @@ impl Kv {
             objects: tree("objects")?,
             feed: tree("feed")?,
             meta: tree("meta")?,
+            index: tree("index")?,
+            packs: std::sync::Arc::default(),
             db,
             path: path.to_owned(),
         };
-        kv.check_format(path)?;
+        kv.check_format(path, config.convert)?;
         crate::repack::remove_repack_leftovers(path).map_err(|e| OpenError::Backend {
             path: path.to_owned(),
             source: BackendError::new(e),
@@ -173,7 +187,7 @@ impl Kv {
         Ok((kv, repairs))
     }
 
-    fn check_format(&self, path: &Path) -> Result<(), OpenError> {
+    fn check_format(&self, path: &Path, convert: bool) -> Result<(), OpenError> {
         let not_a_store = |reason: String| OpenError::NotAStore {
             path: path.to_owned(),
             reason,
@@ -186,7 +200,13 @@ impl Kv {
             Some(bytes) => {
                 let rec = decode_record::<FormatRecord>(&bytes)
                     .map_err(|e| not_a_store(e.to_string()))?;
-                if rec.format != STORE_FORMAT {
+                if rec.format == CONVERTIBLE_FORMAT && !convert {
+                    return Err(OpenError::OldFormat {
+                        path: path.to_owned(),
+                        found: rec.format,
+                    });
+                }
+                if rec.format != STORE_FORMAT && !(convert && rec.format == CONVERTIBLE_FORMAT) {
                     return Err(OpenError::UnsupportedFormat {
                         path: path.to_owned(),
                         found: rec.format,
@@ -291,11 +311,15 @@ impl Kv {
             &self.objects,
             &self.feed,
             &self.meta,
+            &self.index,
         ] {
             for entry in tree.iter() {
                 let (k, v) = entry?;
                 total += (k.len() + v.len()) as u64;
             }
+        }
+        for p in self.packs()? {
+            total += p.size;
         }
         Ok(total)
     }
@@ -451,19 +475,226 @@ impl Kv {
         Ok(self.object(hash)?.map(|o| o.header))
     }
 
-    /// Reads an object's part-0 value once: its header and, when the payload is inline, the
-    /// payload too.
-    pub(crate) fn object(&self, hash: &ContentHash) -> StoreResult<Option<StoredObject>> {
-        match self.objects.get(object_key(hash, 0))? {
-            None => Ok(None),
-            Some(bytes) => {
-                let (header, inline) = split_object_record(hash, &bytes)?;
-                Ok(Some(StoredObject {
-                    header,
-                    inline: inline.to_vec(),
-                }))
+    /// Reads an object once: its header and, when the payload is inline or packed, the
+    /// payload too. A loose object (written since the last fold) shadows a packed copy.
+    pub(crate) fn object(&self, hash: &ContentHash) -> StoredResult {
+        if let Some(bytes) = self.objects.get(object_key(hash, 0))? {
+            let (header, inline) = split_object_record(hash, &bytes)?;
+            return Ok(Some(StoredObject {
+                header,
+                inline: inline.to_vec(),
+            }));
+        }
+        let Some(entry) = self.index.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let at = decode::<PackedRef>(&entry, || format!("pack index entry of object {hash}"))?;
+        let pack = self.pack(at.pack)?.ok_or_else(|| {
+            StoreError::corrupt(
+                format!("object {hash}"),
+                format!("its pack {} is missing", at.pack),
+            )
+        })?;
+        let slice = usize::try_from(at.offset)
+            .ok()
+            .zip(usize::try_from(at.len).ok())
+            .and_then(|(o, l)| pack.get(o..o.checked_add(l)?))
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!(
+                        "pack {} has {} bytes; the index places the object at {}+{}",
+                        at.pack,
+                        pack.len(),
+                        at.offset,
+                        at.len
+                    ),
+                )
+            })?;
+        let (header, inline) = split_object_record(hash, slice)?;
+        if header.parts != 0 {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                "a packed object claims payload chunks",
+            ));
+        }
+        Ok(Some(StoredObject {
+            header,
+            inline: inline.to_vec(),
+        }))
+    }
+
+    /// Whether an object is stored, loose or packed, without reading it.
+    pub(crate) fn has_object(&self, hash: &ContentHash) -> StoreResult<bool> {
+        Ok(self.objects.contains_key(object_key(hash, 0))?
+            || self.index.contains_key(hash.as_bytes())?)
+    }
+
+    /// Returns pack `n`'s bytes, or `None` when there is no such pack.
+    fn pack(&self, n: u64) -> StoreResult<Option<sled::IVec>> {
+        let tree = self.pack_tree(n)?;
+        let Some(bytes) = tree.get(PACK_KEY)? else {
+            return Ok(None);
+        };
+        if bytes.first() != Some(&PACK_FORMAT) {
+            return Err(StoreError::corrupt(
+                format!("pack {n}"),
+                format!(
+                    "starts with {:?}, not the pack format {PACK_FORMAT}",
+                    bytes.first()
+                ),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    fn pack_tree(&self, n: u64) -> StoreResult<sled::Tree> {
+        let mut open = crate::read::lock(&self.packs);
+        if let Some(t) = open.get(&n) {
+            return Ok(t.clone());
+        }
+        let tree = self.db.open_tree(pack_tree_name(n))?;
+        open.insert(n, tree.clone());
+        Ok(tree)
+    }
+
+    /// Writes `objects` (id, header, payload) as one new pack, then points the index at it and
+    /// removes any loose copies. The pack is written before the entries that name it, so a
+    /// crash leaves at most an unreferenced pack (`gc` drops it) or loose copies that shadow
+    /// identical packed ones. Returns the pack's number and size.
+    pub(crate) fn write_pack(
+        &self,
+        objects: &[(ContentHash, ObjectHeader, &[u8])],
+    ) -> StoreResult<Option<(u64, u64)>> {
+        self.write_pack_as(objects, false)
+    }
+
+    fn write_pack_as(
+        &self,
+        objects: &[(ContentHash, ObjectHeader, &[u8])],
+        solo: bool,
+    ) -> StoreResult<Option<(u64, u64)>> {
+        if objects.is_empty() {
+            return Ok(None);
+        }
+        let mut value = vec![PACK_FORMAT];
+        let mut refs = Vec::with_capacity(objects.len());
+        for (hash, header, payload) in objects {
+            let header = ObjectHeader {
+                parts: 0,
+                ..*header
+            };
+            let offset = value.len() as u64;
+            value.extend_from_slice(&encode_record(&header));
+            value.extend_from_slice(payload);
+            refs.push((*hash, offset, value.len() as u64 - offset));
+        }
+        let n = self.next_pack()?;
+        let size = value.len() as u64;
+        self.pack_tree(n)?.insert(PACK_KEY, value)?;
+        let mut index = sled::Batch::default();
+        let mut loose = sled::Batch::default();
+        for (hash, offset, len) in refs {
+            let at = PackedRef {
+                pack: n,
+                offset,
+                len,
+                solo,
+            };
+            index.insert(hash.as_bytes(), encode_record(&at));
+            for k in self
+                .objects
+                .range(object_key(&hash, 0)..=object_key(&hash, u32::MAX))
+                .keys()
+            {
+                loose.remove(k?);
             }
         }
+        self.index.apply_batch(index)?;
+        self.objects.apply_batch(loose)?;
+        Ok(Some((n, size)))
+    }
+
+    /// Allocates the next pack number (atomic: concurrent batches get distinct numbers).
+    fn next_pack(&self) -> StoreResult<u64> {
+        let mut allocated = None;
+        let mut failure = None;
+        self.meta.update_and_fetch(META_PACKS, |old| {
+            let current = match old.map(decode_record::<PackCounter>) {
+                None => 1,
+                Some(Ok(c)) => c.next,
+                Some(Err(e)) => {
+                    failure = Some(StoreError::decode("pack counter", e));
+                    return old.map(<[u8]>::to_vec);
+                }
+            };
+            allocated = Some(current);
+            Some(encode_record(&PackCounter { next: current + 1 }))
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(allocated.expect("the update closure ran"))
+    }
+
+    /// Returns every loose object's id and size (header and payload bytes).
+    pub(crate) fn loose_objects(&self) -> StoreResult<Vec<(ContentHash, u64)>> {
+        let mut out = Vec::new();
+        for kv in self.objects.iter() {
+            let (k, v) = kv?;
+            if k.len() != 36 {
+                return Err(StoreError::corrupt(
+                    "objects tree",
+                    format!("bad key {k:?}"),
+                ));
+            }
+            if k[32..] == [0, 0, 0, 0] {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&k[..32]);
+                out.push((ContentHash::from_bytes(h), v.len() as u64));
+            } else if let Some(last) = out.last_mut()
+                && last.0.as_bytes()[..] == k[..32]
+            {
+                last.1 += v.len() as u64;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Returns every pack's number and size, and the number of objects the index places in
+    /// each.
+    pub(crate) fn packs(&self) -> StoreResult<Vec<PackInfo>> {
+        let mut refs: HashMap<u64, (u64, u64)> = HashMap::new();
+        for kv in self.index.iter() {
+            let (k, v) = kv?;
+            let at = decode::<PackedRef>(&v, || format!("pack index entry {k:02x?}"))?;
+            let e = refs.entry(at.pack).or_default();
+            e.0 += 1;
+            e.1 += at.len;
+        }
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            let Some(n) = parse_pack_tree_name(&name) else {
+                continue;
+            };
+            let size = self.pack(n)?.map_or(0, |b| b.len() as u64);
+            let (objects, live_bytes) = refs.get(&n).copied().unwrap_or_default();
+            out.push(PackInfo {
+                number: n,
+                size,
+                objects,
+                live_bytes,
+            });
+        }
+        out.sort_by_key(|p| p.number);
+        Ok(out)
+    }
+
+    /// Drops a pack tree (its objects must no longer be indexed).
+    pub(crate) fn drop_pack(&self, n: u64) -> StoreResult<()> {
+        crate::read::lock(&self.packs).remove(&n);
+        self.db.drop_tree(pack_tree_name(n))?;
+        Ok(())
     }
 
     /// Returns an object's payload: the inline bytes read with its header, or its chunks,
@@ -528,7 +759,24 @@ impl Kv {
         header: &ObjectHeader,
         payload: &[u8],
     ) -> StoreResult<()> {
-        let old_parts = self.object_header(hash)?.map_or(0, |h| h.parts);
+        let old_parts = match self.objects.get(object_key(hash, 0))? {
+            Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
+            None => 0,
+        };
+        if payload.len() > SOLO_MIN {
+            // A large object is a pack of its own: one value written once, which sled keeps at
+            // about its size (chunks in shared leaves cost 2-5x), dropped whole when the object
+            // is rewritten or removed.
+            let previous = self.index.get(hash.as_bytes())?;
+            self.write_pack_as(&[(*hash, *header, payload)], true)?;
+            if let Some(old) = previous
+                && let Ok(at) = decode_record::<PackedRef>(&old)
+                && at.solo
+            {
+                self.drop_pack(at.pack)?;
+            }
+            return Ok(());
+        }
         let mut record = encode_record(header);
         if header.parts == 0 && old_parts == 0 {
             // One key: a plain insert is atomic. sled's batches and transactions each write out
@@ -536,7 +784,7 @@ impl Kv {
             // largest cost of an import (1,757 log writes for 883 versions).
             record.extend_from_slice(payload);
             self.objects.insert(&object_key(hash, 0)[..], record)?;
-            return Ok(());
+            return self.unindex(hash);
         }
         let mut batch = sled::Batch::default();
         if header.parts == 0 {
@@ -552,36 +800,56 @@ impl Kv {
         }
         batch.insert(&object_key(hash, 0)[..], record);
         self.objects.apply_batch(batch)?;
+        self.unindex(hash)
+    }
+
+    /// Removes an object's pack index entry, if any (a loose copy now holds it, or it is
+    /// deleted), and drops its pack when the object was alone in it.
+    fn unindex(&self, hash: &ContentHash) -> StoreResult<()> {
+        if let Some(old) = self.index.remove(hash.as_bytes())?
+            && let Ok(at) = decode_record::<PackedRef>(&old)
+            && at.solo
+        {
+            self.drop_pack(at.pack)?;
+        }
         Ok(())
     }
 
-    /// Returns every object id, in id order. Ends after the first error: on damaged data
-    /// sled's iterator can return the same error forever without moving on.
+    /// Returns every object id, loose or packed, in id order. Stops at the first error: on
+    /// damaged data sled's iterator can return the same error forever without moving on.
     pub(crate) fn object_ids(&self) -> impl Iterator<Item = StoreResult<ContentHash>> + '_ {
-        let mut failed = false;
-        let keys = self.objects.iter().keys().map_while(move |k| {
-            if failed {
-                return None;
+        let mut ids: BTreeSet<ContentHash> = BTreeSet::new();
+        let mut error = None;
+        let loose = self.objects.iter().keys().map(|k| {
+            let k = k?;
+            if k.len() != 36 {
+                return Err(StoreError::corrupt(
+                    "objects tree",
+                    format!("bad key {k:?}"),
+                ));
             }
-            failed = k.is_err();
-            Some(k)
+            Ok((k[32..] == [0, 0, 0, 0]).then(|| hash_of(&k[..32])))
         });
-        keys.filter_map(|k| match k {
-            Err(e) => Some(Err(e.into())),
-            Ok(k) => {
-                if k.len() != 36 {
-                    return Some(Err(StoreError::corrupt(
-                        "objects tree",
-                        format!("bad key {k:?}"),
-                    )));
-                }
-                (k[32..] == [0, 0, 0, 0]).then(|| {
-                    let mut h = [0u8; 32];
-                    h.copy_from_slice(&k[..32]);
-                    Ok(ContentHash::from_bytes(h))
-                })
+        let packed = self.index.iter().keys().map(|k| {
+            let k = k?;
+            if k.len() != 32 {
+                return Err(StoreError::corrupt("pack index", format!("bad key {k:?}")));
             }
-        })
+            Ok(Some(hash_of(&k)))
+        });
+        for id in loose.chain(packed) {
+            match id {
+                Ok(Some(h)) => {
+                    ids.insert(h);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        ids.into_iter().map(Ok).chain(error.map(Err))
     }
 
     /// Records new versions in one transaction: all of them or none.
@@ -720,6 +988,15 @@ impl Kv {
             }
             to.apply_batch(batch)?;
         }
+        // The copy is written in this build's format, whatever the source's, and packs are
+        // numbered afresh.
+        dest.meta.insert(
+            META_FORMAT,
+            encode_record(&FormatRecord {
+                format: STORE_FORMAT,
+            }),
+        )?;
+        dest.meta.remove(META_PACKS)?;
         Ok(())
     }
 
@@ -734,8 +1011,35 @@ impl Kv {
             batch.remove(k?);
         }
         self.objects.apply_batch(batch)?;
-        Ok(())
+        self.unindex(hash)
     }
+}
+
+/// A pack's number, size and what the index places in it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PackInfo {
+    pub(crate) number: u64,
+    pub(crate) size: u64,
+    pub(crate) objects: u64,
+    pub(crate) live_bytes: u64,
+}
+
+/// The result of reading one object.
+type StoredResult = StoreResult<Option<StoredObject>>;
+
+fn pack_tree_name(n: u64) -> String {
+    format!("pack-{n:016x}")
+}
+
+fn parse_pack_tree_name(name: &[u8]) -> Option<u64> {
+    let hex = std::str::from_utf8(name).ok()?.strip_prefix("pack-")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn hash_of(bytes: &[u8]) -> ContentHash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(bytes);
+    ContentHash::from_bytes(h)
 }
 
 fn is_lock_error(e: &std::io::Error) -> bool {

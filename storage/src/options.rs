@@ -39,6 +39,8 @@ pub struct StoreOptions {
     pub(crate) max_content_len: u64,
     pub(crate) level: i32,
     pub(crate) create: bool,
+    /// Accept a store of the earlier, convertible format (set by repack only).
+    pub(crate) convert: bool,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +54,7 @@ impl Default for StoreOptions {
             max_content_len: 64 << 20,
             level: 6,
             create: true,
+            convert: false,
         }
     }
 }

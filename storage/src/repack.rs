@@ -140,8 +140,11 @@ impl Store {
         let new_path = sibling(path, "repack-new");
         let old_path = sibling(path, "repack-old");
         // The original stays open (and locked) until the new store has replaced it.
-        let store = Self::open_with(path, store_options.clone().create(false))
-            .map_err(|e| fail("cannot open the store", &e))?;
+        // The store may be of the earlier format: a repack is how it is converted.
+        let mut old_options = store_options.clone().create(false);
+        old_options.convert = true;
+        let store =
+            Self::open_with(path, old_options).map_err(|e| fail("cannot open the store", &e))?;
         let mut report = store.repack_into(&new_path, options)?;
         {
             let fresh = Self::open_with(&new_path, store_options.create(false))
@@ -186,6 +189,7 @@ impl Store {
             &KvConfig {
                 cache_capacity: self.inner.options.engine_cache_bytes,
                 create: true,
+                convert: false,
             },
         )
         .map_err(|e| StoreError::Repack {

@@ -46,22 +46,66 @@ impl WriteBatch<'_> {
             }
         }
         let mut claimed: HashSet<ContentHash> = HashSet::new();
+        let mut packed: Vec<(ContentHash, Plan)> = Vec::new();
+        let mut rewrites = Vec::new();
         for (doc, puts) in &groups {
-            self.store
-                .write_reverse_doc(doc, self.head_of(doc), puts, &mut claimed)?;
+            let head = self.head_of(doc);
+            let first = self
+                .store
+                .write_reverse_doc(doc, head, puts, &mut claimed, &mut packed)?;
+            if let (Some(head), Some(first)) = (head, first) {
+                rewrites.push((*doc, head, first));
+            }
+        }
+        // Every object but the documents' newest goes into packs, before the previous heads
+        // are rewritten against them (a base is always written before its delta).
+        self.store.write_packs(&packed)?;
+        for (doc, head, first) in rewrites {
+            self.store.rewrite_head(doc, head, &first)?;
+        }
+        Ok(())
+    }
+}
+
+/// Packs are closed at this many bytes of payload (one sled value each, written once).
+pub(crate) const PACK_TARGET: usize = 16 << 20;
+
+impl Store {
+    /// Writes planned objects as packs of up to [`PACK_TARGET`] bytes.
+    pub(crate) fn write_packs(&self, plans: &[(ContentHash, Plan)]) -> StoreResult<()> {
+        let mut start = 0;
+        while start < plans.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < plans.len()
+                && (end == start || bytes + plans[end].1.payload.len() <= PACK_TARGET)
+            {
+                bytes += plans[end].1.payload.len();
+                end += 1;
+            }
+            let objects: Vec<(ContentHash, ObjectHeader, &[u8])> = plans[start..end]
+                .iter()
+                .map(|(h, p)| (*h, p.header, p.payload.as_slice()))
+                .collect();
+            self.inner.kv.write_pack(&objects)?;
+            start = end;
         }
         Ok(())
     }
 }
 
 impl Store {
+    /// Plans the objects of one document's new versions: the newest is written loose now (the
+    /// next put rewrites it), the others are added to `packed`. Returns the first new slot,
+    /// against which the previous head is rewritten once the packs are written.
     fn write_reverse_doc(
         &self,
         doc: &DocId,
         head: Option<VersionNo>,
         puts: &[PendingContent],
         claimed: &mut HashSet<ContentHash>,
-    ) -> StoreResult<()> {
+        packed: &mut Vec<(ContentHash, Plan)>,
+    ) -> StoreResult<Option<FirstSlot>> {
         let kv = &self.inner.kv;
         let level = self.inner.options.level;
         let first_new = VersionNo(head.map_or(0, VersionNo::get) + 1);
@@ -111,23 +155,31 @@ impl Store {
             let plan = estimate.plan(policy, slot.version, &slot.content, level, deltas);
             plans.insert(slot.hash, plan);
         }
-        // Write newest first: every base exists before the delta that names it.
-        for slot in slots.iter().rev().filter(|s| s.writes) {
-            let plan = &plans[&slot.hash];
-            kv.put_object(&slot.hash, &plan.header, &plan.payload)?;
+        // The newest version is written loose now; the others go into the batch's packs,
+        // written in one piece (so a delta and its base appear together).
+        let newest = slots.len() - 1;
+        for (i, slot) in slots.iter().enumerate().rev().filter(|(_, s)| s.writes) {
+            let plan = plans
+                .remove(&slot.hash)
+                .expect("every writing slot is planned");
+            if i == newest {
+                kv.put_object(&slot.hash, &plan.header, &plan.payload)?;
+            } else {
+                packed.push((slot.hash, plan));
+            }
             lock(&self.inner.cache).insert(slot.hash, Arc::clone(&slot.content));
         }
-        // Rewrite the previous head against the first new version, if that helps and is safe.
-        if let (Some(head), Some(first)) = (head, slots.first()) {
-            self.rewrite_head(doc, head, first)?;
-        }
-        Ok(())
+        let _ = doc;
+        Ok(slots.first().map(|s| FirstSlot {
+            hash: s.hash,
+            content: Arc::clone(&s.content),
+        }))
     }
 
     /// Re-encodes the document's previous head (if it is a full snapshot) as a delta against
     /// the batch's first new version. The run of older deltas that already leads to the head
     /// counts against the policy's bound, so the oldest version of a run stays bounded.
-    fn rewrite_head(&self, doc: &DocId, head: VersionNo, first: &Slot) -> StoreResult<()> {
+    fn rewrite_head(&self, doc: &DocId, head: VersionNo, first: &FirstSlot) -> StoreResult<()> {
         let kv = &self.inner.kv;
         let Some(rec) = self.version_record(doc, head)? else {
             return Ok(());
@@ -240,6 +292,13 @@ impl Store {
         }
         Ok(run)
     }
+}
+
+/// The first new version of a document in a batch: what its previous head is rewritten
+/// against.
+struct FirstSlot {
+    hash: ContentHash,
+    content: Shared,
 }
 
 /// One version of the run of deltas below a document's previous head.

@@ -180,6 +180,7 @@ impl Store {
             &KvConfig {
                 cache_capacity: options.engine_cache_bytes,
                 create: options.create,
+                convert: options.convert,
             },
         )?;
         let backend = |e: StoreError| OpenError::NotAStore {
