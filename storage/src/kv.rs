@@ -594,7 +594,14 @@ impl Kv {
         self.pack_tree(n)?.insert(PACK_KEY, value)?;
         let mut index = sled::Batch::default();
         let mut loose = sled::Batch::default();
+        let mut replaced_solo = Vec::new();
         for (hash, offset, len) in refs {
+            if let Some(old) = self.index.get(hash.as_bytes())?
+                && let Ok(at) = decode_record::<PackedRef>(&old)
+                && at.solo
+            {
+                replaced_solo.push(at.pack);
+            }
             let at = PackedRef {
                 pack: n,
                 offset,
@@ -612,6 +619,9 @@ impl Kv {
         }
         self.index.apply_batch(index)?;
         self.objects.apply_batch(loose)?;
+        for pack in replaced_solo {
+            self.drop_pack(pack)?;
+        }
         Ok(Some((n, size)))
     }
 

@@ -41,6 +41,7 @@
 
 mod encode;
 mod error;
+mod fold;
 mod format;
 mod kv;
 mod options;

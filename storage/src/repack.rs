@@ -6,15 +6,16 @@
 //! operation safe to interrupt: until the final renames the old store is untouched, and an
 //! interrupted swap is finished by the next open.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use strata_core::{ContentHash, Policy, SnapshotPolicy};
+use strata_core::{ContentHash, ObjectHeader, Policy, SnapshotPolicy};
 use strata_diff::delta;
 
-use crate::encode::{Base, FullSizeEstimate};
+use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::{StoreError, StoreResult};
+use crate::fold::write_packs;
 use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
 use crate::store::Store;
@@ -218,6 +219,12 @@ impl Store {
             ..RepackReport::default()
         };
         let mut done: HashSet<ContentHash> = HashSet::new();
+        // Headers of the objects planned so far (the candidates' base facts), and the plans:
+        // packed, except each document's newest version under a reverse policy (the next put
+        // rewrites it), which is written loose.
+        let mut planned: HashMap<ContentHash, ObjectHeader> = HashMap::new();
+        let mut packed: Vec<(ContentHash, Plan)> = Vec::new();
+        let mut loose: Vec<(ContentHash, Plan)> = Vec::new();
         for (num, _, _) in kv.documents()? {
             let history = kv.versions(num)?;
             // Reverse policies delta each version against the next newer one: process newest
@@ -255,7 +262,7 @@ impl Store {
                 candidates.dedup();
                 let mut deltas: Vec<(Base, Vec<u8>)> = Vec::new();
                 for base in candidates {
-                    let Some(base_header) = out.object_header(&base)? else {
+                    let Some(base_header) = planned.get(&base).copied() else {
                         continue;
                     };
                     let base_content = self.read_object(&base)?;
@@ -267,11 +274,20 @@ impl Store {
                 if plan.header.is_delta() {
                     report.deltas += 1;
                 }
-                out.put_object(&rec.hash, &plan.header, &plan.payload)?;
                 let payload_len = plan.payload.len() as u64;
                 report.objects += 1;
                 report.stored_after += payload_len;
+                planned.insert(rec.hash, plan.header);
+                if reverse && i + 1 == history.len() {
+                    loose.push((rec.hash, plan));
+                } else {
+                    packed.push((rec.hash, plan));
+                }
             }
+        }
+        write_packs(&out, &packed)?;
+        for (hash, plan) in &loose {
+            out.put_object(hash, &plan.header, &plan.payload)?;
         }
         report.dropped = kv
             .object_ids()

@@ -17,6 +17,7 @@ use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
+use crate::fold::write_packs;
 use crate::read::{Shared, lock};
 use crate::store::Store;
 use crate::write::WriteBatch;
@@ -67,30 +68,10 @@ impl WriteBatch<'_> {
     }
 }
 
-/// Packs are closed at this many bytes of payload (one sled value each, written once).
-pub(crate) const PACK_TARGET: usize = 16 << 20;
-
 impl Store {
-    /// Writes planned objects as packs of up to [`PACK_TARGET`] bytes.
+    /// Writes planned objects as packs (see [`write_packs`]).
     pub(crate) fn write_packs(&self, plans: &[(ContentHash, Plan)]) -> StoreResult<()> {
-        let mut start = 0;
-        while start < plans.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < plans.len()
-                && (end == start || bytes + plans[end].1.payload.len() <= PACK_TARGET)
-            {
-                bytes += plans[end].1.payload.len();
-                end += 1;
-            }
-            let objects: Vec<(ContentHash, ObjectHeader, &[u8])> = plans[start..end]
-                .iter()
-                .map(|(h, p)| (*h, p.header, p.payload.as_slice()))
-                .collect();
-            self.inner.kv.write_pack(&objects)?;
-            start = end;
-        }
-        Ok(())
+        write_packs(&self.inner.kv, plans)
     }
 }
 
@@ -125,7 +106,7 @@ impl Store {
         for slot in slots.iter_mut().rev() {
             if later.insert(slot.hash)
                 && !claimed.contains(&slot.hash)
-                && kv.object_header(&slot.hash)?.is_none()
+                && !kv.has_object(&slot.hash)?
             {
                 slot.writes = true;
                 claimed.insert(slot.hash);

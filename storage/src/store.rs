@@ -296,6 +296,7 @@ impl Store {
         batch.put(doc, content, options)?;
         let mut records =
             batch.commit_with(self.inner.options.durability == Durability::EveryPut)?;
+        self.fold_if_due(&records, false)?;
         Ok(records
             .pop()
             .expect("a batch of one put commits one record"))
@@ -409,7 +410,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn get_object(&self, hash: &ContentHash) -> StoreResult<Option<Vec<u8>>> {
-        if self.inner.kv.object_header(hash)?.is_none() {
+        if !self.inner.kv.has_object(hash)? {
             return Ok(None);
         }
         Ok(Some(Content::new(self.read_object(hash)?).into_vec()))

@@ -61,6 +61,18 @@ pub struct StoreStats {
     pub record_bytes: u64,
     /// Bytes of every file under the store directory, engine overhead included.
     pub disk_bytes: u64,
+    /// Objects stored loose (written since the last fold, or each document's newest under a
+    /// reverse policy).
+    pub loose_objects: u64,
+    /// Objects stored in packs.
+    pub packed_objects: u64,
+    /// Packs (each one value written once; large loose objects are packs of their own).
+    pub packs: u64,
+    /// Bytes of all packs.
+    pub pack_bytes: u64,
+    /// Bytes of packs that no object uses any more (rewritten or removed objects); `strata
+    /// repack` reclaims them.
+    pub dead_pack_bytes: u64,
 }
 
 impl Store {
@@ -256,6 +268,14 @@ impl Store {
             }
             s.max_depth = s.max_depth.max(depth);
         }
+        for pack in kv.packs()? {
+            s.packs += 1;
+            s.packed_objects += pack.objects;
+            s.pack_bytes += pack.size;
+            // Each pack starts with one format byte.
+            s.dead_pack_bytes += pack.size.saturating_sub(pack.live_bytes + 1);
+        }
+        s.loose_objects = s.objects.saturating_sub(s.packed_objects);
         s.record_bytes = kv.record_bytes()?;
         s.disk_bytes = dir_size(self.path());
         Ok(s)
@@ -291,6 +311,13 @@ impl Store {
             .collect::<StoreResult<_>>()?;
         for id in &dead {
             kv.delete_object(id)?;
+        }
+        // Packs no index entry names any more (left by an interrupted write or emptied by
+        // rewrites) are dropped whole.
+        for pack in kv.packs()? {
+            if pack.objects == 0 {
+                kv.drop_pack(pack.number)?;
+            }
         }
         kv.flush()?;
         Ok(dead.len() as u64)

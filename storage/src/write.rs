@@ -217,7 +217,13 @@ impl<'s> WriteBatch<'s> {
     /// [`StoreError::Conflict`] when another writer moved a document that a put expected at a
     /// given version (then no version of the batch is recorded); engine errors.
     pub fn commit(self) -> StoreResult<Vec<VersionRecord>> {
-        self.commit_with(true)
+        let store = self.store;
+        // A forward-policy batch wrote every object loose; fold them once the batch's gate is
+        // released.
+        let bulk = !store.inner.policy.reverse() && self.puts.len() >= 64;
+        let records = self.commit_with(true)?;
+        store.fold_if_due(&records, bulk)?;
+        Ok(records)
     }
 
     pub(crate) fn commit_with(self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
@@ -282,7 +288,7 @@ impl Store {
         estimate: &mut FullSizeEstimate,
     ) -> StoreResult<()> {
         let kv = &self.inner.kv;
-        if kv.object_header(hash)?.is_some() {
+        if kv.has_object(hash)? {
             return Ok(());
         }
         let level = self.inner.options.level;

@@ -1,5 +1,6 @@
 //! One test binary for every integration and property suite (faster to build and link).
 
+mod compat;
 mod conformance;
 mod corpus;
 mod crash;

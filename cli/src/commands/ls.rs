@@ -51,6 +51,15 @@ pub(crate) fn run_stats(
         "objects          {} ({} full, {} delta)",
         s.objects, s.full_objects, s.delta_objects
     )?;
+    writeln!(
+        out,
+        "stored as        {} loose, {} packed in {} ({} bytes, {} no longer used)",
+        s.loose_objects,
+        s.packed_objects,
+        super::plural(s.packs, "pack"),
+        s.pack_bytes,
+        s.dead_pack_bytes
+    )?;
     writeln!(out, "deepest chain    {}", s.max_depth)?;
     writeln!(out, "raw bytes        {}", s.raw_bytes)?;
     let share = |n: u64| {

@@ -1,0 +1,106 @@
+//! Folding loose objects into packs (git's loose objects and auto-gc).
+//!
+//! Single puts and forward-policy batches write their objects loose: small ones as sled
+//! entries, large ones as packs of their own. Loose entries cost sled 2-5x their size on disk,
+//! so every [`FOLD_EVERY`] versions the store packs them: one new pack, the index pointed at
+//! it, the loose entries removed. Under reverse policies each document's newest version stays
+//! loose (the next put rewrites it as a delta, which would leave dead bytes in a pack).
+
+use std::collections::HashSet;
+
+use strata_core::{ContentHash, ObjectHeader, VersionRecord};
+
+use crate::encode::Plan;
+use crate::error::StoreResult;
+use crate::kv::Kv;
+use crate::store::Store;
+
+/// Packs are closed at this many bytes of payload (one sled value each, written once).
+pub(crate) const PACK_TARGET: usize = 16 << 20;
+
+/// Writes planned objects as packs of up to [`PACK_TARGET`] bytes.
+pub(crate) fn write_packs(kv: &Kv, plans: &[(ContentHash, Plan)]) -> StoreResult<()> {
+    let mut start = 0;
+    while start < plans.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < plans.len()
+            && (end == start || bytes + plans[end].1.payload.len() <= PACK_TARGET)
+        {
+            bytes += plans[end].1.payload.len();
+            end += 1;
+        }
+        let objects: Vec<(ContentHash, ObjectHeader, &[u8])> = plans[start..end]
+            .iter()
+            .map(|(h, p)| (*h, p.header, p.payload.as_slice()))
+            .collect();
+        kv.write_pack(&objects)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// A fold runs when a commit crosses a multiple of this many sequence numbers.
+const FOLD_EVERY: u64 = 256;
+/// Fewer loose objects than this are left loose (a pack per handful costs more than it saves).
+const FOLD_MIN: usize = 16;
+
+impl Store {
+    /// Folds loose objects when `records` (a commit's new versions) crossed a fold boundary,
+    /// or when `bulk` (a forward-policy batch, whose objects were all written loose).
+    pub(crate) fn fold_if_due(&self, records: &[VersionRecord], bulk: bool) -> StoreResult<()> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(());
+        };
+        let crossed = last.seq / FOLD_EVERY != first.seq.saturating_sub(1) / FOLD_EVERY;
+        if crossed || bulk {
+            self.fold_loose()?;
+        }
+        Ok(())
+    }
+
+    /// Packs every loose object except, under reverse policies, each document's newest
+    /// version. Returns how many objects were packed. Holds back puts while it runs.
+    pub(crate) fn fold_loose(&self) -> StoreResult<usize> {
+        let _gate = self.exclusive_writes();
+        let _objects = self
+            .inner
+            .object_gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kv = &self.inner.kv;
+        let keep: HashSet<ContentHash> = if self.inner.policy.reverse() {
+            let mut heads = HashSet::new();
+            for (num, _, head) in kv.documents()? {
+                if let Some(rec) = kv.version(num, head)? {
+                    heads.insert(rec.hash);
+                }
+            }
+            heads
+        } else {
+            HashSet::new()
+        };
+        let loose: Vec<ContentHash> = kv
+            .loose_objects()?
+            .into_iter()
+            .map(|(h, _)| h)
+            .filter(|h| !keep.contains(h))
+            .collect();
+        if loose.len() < FOLD_MIN {
+            return Ok(0);
+        }
+        let mut plans: Vec<(ContentHash, Plan)> = Vec::with_capacity(loose.len());
+        for hash in &loose {
+            let Some(object) = kv.object(hash)? else {
+                continue;
+            };
+            let header: ObjectHeader = object.header;
+            let payload = kv.object_payload(hash, object)?;
+            plans.push((*hash, Plan { header, payload }));
+        }
+        // Bases first is not needed inside one pack: the pack and its index entries appear
+        // together, and the loose copies stay readable until the index points at the pack.
+        self.write_packs(&plans)?;
+        Ok(plans.len())
+    }
+}

@@ -1,0 +1,92 @@
+//! Stores of an earlier format: refused with a message naming the conversion, converted by a
+//! repack with every version intact (`tests/fixtures/format1`, written by the last build of
+//! store format 1).
+
+use std::path::{Path, PathBuf};
+
+use strata_core::{ContentHash, DocId, VersionNo};
+use strata_storage::{At, OpenError, RepackOptions, Store, StoreOptions};
+
+/// Copies the fixture store into a fresh directory and returns its path.
+fn format1_copy(dir: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format1/store");
+    let to = dir.join("store");
+    copy_dir(&from, &to);
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every (doc, version, id) the fixture held when it was written.
+fn format1_manifest() -> Vec<(String, u64, ContentHash)> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format1/manifest.jsonl"),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut doc_of_line = ["notes.md"; 11].to_vec();
+    doc_of_line.extend(["cfg/data.json"; 8]);
+    doc_of_line.extend(["big.txt"; 5]);
+    for (line, doc) in text.lines().zip(doc_of_line) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        out.push((
+            doc.to_owned(),
+            v["version"].as_u64().unwrap(),
+            v["id"].as_str().unwrap().parse().unwrap(),
+        ));
+    }
+    assert_eq!(out.len(), 24, "the manifest lists every version");
+    out
+}
+
+#[test]
+fn a_format_1_store_is_refused_naming_the_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = format1_copy(dir.path());
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(err, OpenError::OldFormat { found: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("strata --store"), "{err}");
+    assert!(err.to_string().contains("repack"), "{err}");
+    // Refusing wrote nothing: the same error again.
+    assert!(matches!(
+        Store::open(&path).unwrap_err(),
+        OpenError::OldFormat { .. }
+    ));
+}
+
+#[test]
+fn a_repack_converts_a_format_1_store_with_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = format1_copy(dir.path());
+    let report =
+        Store::repack_at(&path, StoreOptions::default(), RepackOptions::default()).unwrap();
+    assert_eq!(report.objects, 24);
+    let store = Store::open(&path).unwrap();
+    for (doc, v, id) in format1_manifest() {
+        let d = DocId::new(doc.as_str()).unwrap();
+        let content = store
+            .get(&d, At::Version(VersionNo(v)))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{doc}@{v} lost in the conversion"));
+        assert_eq!(ContentHash::of(&content), id, "{doc}@{v}");
+    }
+    assert!(store.verify().unwrap().is_clean());
+    // The converted store takes new versions.
+    store
+        .put(&DocId::new("notes.md").unwrap(), b"after\n")
+        .unwrap();
+    assert_eq!(store.changes(1, 100).unwrap().len(), 25);
+}
