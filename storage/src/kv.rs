@@ -701,7 +701,13 @@ impl Kv {
     }
 
     /// Drops a pack tree (its objects must no longer be indexed).
+    ///
+    /// NOTE: sled 0.34 keeps the file under `blobs/` of a dropped pack larger than a quarter
+    /// segment (see [`Kv::put_object`]); packs are dropped only by `gc` (interrupted writes)
+    /// and when an object that was immutable is rewritten, and `repack` reclaims the space.
     pub(crate) fn drop_pack(&self, n: u64) -> StoreResult<()> {
+        let tree = self.pack_tree(n)?;
+        tree.remove(PACK_KEY)?;
         crate::read::lock(&self.packs).remove(&n);
         self.db.drop_tree(pack_tree_name(n))?;
         Ok(())
@@ -763,17 +769,24 @@ impl Kv {
     /// every chunk, in one batch. When the object exists (a rewrite under another encoding of
     /// the same content), chunks of the old encoding beyond the new count are removed in the
     /// same batch.
+    ///
+    /// `immutable` says the object will not be rewritten (forward policies never rewrite an
+    /// object; reverse ones rewrite each document's newest): a large immutable object is
+    /// stored as a pack of its own. Others stay in sled entries, because sled 0.34 never
+    /// deletes the file under `blobs/` of a value that is removed (it frees a blob only when a
+    /// node of several fragments is replaced), so a rewritten solo pack would leak its file.
     pub(crate) fn put_object(
         &self,
         hash: &ContentHash,
         header: &ObjectHeader,
         payload: &[u8],
+        immutable: bool,
     ) -> StoreResult<()> {
         let old_parts = match self.objects.get(object_key(hash, 0))? {
             Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
             None => 0,
         };
-        if payload.len() > SOLO_MIN {
+        if immutable && payload.len() > SOLO_MIN {
             // A large object is a pack of its own: one value written once, which sled keeps at
             // about its size (chunks in shared leaves cost 2-5x), dropped whole when the object
             // is rewritten or removed.

@@ -219,12 +219,11 @@ impl Store {
             ..RepackReport::default()
         };
         let mut done: HashSet<ContentHash> = HashSet::new();
-        // Headers of the objects planned so far (the candidates' base facts), and the plans:
-        // packed, except each document's newest version under a reverse policy (the next put
-        // rewrites it), which is written loose.
+        // Headers of the objects planned so far (the candidates' base facts), and the plans,
+        // all packed: under a reverse policy a later put leaves a document's packed newest
+        // version unused in its pack (see `stats`), which costs less than sled entries.
         let mut planned: HashMap<ContentHash, ObjectHeader> = HashMap::new();
         let mut packed: Vec<(ContentHash, Plan)> = Vec::new();
-        let mut loose: Vec<(ContentHash, Plan)> = Vec::new();
         for (num, _, _) in kv.documents()? {
             let history = kv.versions(num)?;
             // Reverse policies delta each version against the next newer one: process newest
@@ -278,17 +277,10 @@ impl Store {
                 report.objects += 1;
                 report.stored_after += payload_len;
                 planned.insert(rec.hash, plan.header);
-                if reverse && i + 1 == history.len() {
-                    loose.push((rec.hash, plan));
-                } else {
-                    packed.push((rec.hash, plan));
-                }
+                packed.push((rec.hash, plan));
             }
         }
         write_packs(&out, &packed)?;
-        for (hash, plan) in &loose {
-            out.put_object(hash, &plan.header, &plan.payload)?;
-        }
         report.dropped = kv
             .object_ids()
             .filter(|id| id.as_ref().is_ok_and(|id| !done.contains(id)))

@@ -220,7 +220,7 @@ impl<'s> WriteBatch<'s> {
         let store = self.store;
         // A forward-policy batch wrote every object loose; fold them once the batch's gate is
         // released.
-        let bulk = !store.inner.policy.reverse() && self.puts.len() >= 64;
+        let bulk = !store.inner.policy.reverse() && self.puts.len() >= crate::reverse::BULK_BATCH;
         let records = self.commit_with(true)?;
         store.fold_if_due(&records, bulk)?;
         Ok(records)
@@ -302,7 +302,12 @@ impl Store {
             deltas.push((Base::of(base_hash, &base_header), d));
         }
         let plan = estimate.plan(policy, version, content, level, deltas);
-        kv.put_object(hash, &plan.header, &plan.payload)?;
+        kv.put_object(
+            hash,
+            &plan.header,
+            &plan.payload,
+            !self.inner.policy.reverse(),
+        )?;
         lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
         Ok(())
     }
