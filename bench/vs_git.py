@@ -4,7 +4,10 @@
 Usage: python3 bench/vs_git.py [--policy P] HISTORY_DIR [HISTORY_DIR ...]
 
 Each HISTORY_DIR holds one document's versions as files, oldest first in name order (the
-layout of shared/corpus/*). For each history it measures, in the same process tree:
+layout of shared/corpus/*), or one such folder per document (shared/corpus-many/*; git then
+gets one commit per version, in the order of `<HISTORY_DIR>.commits.tsv` when it exists,
+each commit changing the file named after its document). For each it measures, in the same
+process tree:
   - stored bytes: the whole strata store directory after import and close (median of three
     imports; the range is printed below the table), against git's whole .git/objects after
     `git fast-import` + `git gc --aggressive`, and against git's packed blob bytes alone;
@@ -52,22 +55,55 @@ def dir_bytes(path):
     return total
 
 
-def fast_import_stream(files, marks_base=1):
+def fast_import_stream(versions, marks_base=1):
+    """One blob and one commit per (doc, number, file, path in git), in the given order."""
     out = bytearray()
-    for i, f in enumerate(files):
+    for i, (_, _, f, path) in enumerate(versions):
         data = open(f, "rb").read()
         out += b"blob\nmark :%d\ndata %d\n" % (marks_base + 2 * i, len(data)) + data + b"\n"
         msg = b"v%d" % (i + 1)
         out += b"commit refs/heads/main\nmark :%d\ncommitter b <b@x> %d +0000\ndata %d\n%s\n" % (
             marks_base + 2 * i + 1, 1_600_000_000 + i, len(msg), msg)
-        out += b"M 100644 :%d file\n\n" % (marks_base + 2 * i)
+        out += b"M 100644 :%d %s\n\n" % (marks_base + 2 * i, path.encode())
     return bytes(out)
+
+
+def versions_of(history):
+    """[(doc, version number, file, path in git)] in commit order."""
+    name = os.path.basename(os.path.normpath(history))
+    entries = sorted(f for f in os.listdir(history) if not f.startswith("."))
+    folders = [e for e in entries if os.path.isdir(os.path.join(history, e))]
+    if not folders:
+        return [(name, i + 1, os.path.join(history, f), "file") for i, f in enumerate(entries)]
+    per_doc = {}
+    for d in folders:
+        files = sorted(f for f in os.listdir(os.path.join(history, d)) if not f.startswith("."))
+        per_doc[d] = [(d, i + 1, os.path.join(history, d, f), d) for i, f in enumerate(files)]
+    tsv = os.path.normpath(history) + ".commits.tsv"
+    if os.path.exists(tsv):
+        order = []
+        for line in open(tsv):
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) >= 4 and cols[0] in per_doc:
+                order.append((cols[3], cols[0], cols[1]))
+        order.sort()
+        seen = {d: 0 for d in per_doc}
+        out = []
+        for _, d, _ in order:
+            if seen[d] < len(per_doc[d]):
+                out.append(per_doc[d][seen[d]])
+                seen[d] += 1
+        for d in per_doc:
+            out.extend(per_doc[d][seen[d]:])
+        return out
+    return [v for d in folders for v in per_doc[d]]
 
 
 def bench(history, policy, work):
     name = os.path.basename(os.path.normpath(history))
-    files = sorted(os.path.join(history, f) for f in os.listdir(history) if not f.startswith("."))
-    n = len(files)
+    versions = versions_of(history)
+    files = [v[2] for v in versions]
+    n = len(versions)
     raw = sum(os.path.getsize(f) for f in files)
     res = {"history": name, "versions": n, "raw": raw}
 
@@ -94,7 +130,7 @@ def bench(history, policy, work):
 
     # git: fast-import, then gc --aggressive.
     repo = os.path.join(work, "git-" + name)
-    stream = fast_import_stream(files)
+    stream = fast_import_stream(versions)
     marks = os.path.join(work, "marks-" + name)
     best = None
     for attempt in range(3):
@@ -126,7 +162,7 @@ def bench(history, policy, work):
     rnd = random.Random(42)
     some_idx = [rnd.randrange(n) for _ in range(200)]
     for label, idx in (("all", all_idx), ("rand200", some_idx)):
-        s_in = "".join(f"{name}@{i + 1}\n" for i in idx).encode()
+        s_in = "".join(f"{versions[i][0]}@{versions[i][1]}\n" for i in idx).encode()
         g_in = "".join(f"{blob_shas[i]}\n" for i in idx).encode()
         res[f"strata_{label}"] = timed([STRATA, "--store", store, "get", "--batch"], stdin_bytes=s_in, repeat=3)
         res[f"git_{label}"] = timed(["git", "cat-file", "--batch"], stdin_bytes=g_in, cwd=repo, repeat=3)
@@ -142,8 +178,9 @@ def bench(history, policy, work):
         for _ in range(20):
             subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - t0
-    res["strata_latest"] = min(loop([STRATA, "--store", store, "get", name]) for _ in range(2))
-    res["git_latest"] = min(loop(["git", "show", "main:file"], cwd=repo) for _ in range(2))
+    last_doc, _, _, last_path = versions[-1]
+    res["strata_latest"] = min(loop([STRATA, "--store", store, "get", last_doc]) for _ in range(2))
+    res["git_latest"] = min(loop(["git", "show", "main:" + last_path], cwd=repo) for _ in range(2))
     return res
 
 

@@ -564,6 +564,87 @@ fn import_reads_folders_and_a_stdin_stream() {
     one_line_error(&strata(d, &["get", "doc-c"]), 1);
 }
 
+/// Copies `tests/fixtures/format1/store` (a store written by the last format-1 build) to `to`.
+fn copy_format1_fixture(to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format1/store");
+    copy(&fixture, to);
+}
+
+/// See: issue 8 (format 2). A format-1 store is refused with a line naming `strata repack`,
+/// and a repack killed at any moment leaves either the old store (still refused the same way,
+/// and converted by the next repack) or the converted one: never a broken store.
+#[test]
+fn converting_a_format_1_store_survives_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_format1_fixture(&d.join("old"));
+    let e = one_line_error(&strata(d, &["--store", "old", "log", "notes.md"]), 2);
+    assert!(e.contains("repack") && e.contains("format 1"), "{e}");
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format1/manifest.jsonl"),
+    )
+    .unwrap();
+    let ids: Vec<String> = manifest
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(d)
+            .env_remove("STRATA_DIR")
+            .args(["--store", "old", "repack", "--level", "19"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let log = strata(d, &["--store", "old", "log", "notes.md"]);
+        match log.status.code() {
+            Some(0) => {}
+            Some(2) => {
+                let e = String::from_utf8_lossy(&log.stderr);
+                assert!(e.contains("repack"), "after a kill at {delay_ms} ms: {e}");
+            }
+            other => panic!("after a kill at {delay_ms} ms: exit {other:?}"),
+        }
+    }
+    ok(&strata(d, &["--store", "old", "repack"]));
+    assert!(ok(&strata(d, &["--store", "old", "verify"])).contains(": ok"));
+    let mut seen = 0;
+    for (doc, n) in [("notes.md", 11), ("cfg/data.json", 8), ("big.txt", 5)] {
+        for v in 1..=n {
+            let out = ok(&strata(d, &["--store", "old", "log", doc, "--json"]));
+            let line: serde_json::Value =
+                serde_json::from_str(out.lines().nth(v - 1).unwrap()).unwrap();
+            assert_eq!(line["id"].as_str().unwrap(), ids[seen], "{doc}@{v}");
+            let content = strata(d, &["--store", "old", "get", &format!("{doc}@{v}")]).stdout;
+            assert_eq!(
+                blake3::hash(&content).to_hex().as_str(),
+                ids[seen],
+                "{doc}@{v}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, ids.len());
+}
+
 #[test]
 fn kill_during_repack_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();

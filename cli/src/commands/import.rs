@@ -181,39 +181,44 @@ pub(crate) fn run(
     let mut done = 0usize;
     let mut done_bytes = 0u64;
     let batch_len = args.batch.max(1);
+    // Batches run across documents (a document's versions stay in order within and across
+    // batches), so a folder of many short histories commits in a few large batches: fewer,
+    // larger packs.
+    let mut queue = Vec::with_capacity(plan.versions);
     for (name, files) in &plan.docs {
         let doc = crate::spec::doc(name)?;
-        let mut rest: &[PathBuf] = files;
-        while !rest.is_empty() {
-            // A batch holds its contents until commit: bound it by bytes as well as versions.
-            let mut batch = store.batch();
-            let mut batch_bytes = 0u64;
-            let mut taken = 0;
-            for f in rest.iter().take(batch_len) {
-                let content = std::fs::read(f)
-                    .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?;
-                done_bytes += content.len() as u64;
-                batch_bytes += content.len() as u64;
-                batch.put(&doc, &content, PutOptions::default())?;
-                taken += 1;
-                if batch_bytes >= MAX_BATCH_BYTES {
-                    break;
-                }
+        queue.extend(files.iter().map(|f| (doc.clone(), f)));
+    }
+    let mut rest: &[(strata_core::DocId, &PathBuf)] = &queue;
+    while !rest.is_empty() {
+        // A batch holds its contents until commit: bound it by bytes as well as versions.
+        let mut batch = store.batch();
+        let mut batch_bytes = 0u64;
+        let mut taken = 0;
+        for (doc, f) in rest.iter().take(batch_len) {
+            let content = std::fs::read(f)
+                .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?;
+            done_bytes += content.len() as u64;
+            batch_bytes += content.len() as u64;
+            batch.put(doc, &content, PutOptions::default())?;
+            taken += 1;
+            if batch_bytes >= MAX_BATCH_BYTES {
+                break;
             }
-            batch.commit()?;
-            rest = &rest[taken..];
-            done += taken;
-            if progress {
-                let secs = started.elapsed().as_secs_f64().max(1e-3);
-                let rate = done as f64 / secs;
-                let eta = (plan.versions - done) as f64 / rate.max(1e-9);
-                eprint!(
-                    "\rimporting: {done}/{} versions, {:.1}/{:.1} MB, {rate:.0} versions/s, ETA {eta:.0}s   ",
-                    plan.versions,
-                    done_bytes as f64 / 1e6,
-                    plan.bytes as f64 / 1e6
-                );
-            }
+        }
+        batch.commit()?;
+        rest = &rest[taken..];
+        done += taken;
+        if progress {
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            let rate = done as f64 / secs;
+            let eta = (plan.versions - done) as f64 / rate.max(1e-9);
+            eprint!(
+                "\rimporting: {done}/{} versions, {:.1}/{:.1} MB, {rate:.0} versions/s, ETA {eta:.0}s   ",
+                plan.versions,
+                done_bytes as f64 / 1e6,
+                plan.bytes as f64 / 1e6
+            );
         }
     }
     if progress {
