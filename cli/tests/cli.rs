@@ -566,19 +566,8 @@ fn import_reads_folders_and_a_stdin_stream() {
 
 /// Copies `tests/fixtures/format1/store` (a store written by the last format-1 build) to `to`.
 fn copy_format1_fixture(to: &Path) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format1/store");
-    copy(&fixture, to);
+    strata_tests::fixture::copy_dir(&fixture, to);
 }
 
 /// See: issue 8 (format 2). A format-1 store is refused with a line naming `strata repack`,

@@ -105,3 +105,20 @@ impl TestStore {
         self.dir.path().join("s")
     }
 }
+
+/// Copies the directory `from` (files and folders, recursively) to `to`: a store, to damage or
+/// convert a copy and keep the original.
+///
+/// # Panics
+/// When a file cannot be read or written (a test setup failure).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy's folder");
+    for e in std::fs::read_dir(from).expect("read the folder to copy") {
+        let e = e.expect("read a folder entry");
+        if e.file_type().expect("entry type").is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy a file");
+        }
+    }
+}

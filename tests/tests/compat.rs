@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use strata_core::{ContentHash, DocId, VersionNo};
 use strata_storage::{At, OpenError, RepackOptions, Store, StoreOptions};
+use strata_tests::fixture::copy_dir;
 
 /// Copies the fixture store into a fresh directory and returns its path.
 fn format1_copy(dir: &Path) -> PathBuf {
@@ -13,18 +14,6 @@ fn format1_copy(dir: &Path) -> PathBuf {
     let to = dir.join("store");
     copy_dir(&from, &to);
     to
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Every (doc, version, id) the fixture held when it was written.

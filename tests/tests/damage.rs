@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use strata_core::{ContentHash, DocId, Policy, VersionNo};
 use strata_storage::{At, Store, StoreOptions};
+use strata_tests::fixture::copy_dir;
 
 fn doc(k: &str) -> DocId {
     DocId::new(k).unwrap()
@@ -245,16 +246,4 @@ fn flipped_bytes_in_the_data_file_never_hang_panic_or_return_wrong_bytes() {
         std::fs::remove_dir_all(&copy).unwrap();
     }
     eprintln!("{cases} flipped bytes: {opened} stores opened, {noticed} with damage reported");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
