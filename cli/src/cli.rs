@@ -165,6 +165,10 @@ pub(crate) struct GetArgs {
     /// Write to FILE instead of standard output (replaced atomically).
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Check each content against its id (blake3) as well as against the checksums stored
+    /// with every object (which every read checks).
+    #[arg(long)]
+    pub(crate) verify: bool,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

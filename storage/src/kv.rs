@@ -41,6 +41,8 @@ const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
 const META_COUNTERS: &[u8] = b"counters";
 const META_PACKS: &[u8] = b"packs";
+/// How many bytes of its id precede each object in a pack.
+const PACK_ID_PREFIX: usize = 8;
 /// Objects with a payload larger than this are stored as a pack of their own.
 const SOLO_MIN: usize = 4 << 10;
 /// The one key of a pack tree.
@@ -81,10 +83,44 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) meta: &'a Metadata,
 }
 
-/// An object's header with its inline payload (empty when the payload is chunked).
+/// An object's header with its inline payload (empty when the payload is chunked). The
+/// payload is shared with the engine's cache (a range of the value read), not copied.
 pub(crate) struct StoredObject {
     pub(crate) header: ObjectHeader,
-    inline: Vec<u8>,
+    inline: Payload,
+}
+
+/// Payload bytes: a range of a value the engine returned, or bytes assembled from chunks.
+pub(crate) enum Payload {
+    Shared(sled::IVec, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Shared(v, r) => &v[r.clone()],
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+impl Payload {
+    /// The bytes as an owned vector (copied when shared).
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            Self::Shared(v, r) => v[r].to_vec(),
+            Self::Owned(v) => v,
+        }
+    }
+
+    /// `len` bytes at the end of `value`.
+    fn tail(value: sled::IVec, len: usize) -> Self {
+        let end = value.len();
+        Self::Shared(value, end - len..end)
+    }
 }
 
 /// Why a commit transaction stopped.
@@ -480,9 +516,10 @@ impl Kv {
     pub(crate) fn object(&self, hash: &ContentHash) -> StoredResult {
         if let Some(bytes) = self.objects.get(object_key(hash, 0))? {
             let (header, inline) = split_object_record(hash, &bytes)?;
+            let len = inline.len();
             return Ok(Some(StoredObject {
                 header,
-                inline: inline.to_vec(),
+                inline: Payload::tail(bytes, len),
             }));
         }
         let Some(entry) = self.index.get(hash.as_bytes())? else {
@@ -511,16 +548,31 @@ impl Kv {
                     ),
                 )
             })?;
-        let (header, inline) = split_object_record(hash, slice)?;
+        // Each packed object starts with its id's first bytes: an index entry that points at
+        // another object of the pack is damage, caught here rather than by a checksum that the
+        // other object would pass.
+        let Some(record) = slice.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!(
+                    "its index entry points at another object of pack {}",
+                    at.pack
+                ),
+            ));
+        };
+        let (header, inline) = split_object_record(hash, record)?;
         if header.parts != 0 {
             return Err(StoreError::corrupt(
                 format!("object {hash}"),
                 "a packed object claims payload chunks",
             ));
         }
+        // The payload ends where the object's bytes in the pack end.
+        let end = usize::try_from(at.offset + at.len).expect("checked against the pack above");
+        let start = end - inline.len();
         Ok(Some(StoredObject {
             header,
-            inline: inline.to_vec(),
+            inline: Payload::Shared(pack, start..end),
         }))
     }
 
@@ -585,6 +637,7 @@ impl Kv {
                 ..*header
             };
             let offset = value.len() as u64;
+            value.extend_from_slice(&hash.as_bytes()[..PACK_ID_PREFIX]);
             value.extend_from_slice(&encode_record(&header));
             value.extend_from_slice(payload);
             refs.push((*hash, offset, value.len() as u64 - offset));
@@ -719,7 +772,7 @@ impl Kv {
         &self,
         hash: &ContentHash,
         object: StoredObject,
-    ) -> StoreResult<Vec<u8>> {
+    ) -> StoreResult<Payload> {
         let header = &object.header;
         let expected = usize::try_from(header.stored_len).map_err(|_| {
             StoreError::corrupt(format!("object {hash}"), "impossible payload length")
@@ -736,7 +789,7 @@ impl Kv {
             }
             return Ok(object.inline);
         }
-        let mut out = Vec::with_capacity(expected.min(1 << 30));
+        let mut out: Vec<u8> = Vec::with_capacity(expected.min(1 << 30));
         let mut seen = 0u32;
         for kv in self
             .objects
@@ -762,7 +815,7 @@ impl Kv {
                 ),
             ));
         }
-        Ok(out)
+        Ok(Payload::Owned(out))
     }
 
     /// Writes an object atomically: the header (with an inline payload) or the header and

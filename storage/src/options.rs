@@ -41,6 +41,7 @@ pub struct StoreOptions {
     pub(crate) create: bool,
     /// Accept a store of the earlier, convertible format (set by repack only).
     pub(crate) convert: bool,
+    pub(crate) verify_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +56,7 @@ impl Default for StoreOptions {
             level: 6,
             create: true,
             convert: false,
+            verify_reads: false,
         }
     }
 }
@@ -104,6 +106,17 @@ impl StoreOptions {
     /// full snapshot only when a decision needs one, imports at it as fast as it did at 3.
     pub fn compression_level(mut self, level: i32) -> Self {
         self.level = level.clamp(1, 22);
+        self
+    }
+
+    /// Checks every read against its blake3 id, not only against zstd's content checksums.
+    /// Default `false`: every object written since store format 2 carries an XXH64 checksum
+    /// of its content, which zstd verifies as it decodes, so a read returns its bytes only if
+    /// each decode on the way produced what was encoded; objects without one (stored raw, or
+    /// written by format 1) are always checked by id.
+    /// `verify` always checks ids.
+    pub fn verify_reads(mut self, on: bool) -> Self {
+        self.verify_reads = on;
         self
     }
 

@@ -438,7 +438,13 @@ impl Store {
             .object_gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        rebuild(&self.inner.kv, &self.inner.cache, hash, self.read_limit())
+        rebuild(
+            &self.inner.kv,
+            &self.inner.cache,
+            hash,
+            self.read_limit(),
+            !self.inner.options.verify_reads,
+        )
     }
 
     pub(crate) fn read_limit(&self) -> u64 {

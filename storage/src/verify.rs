@@ -148,7 +148,7 @@ impl Store {
                     ));
                     continue;
                 }
-                match rebuild(kv, &cache, &rec.hash, limit) {
+                match rebuild(kv, &cache, &rec.hash, limit, false) {
                     Ok(content) => {
                         if verified.insert(rec.hash) {
                             report.objects += 1;
@@ -191,7 +191,7 @@ impl Store {
                 continue;
             }
             report.unreferenced_objects += 1;
-            match rebuild(kv, &cache, &id, limit) {
+            match rebuild(kv, &cache, &id, limit, false) {
                 Ok(_) => report.objects += 1,
                 Err(e) => report
                     .problems

@@ -30,7 +30,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             || open_with(cli, true, false, args.policy.policy, args.limit.max_size),
             out,
         ),
-        Command::Get(args) => get::run(args, &open(cli)?, out),
+        Command::Get(args) => get::run(args, &open_reading(cli, args.verify)?, out),
         Command::Log(args) => log::run(args, &open(cli)?, out),
         Command::Diff(args) => diff::run(args, &open(cli)?, out),
         Command::DiffFiles(args) => diff::run_files(args, out),
@@ -69,6 +69,23 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
     open_with(cli, false, false, None, DEFAULT_MAX_SIZE)
 }
 
+/// Opens an existing store for reads, checking every content's id too when `verify`.
+fn open_reading(cli: &Cli, verify: bool) -> Result<Store, CliError> {
+    open_store(
+        cli,
+        StoreOptions::default().create(false).verify_reads(verify),
+    )
+}
+
+/// Opens the store with `options`, printing what was repaired on the way.
+fn open_store(cli: &Cli, options: StoreOptions) -> Result<Store, CliError> {
+    let store = Store::open_with(store_path(cli), options)?;
+    for repair in store.repairs() {
+        eprintln!("strata: recovered: {repair}");
+    }
+    Ok(store)
+}
+
 /// The content limit when no `--max-size` is given (as `StoreOptions`' default).
 const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 
@@ -91,11 +108,7 @@ fn open_with(
     if let Some(p) = policy {
         options = options.policy(p);
     }
-    let store = Store::open_with(store_path(cli), options)?;
-    for repair in store.repairs() {
-        eprintln!("strata: recovered: {repair}");
-    }
-    Ok(store)
+    open_store(cli, options)
 }
 
 /// The error for content over `--max-size`.
