@@ -441,6 +441,22 @@ fn content_limit_is_a_flag_checked_before_reading() {
     ok(&strata(d, &["put", "--max-size", "2K", "doc", "big.txt"]));
 }
 
+/// See: issue 12, item 4 (`put` with no file on a terminal waited silently).
+#[test]
+fn put_on_a_terminal_says_it_reads_the_content_from_there() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script(1) not found; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = on_terminal(dir.path(), "put doc", &[]);
+    assert!(
+        out.contains("reading the new content from the terminal"),
+        "{out:?}"
+    );
+    assert!(out.contains("Ctrl-D"), "{out:?}");
+}
+
 /// See: issue 12, item 9 (a bad header after a record was reported one line early).
 #[test]
 fn stream_errors_name_the_right_line() {
