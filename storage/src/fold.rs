@@ -69,6 +69,11 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let kv = &self.inner.kv;
+        // The loose objects first: usually few, and then the heads need not be looked up.
+        let loose = kv.loose_objects()?;
+        if loose.len() < FOLD_MIN {
+            return Ok(0);
+        }
         let keep: HashSet<ContentHash> = if self.inner.policy.reverse() {
             let mut heads = HashSet::new();
             for (num, _, head) in kv.documents()? {
@@ -80,8 +85,7 @@ impl Store {
         } else {
             HashSet::new()
         };
-        let loose: Vec<ContentHash> = kv
-            .loose_objects()?
+        let loose: Vec<ContentHash> = loose
             .into_iter()
             .map(|(h, _)| h)
             .filter(|h| !keep.contains(h))
