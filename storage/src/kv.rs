@@ -582,9 +582,25 @@ impl Kv {
             || self.index.contains_key(hash.as_bytes())?)
     }
 
-    /// Returns pack `n`'s bytes, or `None` when there is no such pack.
+    /// Returns pack `n`'s bytes, or `None` when there is no such pack (without creating
+    /// one: a read never writes).
     fn pack(&self, n: u64) -> StoreResult<Option<sled::IVec>> {
-        let tree = self.pack_tree(n)?;
+        let cached = crate::read::lock(&self.packs).get(&n).cloned();
+        let tree = match cached {
+            Some(t) => t,
+            None => {
+                let name = pack_tree_name(n);
+                if !self
+                    .db
+                    .tree_names()
+                    .iter()
+                    .any(|t| t.as_ref() == name.as_bytes())
+                {
+                    return Ok(None);
+                }
+                self.pack_tree(n)?
+            }
+        };
         let Some(bytes) = tree.get(PACK_KEY)? else {
             return Ok(None);
         };
