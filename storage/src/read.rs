@@ -219,13 +219,7 @@ pub(crate) fn rebuild(
             // about one delta each in either direction, while a single long read pays for few
             // extra hashes.
             if !checked {
-                let actual = ContentHash::of(&bytes);
-                if actual != *id {
-                    return Err(StoreError::HashMismatch {
-                        expected: *id,
-                        actual,
-                    });
-                }
+                check_id(id, &bytes)?;
             }
             let shared: Shared = Arc::new(bytes);
             lock(cache).insert(*id, Arc::clone(&shared));
@@ -236,16 +230,23 @@ pub(crate) fn rebuild(
     }
     let content = content.expect("a chain always ends at a full snapshot or a cached content");
     if !checked {
-        let actual = ContentHash::of(&content);
-        if actual != *hash {
-            return Err(StoreError::HashMismatch {
-                expected: *hash,
-                actual,
-            });
-        }
+        check_id(hash, &content)?;
     }
     lock(cache).insert(*hash, Arc::clone(&content));
     Ok(content)
+}
+
+/// Checks that `bytes` is the content with id `id`.
+fn check_id(id: &ContentHash, bytes: &[u8]) -> StoreResult<()> {
+    let actual = ContentHash::of(bytes);
+    if actual == *id {
+        Ok(())
+    } else {
+        Err(StoreError::HashMismatch {
+            expected: *id,
+            actual,
+        })
+    }
 }
 
 /// Locks a mutex, ignoring poisoning. For the cache, a poisoned lock only means another
