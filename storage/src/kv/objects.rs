@@ -1,0 +1,574 @@
+//! Objects: loose ones in the `objects` tree (format 1's layout), packed ones in pack trees
+//! found through the `index` tree.
+
+use super::*;
+
+/// Payloads are split into chunks of this size. sled writes any node larger than a quarter
+/// segment (8 KiB) to its never-reclaimed `blobs/` directory, and a leaf holds up to 17
+/// entries, so 17 chunks with their keys must stay under 8 KiB.
+pub(crate) const CHUNK_LEN: usize = 384;
+
+/// How many bytes of its id precede each object in a pack.
+const PACK_ID_PREFIX: usize = 8;
+
+/// Objects with a payload larger than this are stored as a pack of their own.
+const SOLO_MIN: usize = 4 << 10;
+
+/// The one key of a pack tree.
+const PACK_KEY: &[u8] = b"";
+
+/// An object's header with its inline payload (empty when the payload is chunked). The
+/// payload is shared with the engine's cache (a range of the value read), not copied.
+pub(crate) struct StoredObject {
+    pub(crate) header: ObjectHeader,
+    inline: Payload,
+}
+
+/// Payload bytes: a range of a value the engine returned, or bytes assembled from chunks.
+pub(crate) enum Payload {
+    Shared(sled::IVec, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Shared(v, r) => &v[r.clone()],
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+impl Payload {
+    /// The bytes as an owned vector (copied when shared).
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            Self::Shared(v, r) => v[r].to_vec(),
+            Self::Owned(v) => v,
+        }
+    }
+
+    /// `len` bytes at the end of `value`.
+    fn tail(value: sled::IVec, len: usize) -> Self {
+        let end = value.len();
+        Self::Shared(value, end - len..end)
+    }
+}
+
+/// A pack's number, size and what the index places in it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PackInfo {
+    pub(crate) number: u64,
+    pub(crate) size: u64,
+    pub(crate) objects: u64,
+    pub(crate) live_bytes: u64,
+}
+
+/// The result of reading one object.
+type StoredResult = StoreResult<Option<StoredObject>>;
+
+fn pack_tree_name(n: u64) -> String {
+    format!("pack-{n:016x}")
+}
+
+fn parse_pack_tree_name(name: &[u8]) -> Option<u64> {
+    let hex = std::str::from_utf8(name).ok()?.strip_prefix("pack-")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn hash_of(bytes: &[u8]) -> ContentHash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(bytes);
+    ContentHash::from_bytes(h)
+}
+
+/// Splits an object's part-0 value into its header and inline payload (empty unless the
+/// header says `parts == 0`).
+fn split_object_record<'a>(
+    hash: &ContentHash,
+    bytes: &'a [u8],
+) -> StoreResult<(ObjectHeader, &'a [u8])> {
+    let (header, tail) = decode_record_prefix::<ObjectHeader>(bytes)
+        .map_err(|e| StoreError::decode(format!("object {hash}"), e))?;
+    if header.parts > 0 && !tail.is_empty() {
+        return Err(StoreError::corrupt(
+            format!("object {hash}"),
+            format!(
+                "{} unexpected bytes after a chunked object's header",
+                tail.len()
+            ),
+        ));
+    }
+    Ok((header, tail))
+}
+
+/// The number of chunks a payload is stored in: 0 when it fits inline beside its header.
+pub(crate) fn parts_for(payload_len: usize) -> u32 {
+    if payload_len <= CHUNK_LEN {
+        0
+    } else {
+        u32::try_from(payload_len.div_ceil(CHUNK_LEN)).expect("payloads are far below 2^32 chunks")
+    }
+}
+
+fn object_key(hash: &ContentHash, part: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(hash.as_bytes());
+    k[32..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+impl Kv {
+    pub(crate) fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
+        Ok(self.object(hash)?.map(|o| o.header))
+    }
+
+    /// Reads an object once: its header and, when the payload is inline or packed, the
+    /// payload too. A loose object (written since the last fold) shadows a packed copy.
+    pub(crate) fn object(&self, hash: &ContentHash) -> StoredResult {
+        if let Some(bytes) = self.objects.get(object_key(hash, 0))? {
+            let (header, inline) = split_object_record(hash, &bytes)?;
+            let len = inline.len();
+            return Ok(Some(StoredObject {
+                header,
+                inline: Payload::tail(bytes, len),
+            }));
+        }
+        let Some(entry) = self.index.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let at = decode::<PackedRef>(&entry, || format!("pack index entry of object {hash}"))?;
+        let pack = self.pack(at.pack)?.ok_or_else(|| {
+            StoreError::corrupt(
+                format!("object {hash}"),
+                format!("its pack {} is missing", at.pack),
+            )
+        })?;
+        let slice = usize::try_from(at.offset)
+            .ok()
+            .zip(usize::try_from(at.len).ok())
+            .and_then(|(o, l)| pack.get(o..o.checked_add(l)?))
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!(
+                        "pack {} has {} bytes; the index places the object at {}+{}",
+                        at.pack,
+                        pack.len(),
+                        at.offset,
+                        at.len
+                    ),
+                )
+            })?;
+        // Each packed object starts with its id's first bytes: an index entry that points at
+        // another object of the pack is damage, caught here rather than by a checksum that the
+        // other object would pass.
+        let Some(record) = slice.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!(
+                    "its index entry points at another object of pack {}",
+                    at.pack
+                ),
+            ));
+        };
+        let (header, inline) = split_object_record(hash, record)?;
+        if header.parts != 0 {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                "a packed object claims payload chunks",
+            ));
+        }
+        // The payload ends where the object's bytes in the pack end.
+        let end = usize::try_from(at.offset + at.len).expect("checked against the pack above");
+        let start = end - inline.len();
+        Ok(Some(StoredObject {
+            header,
+            inline: Payload::Shared(pack, start..end),
+        }))
+    }
+
+    /// Whether an object is stored, loose or packed, without reading it.
+    pub(crate) fn has_object(&self, hash: &ContentHash) -> StoreResult<bool> {
+        Ok(self.objects.contains_key(object_key(hash, 0))?
+            || self.index.contains_key(hash.as_bytes())?)
+    }
+
+    /// Returns pack `n`'s bytes, or `None` when there is no such pack (without creating
+    /// one: a read never writes).
+    fn pack(&self, n: u64) -> StoreResult<Option<sled::IVec>> {
+        let cached = crate::read::lock(&self.packs).get(&n).cloned();
+        let tree = match cached {
+            Some(t) => t,
+            None => {
+                let name = pack_tree_name(n);
+                if !self
+                    .db
+                    .tree_names()
+                    .iter()
+                    .any(|t| t.as_ref() == name.as_bytes())
+                {
+                    return Ok(None);
+                }
+                self.pack_tree(n)?
+            }
+        };
+        let Some(bytes) = tree.get(PACK_KEY)? else {
+            return Ok(None);
+        };
+        if bytes.first() != Some(&PACK_FORMAT) {
+            return Err(StoreError::corrupt(
+                format!("pack {n}"),
+                format!(
+                    "starts with {:?}, not the pack format {PACK_FORMAT}",
+                    bytes.first()
+                ),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    fn pack_tree(&self, n: u64) -> StoreResult<sled::Tree> {
+        let mut open = crate::read::lock(&self.packs);
+        if let Some(t) = open.get(&n) {
+            return Ok(t.clone());
+        }
+        let tree = self.db.open_tree(pack_tree_name(n))?;
+        open.insert(n, tree.clone());
+        Ok(tree)
+    }
+
+    /// Writes `objects` (id, header, payload) as one new pack, then points the index at it and
+    /// removes any loose copies. The pack is written before the entries that name it, so a
+    /// crash leaves at most an unreferenced pack (`gc` drops it) or loose copies that shadow
+    /// identical packed ones. Returns the pack's number and size.
+    pub(crate) fn write_pack(
+        &self,
+        objects: &[(ContentHash, ObjectHeader, &[u8])],
+    ) -> StoreResult<Option<(u64, u64)>> {
+        self.write_pack_as(objects, false)
+    }
+
+    fn write_pack_as(
+        &self,
+        objects: &[(ContentHash, ObjectHeader, &[u8])],
+        solo: bool,
+    ) -> StoreResult<Option<(u64, u64)>> {
+        if objects.is_empty() {
+            return Ok(None);
+        }
+        let mut value = vec![PACK_FORMAT];
+        let mut refs = Vec::with_capacity(objects.len());
+        for (hash, header, payload) in objects {
+            let header = ObjectHeader {
+                parts: 0,
+                ..*header
+            };
+            let offset = value.len() as u64;
+            value.extend_from_slice(&hash.as_bytes()[..PACK_ID_PREFIX]);
+            value.extend_from_slice(&encode_record(&header));
+            value.extend_from_slice(payload);
+            refs.push((*hash, offset, value.len() as u64 - offset));
+        }
+        let n = self.next_pack()?;
+        let size = value.len() as u64;
+        self.pack_tree(n)?.insert(PACK_KEY, value)?;
+        let mut index = sled::Batch::default();
+        let mut loose = sled::Batch::default();
+        let mut replaced_solo = Vec::new();
+        for (hash, offset, len) in refs {
+            if let Some(old) = self.index.get(hash.as_bytes())?
+                && let Ok(at) = decode_record::<PackedRef>(&old)
+                && at.solo
+            {
+                replaced_solo.push(at.pack);
+            }
+            let at = PackedRef {
+                pack: n,
+                offset,
+                len,
+                solo,
+            };
+            index.insert(hash.as_bytes(), encode_record(&at));
+            for k in self
+                .objects
+                .range(object_key(&hash, 0)..=object_key(&hash, u32::MAX))
+                .keys()
+            {
+                loose.remove(k?);
+            }
+        }
+        self.index.apply_batch(index)?;
+        self.objects.apply_batch(loose)?;
+        for pack in replaced_solo {
+            self.drop_pack(pack)?;
+        }
+        Ok(Some((n, size)))
+    }
+
+    /// Allocates the next pack number (atomic: concurrent batches get distinct numbers).
+    fn next_pack(&self) -> StoreResult<u64> {
+        let mut allocated = None;
+        let mut failure = None;
+        self.meta.update_and_fetch(META_PACKS, |old| {
+            let current = match old.map(decode_record::<PackCounter>) {
+                None => 1,
+                Some(Ok(c)) => c.next,
+                Some(Err(e)) => {
+                    failure = Some(StoreError::decode("pack counter", e));
+                    return old.map(<[u8]>::to_vec);
+                }
+            };
+            allocated = Some(current);
+            Some(encode_record(&PackCounter { next: current + 1 }))
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(allocated.expect("the update closure ran"))
+    }
+
+    /// Returns every loose object's id and size (header and payload bytes).
+    pub(crate) fn loose_objects(&self) -> StoreResult<Vec<(ContentHash, u64)>> {
+        let mut out = Vec::new();
+        for kv in self.objects.iter() {
+            let (k, v) = kv?;
+            if k.len() != 36 {
+                return Err(StoreError::corrupt(
+                    "objects tree",
+                    format!("bad key {k:?}"),
+                ));
+            }
+            if k[32..] == [0, 0, 0, 0] {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&k[..32]);
+                out.push((ContentHash::from_bytes(h), v.len() as u64));
+            } else if let Some(last) = out.last_mut()
+                && last.0.as_bytes()[..] == k[..32]
+            {
+                last.1 += v.len() as u64;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Returns every pack's number and size, and the number of objects the index places in
+    /// each.
+    pub(crate) fn packs(&self) -> StoreResult<Vec<PackInfo>> {
+        let mut refs: HashMap<u64, (u64, u64)> = HashMap::new();
+        for kv in self.index.iter() {
+            let (k, v) = kv?;
+            let at = decode::<PackedRef>(&v, || format!("pack index entry {k:02x?}"))?;
+            let e = refs.entry(at.pack).or_default();
+            e.0 += 1;
+            e.1 += at.len;
+        }
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            let Some(n) = parse_pack_tree_name(&name) else {
+                continue;
+            };
+            let size = self.pack(n)?.map_or(0, |b| b.len() as u64);
+            let (objects, live_bytes) = refs.get(&n).copied().unwrap_or_default();
+            out.push(PackInfo {
+                number: n,
+                size,
+                objects,
+                live_bytes,
+            });
+        }
+        out.sort_by_key(|p| p.number);
+        Ok(out)
+    }
+
+    /// Drops a pack tree (its objects must no longer be indexed).
+    ///
+    /// NOTE: sled 0.34 keeps the file under `blobs/` of a dropped pack larger than a quarter
+    /// segment (see [`Kv::put_object`]); packs are dropped only by `gc` (interrupted writes)
+    /// and when an object that was immutable is rewritten, and `repack` reclaims the space.
+    pub(crate) fn drop_pack(&self, n: u64) -> StoreResult<()> {
+        let tree = self.pack_tree(n)?;
+        tree.remove(PACK_KEY)?;
+        crate::read::lock(&self.packs).remove(&n);
+        self.db.drop_tree(pack_tree_name(n))?;
+        Ok(())
+    }
+
+    /// Returns an object's payload: the inline bytes read with its header, or its chunks,
+    /// checking that every chunk is present and the total length matches the header.
+    pub(crate) fn object_payload(
+        &self,
+        hash: &ContentHash,
+        object: StoredObject,
+    ) -> StoreResult<Payload> {
+        let header = &object.header;
+        let expected = usize::try_from(header.stored_len).map_err(|_| {
+            StoreError::corrupt(format!("object {hash}"), "impossible payload length")
+        })?;
+        if header.parts == 0 {
+            if object.inline.len() != expected {
+                return Err(StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!(
+                        "inline payload has {} bytes, header says {expected}",
+                        object.inline.len()
+                    ),
+                ));
+            }
+            return Ok(object.inline);
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(expected.min(1 << 30));
+        let mut seen = 0u32;
+        for kv in self
+            .objects
+            .range(object_key(hash, 1)..=object_key(hash, u32::MAX))
+        {
+            let (k, chunk) = kv?;
+            seen += 1;
+            if k.as_ref() != object_key(hash, seen) {
+                return Err(StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!("payload chunk {seen} is missing"),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        if seen != header.parts || out.len() != expected {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!(
+                    "payload has {seen} chunks and {} bytes, header says {} chunks and {expected} bytes",
+                    out.len(),
+                    header.parts
+                ),
+            ));
+        }
+        Ok(Payload::Owned(out))
+    }
+
+    /// Writes an object atomically: the header (with an inline payload) or the header and
+    /// every chunk, in one batch. When the object exists (a rewrite under another encoding of
+    /// the same content), chunks of the old encoding beyond the new count are removed in the
+    /// same batch.
+    ///
+    /// `immutable` says the object will not be rewritten (forward policies never rewrite an
+    /// object; reverse ones rewrite each document's newest): a large immutable object is
+    /// stored as a pack of its own. Others stay in sled entries, because sled 0.34 never
+    /// deletes the file under `blobs/` of a value that is removed (it frees a blob only when a
+    /// node of several fragments is replaced), so a rewritten solo pack would leak its file.
+    pub(crate) fn put_object(
+        &self,
+        hash: &ContentHash,
+        header: &ObjectHeader,
+        payload: &[u8],
+        immutable: bool,
+    ) -> StoreResult<()> {
+        let old_parts = match self.objects.get(object_key(hash, 0))? {
+            Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
+            None => 0,
+        };
+        if immutable && payload.len() > SOLO_MIN {
+            // A large object is a pack of its own: one value written once, which sled keeps at
+            // about its size (chunks in shared leaves cost 2-5x), dropped whole when the object
+            // is rewritten or removed.
+            let previous = self.index.get(hash.as_bytes())?;
+            self.write_pack_as(&[(*hash, *header, payload)], true)?;
+            if let Some(old) = previous
+                && let Ok(at) = decode_record::<PackedRef>(&old)
+                && at.solo
+            {
+                self.drop_pack(at.pack)?;
+            }
+            return Ok(());
+        }
+        let mut record = encode_record(header);
+        if header.parts == 0 && old_parts == 0 {
+            // One key: a plain insert is atomic. sled's batches and transactions each write out
+            // its log buffer twice (`pin_log`), which made one small write per object the
+            // largest cost of an import (1,757 log writes for 883 versions).
+            record.extend_from_slice(payload);
+            self.objects.insert(&object_key(hash, 0)[..], record)?;
+            return self.unindex(hash);
+        }
+        let mut batch = sled::Batch::default();
+        if header.parts == 0 {
+            record.extend_from_slice(payload);
+        } else {
+            for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
+                let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
+                batch.insert(&object_key(hash, part)[..], chunk);
+            }
+        }
+        for part in header.parts + 1..=old_parts {
+            batch.remove(&object_key(hash, part)[..]);
+        }
+        batch.insert(&object_key(hash, 0)[..], record);
+        self.objects.apply_batch(batch)?;
+        self.unindex(hash)
+    }
+
+    /// Removes an object's pack index entry, if any (a loose copy now holds it, or it is
+    /// deleted), and drops its pack when the object was alone in it.
+    fn unindex(&self, hash: &ContentHash) -> StoreResult<()> {
+        if let Some(old) = self.index.remove(hash.as_bytes())?
+            && let Ok(at) = decode_record::<PackedRef>(&old)
+            && at.solo
+        {
+            self.drop_pack(at.pack)?;
+        }
+        Ok(())
+    }
+
+    /// Returns every object id, loose or packed, in id order. Stops at the first error: on
+    /// damaged data sled's iterator can return the same error forever without moving on.
+    pub(crate) fn object_ids(&self) -> impl Iterator<Item = StoreResult<ContentHash>> + '_ {
+        let mut ids: BTreeSet<ContentHash> = BTreeSet::new();
+        let mut error = None;
+        let loose = self.objects.iter().keys().map(|k| {
+            let k = k?;
+            if k.len() != 36 {
+                return Err(StoreError::corrupt(
+                    "objects tree",
+                    format!("bad key {k:?}"),
+                ));
+            }
+            Ok((k[32..] == [0, 0, 0, 0]).then(|| hash_of(&k[..32])))
+        });
+        let packed = self.index.iter().keys().map(|k| {
+            let k = k?;
+            if k.len() != 32 {
+                return Err(StoreError::corrupt("pack index", format!("bad key {k:?}")));
+            }
+            Ok(Some(hash_of(&k)))
+        });
+        for id in loose.chain(packed) {
+            match id {
+                Ok(Some(h)) => {
+                    ids.insert(h);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        ids.into_iter().map(Ok).chain(error.map(Err))
+    }
+
+    /// Deletes an object (header and chunks). Used by `gc` only.
+    pub(crate) fn delete_object(&self, hash: &ContentHash) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for k in self
+            .objects
+            .range(object_key(hash, 0)..=object_key(hash, u32::MAX))
+            .keys()
+        {
+            batch.remove(k?);
+        }
+        self.objects.apply_batch(batch)?;
+        self.unindex(hash)
+    }
+}
