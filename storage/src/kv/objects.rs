@@ -572,3 +572,75 @@ impl Kv {
         self.unindex(hash)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_core::{Codec, ObjectKind};
+
+    fn temp_kv(dir: &Path) -> Kv {
+        Kv::open(
+            &dir.join("s"),
+            &KvConfig {
+                cache_capacity: 1 << 20,
+                create: true,
+                convert: false,
+            },
+        )
+        .unwrap()
+        .0
+    }
+
+    /// Golden bytes of a pack value and its index entry (docs/format.md, store format 2).
+    #[test]
+    fn pack_layout_golden_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = temp_kv(dir.path());
+        let hash = ContentHash::from_bytes([0xab; 32]);
+        let header = ObjectHeader {
+            raw_len: 1,
+            stored_len: 1,
+            parts: 3, // a loose chunk count is never written into a pack
+            kind: ObjectKind::Full { codec: Codec::Raw },
+        };
+        let (n, size) = kv.write_pack(&[(hash, header, b"x")]).unwrap().unwrap();
+        assert_eq!(n, 1);
+        let value = kv.pack(1).unwrap().unwrap();
+        let mut want = vec![PACK_FORMAT];
+        want.extend_from_slice(&[0xab; 8]);
+        want.extend_from_slice(&[1, 1, 1, 0, 0, 0]);
+        want.push(b'x');
+        assert_eq!(&value[..], &want[..]);
+        assert_eq!(size, want.len() as u64);
+        let entry = kv.index.get(hash.as_bytes()).unwrap().unwrap();
+        assert_eq!(&entry[..], &[1, 1, 1, 15, 0]);
+        // It reads back, and the next pack gets the next number.
+        let object = kv.object(&hash).unwrap().unwrap();
+        assert_eq!(object.header.parts, 0);
+        assert_eq!(&kv.object_payload(&hash, object).unwrap()[..], b"x");
+        let other = ContentHash::from_bytes([0xcd; 32]);
+        let next = kv.write_pack(&[(other, header, b"y")]).unwrap().unwrap();
+        assert_eq!(next.0, 2);
+    }
+
+    #[test]
+    fn a_loose_copy_shadows_a_packed_one_and_a_rewrite_unindexes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = temp_kv(dir.path());
+        let hash = ContentHash::from_bytes([7; 32]);
+        let header = ObjectHeader {
+            raw_len: 1,
+            stored_len: 1,
+            parts: 0,
+            kind: ObjectKind::Full { codec: Codec::Raw },
+        };
+        kv.write_pack(&[(hash, header, b"p")]).unwrap();
+        kv.put_object(&hash, &header, b"l", false).unwrap();
+        assert!(kv.index.get(hash.as_bytes()).unwrap().is_none());
+        let object = kv.object(&hash).unwrap().unwrap();
+        assert_eq!(&kv.object_payload(&hash, object).unwrap()[..], b"l");
+        // The pack is now unreferenced; gc's rule (no index entry names it) finds it.
+        let packs = kv.packs().unwrap();
+        assert_eq!((packs.len(), packs[0].objects), (1, 0));
+    }
+}
