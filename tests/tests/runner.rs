@@ -6,6 +6,7 @@ mod corpus;
 mod crash;
 mod damage;
 mod guard;
+mod packs;
 mod prop_diff;
 mod prop_store;
 mod regressions;
