@@ -17,7 +17,7 @@ fn content(d: usize, i: usize) -> Vec<u8> {
         .collect();
     let at = i % lines.len();
     lines[at] = format!("changed at step {i}");
-    if i % 17 == 0 {
+    if i.is_multiple_of(17) {
         lines.clear();
     }
     lines.join("\n").into_bytes()
