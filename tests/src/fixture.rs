@@ -122,3 +122,30 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Opens the storage engine under a closed store directly (strata uses 32 KiB segments), for
+/// tests that damage records on purpose. A store dropped a moment ago in this process can
+/// still hold the engine's lock while its background flusher stops, so a lock error is
+/// retried for up to five seconds.
+///
+/// # Panics
+/// When the engine cannot be opened.
+pub fn raw_engine(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .segment_size(32 * 1024)
+            .open()
+        {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the engine under {}: {e}", path.display()),
+        }
+    }
+}

@@ -54,11 +54,7 @@ fn build(path: &Path) -> Vec<(DocId, u64, ContentHash)> {
 
 /// Opens the raw engine of a closed store (strata uses 32 KiB segments).
 fn with_tree(path: &Path, tree: &str, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::Config::new()
-        .path(path)
-        .segment_size(32 * 1024)
-        .open()
-        .unwrap();
+    let db = strata_tests::fixture::raw_engine(path);
     f(&db.open_tree(tree).unwrap());
     db.flush().unwrap();
 }
@@ -357,11 +353,7 @@ fn pack_bytes_changed_behind_the_checksums_never_read_wrong() {
     let original = dir.path().join("packed");
     let versions = build_packed(&original);
     let pack_len = {
-        let db = sled::Config::new()
-            .path(&original)
-            .segment_size(32 * 1024)
-            .open()
-            .unwrap();
+        let db = strata_tests::fixture::raw_engine(&original);
         db.open_tree("pack-0000000000000001")
             .unwrap()
             .get(b"")

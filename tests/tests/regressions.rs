@@ -170,11 +170,7 @@ fn changes_feed_lists_every_write_in_order() {
 
 /// Opens the raw engine of a closed store (strata uses 32 KiB segments).
 fn raw_db(path: &std::path::Path) -> sled::Db {
-    sled::Config::new()
-        .path(path)
-        .segment_size(32 * 1024)
-        .open()
-        .unwrap()
+    strata_tests::fixture::raw_engine(path)
 }
 
 /// Opens the raw engine under a closed store, for damage tests.
