@@ -30,6 +30,14 @@
 //! - [`render`]: print a [`DocDiff`] as a unified diff, a word diff or a stat (re-exported
 //!   from `strata-diff`, so printing a diff needs no other dependency).
 //!
+//! # Layout and integrity
+//! Objects are kept in *packs* (many objects in one value written once, git's way) with an
+//! index from content id to place; what still changes (each document's newest version under
+//! reverse policies, single puts until the next fold) is kept loose and folded into packs
+//! every 256 versions. Every read is checked: by zstd's content checksum in each stored frame,
+//! or by the blake3 id where an object has none; [`StoreOptions::verify_reads`] checks ids on
+//! every read too, and [`Store::verify`] always does.
+//!
 //! # Durability
 //! By default every `put` flushes before it returns, so a version that was acknowledged
 //! survives a crash. With [`Durability::Manual`], call [`Store::flush`] (or use a
