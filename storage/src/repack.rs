@@ -15,7 +15,7 @@ use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::{StoreError, StoreResult};
-use crate::fold::write_packs;
+use crate::fold::{PACK_TARGET, write_packs};
 use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
 use crate::store::Store;
@@ -219,11 +219,12 @@ impl Store {
             ..RepackReport::default()
         };
         let mut done: HashSet<ContentHash> = HashSet::new();
-        // Headers of the objects planned so far (the candidates' base facts), and the plans,
-        // all packed: under a reverse policy a later put leaves a document's packed newest
+        // Headers of the objects planned so far (the candidates' base facts, kept after their
+        // pack is written), and the plans, all packed: under a reverse policy a later put leaves a document's packed newest
         // version unused in its pack (see `stats`), which costs less than sled entries.
         let mut planned: HashMap<ContentHash, ObjectHeader> = HashMap::new();
         let mut packed: Vec<(ContentHash, Plan)> = Vec::new();
+        let mut packed_bytes = 0usize;
         for (num, _, _) in kv.documents()? {
             let history = kv.versions(num)?;
             // Reverse policies delta each version against the next newer one: process newest
@@ -277,7 +278,14 @@ impl Store {
                 report.objects += 1;
                 report.stored_after += payload_len;
                 planned.insert(rec.hash, plan.header);
+                packed_bytes += plan.payload.len();
                 packed.push((rec.hash, plan));
+                // Written as each pack fills, so a repack holds one pack's payload at a time
+                // (the new store is not in use until the swap, so order does not matter).
+                if packed_bytes >= PACK_TARGET {
+                    write_packs(&out, &std::mem::take(&mut packed))?;
+                    packed_bytes = 0;
+                }
             }
         }
         write_packs(&out, &packed)?;

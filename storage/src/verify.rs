@@ -309,8 +309,21 @@ impl Store {
             .object_ids()
             .filter(|id| id.as_ref().map_or(true, |id| !live.contains(id)))
             .collect::<StoreResult<_>>()?;
+        // A dead delta is removed before its (dead) base, so a gc cut short never leaves an
+        // object whose base is gone: each dead object goes after every dead object that
+        // depends on it (its depth within the dead set is larger).
+        let dead_set: HashSet<ContentHash> = dead.iter().copied().collect();
+        let mut base_of: HashMap<ContentHash, ContentHash> = HashMap::new();
         for id in &dead {
-            kv.delete_object(id)?;
+            if let Some(header) = kv.object_header(id)?
+                && let ObjectKind::Delta { base, .. } = header.kind
+                && dead_set.contains(&base)
+            {
+                base_of.insert(*id, base);
+            }
+        }
+        for id in deletion_order(&dead, &base_of) {
+            kv.delete_object(&id)?;
         }
         // Packs no index entry names any more (left by an interrupted write or emptied by
         // rewrites) are dropped whole.
@@ -322,6 +335,36 @@ impl Store {
         kv.flush()?;
         Ok(dead.len() as u64)
     }
+}
+
+/// Orders dead objects for deletion so that every delta goes before its base (`base_of` maps
+/// a dead delta to its dead base): a gc cut short then leaves no object whose base is gone.
+fn deletion_order(
+    dead: &[ContentHash],
+    base_of: &HashMap<ContentHash, ContentHash>,
+) -> Vec<ContentHash> {
+    // Depth within the dead set (0: no dead base), each computed once along its chain.
+    let mut depths: HashMap<ContentHash, usize> = HashMap::new();
+    for id in dead {
+        let mut path = vec![*id];
+        let mut known = 0;
+        while let Some(b) = base_of.get(path.last().expect("the path is never empty")) {
+            if let Some(d) = depths.get(b) {
+                known = d + 1;
+                break;
+            }
+            if path.len() > dead.len() {
+                break; // a cycle among damaged objects: any order will do
+            }
+            path.push(*b);
+        }
+        for (i, node) in path.iter().rev().enumerate() {
+            depths.entry(*node).or_insert(known + i);
+        }
+    }
+    let mut order: Vec<ContentHash> = dead.to_vec();
+    order.sort_by_key(|id| std::cmp::Reverse(depths[id]));
+    order
 }
 
 /// Sums the sizes of every file under `path`.
@@ -337,4 +380,32 @@ pub(crate) fn dir_size(path: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See: issue 14 (a `strata gc` killed mid-way left an unreferenced delta whose base it had
+    /// already removed, and verify reported it as damage).
+    #[test]
+    fn dead_deltas_are_deleted_before_their_bases() {
+        let h = |b: u8| ContentHash::from_bytes([b; 32]);
+        let (a, b, c, d, e) = (h(1), h(2), h(3), h(4), h(5));
+        // c -> b -> a (each a delta of the next), e -> a, d alone.
+        let base_of: HashMap<_, _> = [(c, b), (b, a), (e, a)].into_iter().collect();
+        for dead in [
+            vec![a, b, c, d, e],
+            vec![e, d, c, b, a],
+            vec![b, d, a, e, c],
+        ] {
+            let order = deletion_order(&dead, &base_of);
+            let pos = |x| order.iter().position(|y| *y == x).unwrap();
+            assert_eq!(order.len(), 5);
+            assert!(
+                pos(c) < pos(b) && pos(b) < pos(a) && pos(e) < pos(a),
+                "{order:?}"
+            );
+        }
+    }
 }

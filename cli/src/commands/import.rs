@@ -175,6 +175,15 @@ pub(crate) fn run(
         );
     }
     let plan = plan(&args.dir, args.limit.max_size)?;
+    if plan.versions == 0 {
+        // Nothing to store: the store is created only with its first version.
+        writeln!(
+            out,
+            "imported 0 versions: '{}' holds no version files",
+            args.dir.display()
+        )?;
+        return Ok(());
+    }
     let store = &open()?;
     let progress = std::io::stderr().is_terminal();
     let started = Instant::now();
