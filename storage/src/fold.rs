@@ -104,7 +104,7 @@ impl Store {
         }
         // Bases first is not needed inside one pack: the pack and its index entries appear
         // together, and the loose copies stay readable until the index points at the pack.
-        self.write_packs(&plans)?;
+        write_packs(kv, &plans)?;
         Ok(plans.len())
     }
 }

@@ -58,21 +58,16 @@ impl WriteBatch<'_> {
         let mut rewrites = Vec::new();
         for (doc, puts) in &groups {
             let head = self.head_of(doc);
-            let first = self.store.write_reverse_doc(
-                doc,
-                head,
-                puts,
-                &mut claimed,
-                &mut packed,
-                pack_heads,
-            )?;
+            let first =
+                self.store
+                    .write_reverse_doc(head, puts, &mut claimed, &mut packed, pack_heads)?;
             if let (Some(head), Some(first)) = (head, first) {
                 rewrites.push((*doc, head, first));
             }
         }
         // Every object but the documents' newest goes into packs, before the previous heads
         // are rewritten against them (a base is always written before its delta).
-        self.store.write_packs(&packed)?;
+        write_packs(&self.store.inner.kv, &packed)?;
         for (doc, head, first) in rewrites {
             self.store.rewrite_head(doc, head, &first)?;
         }
@@ -81,19 +76,12 @@ impl WriteBatch<'_> {
 }
 
 impl Store {
-    /// Writes planned objects as packs (see [`write_packs`]).
-    pub(crate) fn write_packs(&self, plans: &[(ContentHash, Plan)]) -> StoreResult<()> {
-        write_packs(&self.inner.kv, plans)
-    }
-}
-
-impl Store {
-    /// Plans the objects of one document's new versions: the newest is written loose now (the
-    /// next put rewrites it) unless `pack_heads`, the others are added to `packed`. Returns the first new slot,
-    /// against which the previous head is rewritten once the packs are written.
+    /// Plans the objects of one document's new versions (after `head`): the newest is written
+    /// loose now (the next put rewrites it) unless `pack_heads`, the others are added to
+    /// `packed`. Returns the first new slot, against which the previous head is rewritten once
+    /// the packs are written.
     fn write_reverse_doc(
         &self,
-        doc: &DocId,
         head: Option<VersionNo>,
         puts: &[PendingContent],
         claimed: &mut HashSet<ContentHash>,
@@ -163,7 +151,6 @@ impl Store {
             }
             lock(&self.inner.cache).insert(slot.hash, Arc::clone(&slot.content));
         }
-        let _ = doc;
         Ok(slots.first().map(|s| FirstSlot {
             hash: s.hash,
             content: Arc::clone(&s.content),

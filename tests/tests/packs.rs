@@ -45,6 +45,19 @@ fn check(store: &Store, model: &Model, phase: &str) {
     );
 }
 
+/// Commits `n` puts (round robin over the documents) as one batch, in the model too.
+fn put_batch(store: &Store, model: &mut Model, ids: &[DocId], step: &mut usize, n: usize) {
+    let mut batch = store.batch();
+    for _ in 0..n {
+        let d = *step % 3;
+        let c = content(d, *step);
+        batch.put(&ids[d], &c, PutOptions::default()).unwrap();
+        model.put(DOCS[d], c);
+        *step += 1;
+    }
+    batch.commit().unwrap();
+}
+
 fn run(policy: &PolicyUnderTest) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
@@ -54,15 +67,7 @@ fn run(policy: &PolicyUnderTest) {
     let mut step = 0;
     let ids: Vec<DocId> = DOCS.iter().map(|d| DocId::new(*d).unwrap()).collect();
     // A bulk batch: packed whole.
-    let mut batch = store.batch();
-    for _ in 0..100 {
-        let d = step % 3;
-        let c = content(d, step);
-        batch.put(&ids[d], &c, PutOptions::default()).unwrap();
-        model.put(DOCS[d], c);
-        step += 1;
-    }
-    batch.commit().unwrap();
+    put_batch(&store, &mut model, &ids, &mut step, 100);
     let stats = store.stats().unwrap();
     assert!(
         stats.packed_objects > 0,
@@ -87,15 +92,7 @@ fn run(policy: &PolicyUnderTest) {
     store = Store::open_with(&path, options.clone()).unwrap();
     check(&store, &model, "after a reopen");
     // A small batch, then gc.
-    let mut batch = store.batch();
-    for _ in 0..10 {
-        let d = step % 3;
-        let c = content(d, step);
-        batch.put(&ids[d], &c, PutOptions::default()).unwrap();
-        model.put(DOCS[d], c);
-        step += 1;
-    }
-    batch.commit().unwrap();
+    put_batch(&store, &mut model, &ids, &mut step, 10);
     store.gc().unwrap();
     check(&store, &model, "after a small batch and gc");
     // A repack (built-in policies: the store remembers them).

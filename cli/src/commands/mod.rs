@@ -27,7 +27,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match &cli.command {
         Command::Put(args) => put::run(
             args,
-            || open_with(cli, true, false, args.policy.policy, args.limit.max_size),
+            || open_writer(cli, false, args.policy.policy, args.limit.max_size),
             out,
         ),
         Command::Get(args) => get::run(args, &open_reading(cli, args.verify)?, out),
@@ -39,23 +39,23 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Verify(args) => verify::run_verify(args, &open(cli)?, out),
         Command::Gc(_) => verify::run_gc(&open(cli)?, out),
         Command::Import(args) => {
-            let open = || open_with(cli, true, true, args.policy.policy, args.limit.max_size);
+            let open = || open_writer(cli, true, args.policy.policy, args.limit.max_size);
             import::run(args, open, out)
         }
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
-        Command::Quickstart(a) => {
-            quickstart::run(a.store.clone().or_else(|| cli.store.clone()), out)
-        }
+        Command::Quickstart(_) => quickstart::run(given_store(cli), out),
     }
+}
+
+/// The `--store` given after the command name, else before it.
+fn given_store(cli: &Cli) -> Option<PathBuf> {
+    cli.command.store().or(cli.store.as_ref()).cloned()
 }
 
 /// `--store`, else `$STRATA_DIR` when set and not empty, else `./.strata`.
 fn store_path(cli: &Cli) -> PathBuf {
-    cli.command
-        .store()
-        .or(cli.store.as_ref())
-        .cloned()
+    given_store(cli)
         .or_else(|| {
             std::env::var_os("STRATA_DIR")
                 .filter(|v| !v.is_empty())
@@ -66,7 +66,7 @@ fn store_path(cli: &Cli) -> PathBuf {
 
 /// Opens an existing store for a command that does not add versions.
 fn open(cli: &Cli) -> Result<Store, CliError> {
-    open_with(cli, false, false, None, DEFAULT_MAX_SIZE)
+    open_reading(cli, false)
 }
 
 /// Opens an existing store for reads, checking every content's id too when `verify`.
@@ -77,31 +77,16 @@ fn open_reading(cli: &Cli, verify: bool) -> Result<Store, CliError> {
     )
 }
 
-/// Opens the store with `options`, printing what was repaired on the way.
-fn open_store(cli: &Cli, options: StoreOptions) -> Result<Store, CliError> {
-    let store = Store::open_with(store_path(cli), options)?;
-    for repair in store.repairs() {
-        eprintln!("strata: recovered: {repair}");
-    }
-    Ok(store)
-}
-
-/// The content limit when no `--max-size` is given (as `StoreOptions`' default).
-const DEFAULT_MAX_SIZE: u64 = 64 << 20;
-
-/// Opens the store; `create` is true for commands that add versions, `bulk` defers
-/// durability to explicit flushes (batches flush once each), `policy` is the one given with
-/// `--policy`, `max_size` the content limit.
-fn open_with(
+/// Opens (or creates) the store for a command that adds versions: `bulk` defers durability
+/// to explicit flushes (batches flush once each), `policy` is the one given with `--policy`,
+/// `max_size` the content limit.
+fn open_writer(
     cli: &Cli,
-    create: bool,
     bulk: bool,
     policy: Option<strata_core::Policy>,
     max_size: u64,
 ) -> Result<Store, CliError> {
-    let mut options = StoreOptions::default()
-        .create(create)
-        .max_content_len(max_size);
+    let mut options = StoreOptions::default().max_content_len(max_size);
     if bulk {
         options = options.durability(strata_storage::Durability::Manual);
     }
@@ -109,6 +94,15 @@ fn open_with(
         options = options.policy(p);
     }
     open_store(cli, options)
+}
+
+/// Opens the store with `options`, printing what was repaired on the way.
+fn open_store(cli: &Cli, options: StoreOptions) -> Result<Store, CliError> {
+    let store = Store::open_with(store_path(cli), options)?;
+    for repair in store.repairs() {
+        eprintln!("strata: recovered: {repair}");
+    }
+    Ok(store)
 }
 
 /// The error for content over `--max-size`.

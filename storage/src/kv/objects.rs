@@ -78,6 +78,27 @@ fn parse_pack_tree_name(name: &[u8]) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The pack an index entry names when the object is alone in it (a solo pack, dropped with
+/// the object), else `None`.
+fn solo_pack(entry: &[u8]) -> Option<u64> {
+    decode_record::<PackedRef>(entry)
+        .ok()
+        .filter(|at| at.solo)
+        .map(|at| at.pack)
+}
+
+/// Reads a key of the `objects` tree: the object's id and whether it is the header (part 0)
+/// rather than a payload chunk.
+fn loose_key(k: &[u8]) -> StoreResult<(ContentHash, bool)> {
+    if k.len() != 36 {
+        return Err(StoreError::corrupt(
+            "objects tree",
+            format!("bad key {k:?}"),
+        ));
+    }
+    Ok((hash_of(&k[..32]), k[32..] == [0, 0, 0, 0]))
+}
+
 fn hash_of(bytes: &[u8]) -> ContentHash {
     let mut h = [0u8; 32];
     h.copy_from_slice(bytes);
@@ -279,11 +300,8 @@ impl Kv {
         let mut loose = sled::Batch::default();
         let mut replaced_solo = Vec::new();
         for (hash, offset, len) in refs {
-            if let Some(old) = self.index.get(hash.as_bytes())?
-                && let Ok(at) = decode_record::<PackedRef>(&old)
-                && at.solo
-            {
-                replaced_solo.push(at.pack);
+            if let Some(old) = self.index.get(hash.as_bytes())? {
+                replaced_solo.extend(solo_pack(&old));
             }
             let at = PackedRef {
                 pack: n,
@@ -335,18 +353,11 @@ impl Kv {
         let mut out = Vec::new();
         for kv in self.objects.iter() {
             let (k, v) = kv?;
-            if k.len() != 36 {
-                return Err(StoreError::corrupt(
-                    "objects tree",
-                    format!("bad key {k:?}"),
-                ));
-            }
-            if k[32..] == [0, 0, 0, 0] {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(&k[..32]);
-                out.push((ContentHash::from_bytes(h), v.len() as u64));
+            let (hash, header) = loose_key(&k)?;
+            if header {
+                out.push((hash, v.len() as u64));
             } else if let Some(last) = out.last_mut()
-                && last.0.as_bytes()[..] == k[..32]
+                && last.0 == hash
             {
                 last.1 += v.len() as u64;
             }
@@ -473,14 +484,8 @@ impl Kv {
             // A large object is a pack of its own: one value written once, which sled keeps at
             // about its size (chunks in shared leaves cost 2-5x), dropped whole when the object
             // is rewritten or removed.
-            let previous = self.index.get(hash.as_bytes())?;
+            // (`write_pack_as` drops the solo pack of a previous encoding.)
             self.write_pack_as(&[(*hash, *header, payload)], true)?;
-            if let Some(old) = previous
-                && let Ok(at) = decode_record::<PackedRef>(&old)
-                && at.solo
-            {
-                self.drop_pack(at.pack)?;
-            }
             return Ok(());
         }
         let mut record = encode_record(header);
@@ -512,11 +517,12 @@ impl Kv {
     /// Removes an object's pack index entry, if any (a loose copy now holds it, or it is
     /// deleted), and drops its pack when the object was alone in it.
     fn unindex(&self, hash: &ContentHash) -> StoreResult<()> {
-        if let Some(old) = self.index.remove(hash.as_bytes())?
-            && let Ok(at) = decode_record::<PackedRef>(&old)
-            && at.solo
+        if let Some(pack) = self
+            .index
+            .remove(hash.as_bytes())?
+            .and_then(|old| solo_pack(&old))
         {
-            self.drop_pack(at.pack)?;
+            self.drop_pack(pack)?;
         }
         Ok(())
     }
@@ -527,14 +533,8 @@ impl Kv {
         let mut ids: BTreeSet<ContentHash> = BTreeSet::new();
         let mut error = None;
         let loose = self.objects.iter().keys().map(|k| {
-            let k = k?;
-            if k.len() != 36 {
-                return Err(StoreError::corrupt(
-                    "objects tree",
-                    format!("bad key {k:?}"),
-                ));
-            }
-            Ok((k[32..] == [0, 0, 0, 0]).then(|| hash_of(&k[..32])))
+            let (hash, header) = loose_key(&k?)?;
+            Ok(header.then_some(hash))
         });
         let packed = self.index.iter().keys().map(|k| {
             let k = k?;
