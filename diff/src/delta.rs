@@ -61,7 +61,18 @@ pub fn compress(content: &[u8], level: i32) -> Vec<u8> {
 /// [`ApplyError`] on a malformed header, a declared length over `limit`, a corrupt frame, or a
 /// length that does not match.
 pub fn decompress(payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
-    decompress_with_prefix(&[], payload, limit)
+    let mut out = Vec::new();
+    decompress_with_prefix(&[], payload, limit, &mut out)?;
+    Ok(out)
+}
+
+/// As [`decompress`], into `out` (cleared first; its capacity is reused, so a caller decoding
+/// many contents into one buffer touches no fresh memory).
+///
+/// # Errors
+/// As [`decompress`]; `out` then holds no meaningful content.
+pub fn decompress_into(payload: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), ApplyError> {
+    decompress_with_prefix(&[], payload, limit, out)
 }
 
 /// Encodes a delta that turns `base` into `target`, at zstd `level`.
@@ -76,7 +87,24 @@ pub fn encode(base: &[u8], target: &[u8], level: i32) -> Vec<u8> {
 /// [`ApplyError`] on a malformed header, a declared length over `limit`, a corrupt frame, or a
 /// length that does not match.
 pub fn apply(base: &[u8], delta: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
-    decompress_with_prefix(base, delta, limit)
+    let mut out = Vec::new();
+    decompress_with_prefix(base, delta, limit, &mut out)?;
+    Ok(out)
+}
+
+/// As [`apply`], into `out` (cleared first; its capacity is reused). Measured on a 330 KB
+/// document: a delta decodes in about 30 µs into a warm buffer, while first touching a fresh
+/// buffer's pages costs several times that.
+///
+/// # Errors
+/// As [`apply`]; `out` then holds no meaningful content.
+pub fn apply_into(
+    base: &[u8],
+    delta: &[u8],
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), ApplyError> {
+    decompress_with_prefix(base, delta, limit, out)
 }
 
 /// Returns `true` when `payload` (made by [`compress`] or [`encode`]) carries zstd's content
@@ -145,7 +173,9 @@ fn decompress_with_prefix(
     prefix: &[u8],
     payload: &[u8],
     limit: u64,
-) -> Result<Vec<u8>, ApplyError> {
+    out: &mut Vec<u8>,
+) -> Result<(), ApplyError> {
+    out.clear();
     let (declared, used) = read_varint(payload)?;
     if declared > limit {
         return Err(ApplyError::TooLarge { declared, limit });
@@ -153,7 +183,7 @@ fn decompress_with_prefix(
     let frame = &payload[used..];
     if declared == 0 {
         return if frame.is_empty() {
-            Ok(Vec::new())
+            Ok(())
         } else {
             Err(ApplyError::Frame {
                 reason: "bytes after an empty payload".into(),
@@ -164,7 +194,6 @@ fn decompress_with_prefix(
     let frame_err = |code: usize| ApplyError::Frame {
         reason: zstd_safe::get_error_name(code).into(),
     };
-    let mut out = Vec::new();
     out.try_reserve_exact(cap)
         .map_err(|_| ApplyError::TooLarge { declared, limit })?;
     let written = if prefix.starts_with(&DICT_MAGIC) {
@@ -172,7 +201,7 @@ fn decompress_with_prefix(
         // explicit raw-content prefix reads it as bytes, as the encoder did.
         let mut dctx = new_dctx()?;
         dctx.ref_prefix(prefix).map_err(frame_err)?;
-        dctx.decompress(&mut out, frame).map_err(frame_err)?
+        dctx.decompress(out, frame).map_err(frame_err)?
     } else {
         // One context per thread: creating one costs more than decoding a small delta (its
         // tables are ~100 KiB). A prefix without the dictionary magic is raw content, which
@@ -184,9 +213,9 @@ fn decompress_with_prefix(
             }
             let dctx = slot.as_mut().expect("the context was created above");
             let result = if prefix.is_empty() {
-                dctx.decompress(&mut out, frame)
+                dctx.decompress(out, frame)
             } else {
-                dctx.decompress_using_dict(&mut out, frame, prefix)
+                dctx.decompress_using_dict(out, frame, prefix)
             };
             if result.is_err() {
                 // A failed frame may leave the context mid-session; start the next afresh.
@@ -201,7 +230,7 @@ fn decompress_with_prefix(
             actual: written as u64,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The first four bytes of a trained zstd dictionary (`ZSTD_MAGIC_DICTIONARY`, little-endian).
@@ -314,6 +343,20 @@ mod tests {
         let last = other.len() - 10;
         other[last] ^= 1;
         assert!(apply(&other, &d, u64::MAX).is_err_and(|e| matches!(e, ApplyError::Frame { .. })));
+    }
+
+    #[test]
+    fn decoding_into_a_used_buffer_replaces_its_content() {
+        let base = b"line one\nline two\nline three\n".repeat(50);
+        let mut target = base.clone();
+        target.extend_from_slice(b"line four\n");
+        let delta = encode(&base, &target, 3);
+        let mut buf = b"stale bytes that must not survive".repeat(100);
+        apply_into(&base, &delta, 1 << 20, &mut buf).unwrap();
+        assert_eq!(buf, target);
+        decompress_into(&compress(&base, 3), 1 << 20, &mut buf).unwrap();
+        assert_eq!(buf, base);
+        assert!(apply_into(&base, &delta, 10, &mut buf).is_err());
     }
 
     #[test]

@@ -54,7 +54,14 @@ pub(crate) struct ContentCache {
     tick: u64,
     entries: HashMap<ContentHash, (Shared, u64)>,
     order: BTreeMap<u64, ContentHash>,
+    /// Buffers of evicted contents that no reader still held, for the next contents to be
+    /// kept: reusing warm memory instead of first touching fresh pages (which costs several
+    /// times a delta's decode on large documents).
+    spare: Vec<Vec<u8>>,
 }
+
+/// At most this many evicted buffers wait for reuse.
+const SPARE_BUFFERS: usize = 8;
 
 impl ContentCache {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -88,13 +95,37 @@ impl ContentCache {
             };
             if let Some((c, _)) = self.entries.remove(&old) {
                 self.bytes -= c.len();
+                if self.spare.len() < SPARE_BUFFERS
+                    && let Ok(buf) = Arc::try_unwrap(c)
+                {
+                    self.spare.push(buf);
+                }
             }
+        }
+    }
+
+    /// Returns an empty buffer for a content of `len` bytes: an evicted one that fits (at
+    /// most twice as large), else a new one.
+    pub(crate) fn buffer_for(&mut self, len: u64) -> Vec<u8> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        match self
+            .spare
+            .iter()
+            .position(|b| b.capacity() >= len && b.capacity() / 2 <= len)
+        {
+            Some(i) => {
+                let mut buf = self.spare.swap_remove(i);
+                buf.clear();
+                buf
+            }
+            None => Vec::new(),
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
+        self.spare.clear();
         self.bytes = 0;
     }
 }
@@ -166,7 +197,11 @@ pub(crate) fn rebuild(
             None => break,
         }
     }
-    let mut content: Option<Shared> = start;
+    let mut scratch = take_scratch();
+    let mut content = match start {
+        Some(shared) => Step::Kept(shared),
+        None => Step::Nothing,
+    };
     let mut remaining = chain.len();
     // Whether every decode so far was checked by its own checksum (a cached start is verified).
     let mut checked = trust_checksums;
@@ -183,10 +218,25 @@ pub(crate) fn rebuild(
             } => delta::is_self_checked(&payload),
             _ => false,
         };
-        let bytes: Vec<u8> = match (header.kind, &content) {
-            (ObjectKind::Full { codec: Codec::Raw }, _) => payload.into_vec(),
+        remaining -= 1;
+        // Contents rebuilt on the way are verified and cached every 8th, and the 4 nearest
+        // the wanted one, so walking a chain's versions one after another costs about one
+        // delta each in either direction. The others are decoded into two scratch buffers
+        // that every read of this thread reuses: decoding a delta into warm memory costs a
+        // fraction of first touching a fresh buffer's pages.
+        let keep = id == hash || remaining <= CACHE_NEAR || remaining.is_multiple_of(CACHE_EVERY);
+        let mut out = if keep {
+            lock(cache).buffer_for(header.raw_len)
+        } else {
+            std::mem::take(&mut scratch[content.free_scratch()])
+        };
+        match (header.kind, content.bytes(&scratch)) {
+            (ObjectKind::Full { codec: Codec::Raw }, _) => {
+                out.clear();
+                out.extend_from_slice(&payload);
+            }
             (ObjectKind::Full { codec: Codec::Zstd }, _) => {
-                delta::decompress(&payload, header.raw_len).map_err(bad)?
+                delta::decompress_into(&payload, header.raw_len, &mut out).map_err(bad)?;
             }
             (
                 ObjectKind::Delta {
@@ -194,46 +244,89 @@ pub(crate) fn rebuild(
                     ..
                 },
                 Some(base),
-            ) => delta::apply(base, &payload, header.raw_len).map_err(bad)?,
+            ) => delta::apply_into(base, &payload, header.raw_len, &mut out).map_err(bad)?,
             (kind, _) => {
                 return Err(StoreError::corrupt(
                     format!("object {id}"),
                     format!("unsupported encoding {kind:?}"),
                 ));
             }
-        };
-        if bytes.len() as u64 != header.raw_len {
+        }
+        if out.len() as u64 != header.raw_len {
             return Err(StoreError::corrupt(
                 format!("object {id}"),
                 format!(
                     "rebuilt {} bytes, header says {}",
-                    bytes.len(),
+                    out.len(),
                     header.raw_len
                 ),
             ));
         }
-        remaining -= 1;
-        if id != hash && (remaining <= CACHE_NEAR || remaining.is_multiple_of(CACHE_EVERY)) {
-            // Contents rebuilt on the way are verified and cached (every 8th, and the 4
-            // nearest the wanted one), so walking a chain's versions one after another costs
-            // about one delta each in either direction, while a single long read pays for few
-            // extra hashes.
+        if keep {
             if !checked {
-                check_id(id, &bytes)?;
+                check_id(id, &out)?;
             }
-            let shared: Shared = Arc::new(bytes);
+            let shared: Shared = Arc::new(out);
             lock(cache).insert(*id, Arc::clone(&shared));
-            content = Some(shared);
+            content = Step::Kept(shared);
         } else {
-            content = Some(Arc::new(bytes));
+            let slot = content.free_scratch();
+            scratch[slot] = out;
+            content = Step::Scratch(slot);
         }
     }
-    let content = content.expect("a chain always ends at a full snapshot or a cached content");
-    if !checked {
-        check_id(hash, &content)?;
-    }
-    lock(cache).insert(*hash, Arc::clone(&content));
+    give_back_scratch(scratch);
+    let Step::Kept(content) = content else {
+        unreachable!("the wanted content is always kept, and a chain is never empty");
+    };
+    // The wanted content was checked (or proven by checksums) when it was kept above; a
+    // cache hit at the start was verified when it entered the cache.
     Ok(content)
+}
+
+/// Where the content rebuilt so far is.
+enum Step {
+    Nothing,
+    Kept(Shared),
+    Scratch(usize),
+}
+
+impl Step {
+    fn bytes<'a>(&'a self, scratch: &'a [Vec<u8>; 2]) -> Option<&'a [u8]> {
+        match self {
+            Self::Nothing => None,
+            Self::Kept(shared) => Some(shared),
+            Self::Scratch(i) => Some(&scratch[*i]),
+        }
+    }
+
+    /// A scratch buffer that does not hold the current content.
+    fn free_scratch(&self) -> usize {
+        match self {
+            Self::Scratch(0) => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// Scratch buffers larger than this are not kept between reads.
+const SCRATCH_KEEP: usize = 64 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<[Vec<u8>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+fn take_scratch() -> [Vec<u8>; 2] {
+    SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+fn give_back_scratch(mut scratch: [Vec<u8>; 2]) {
+    for buf in &mut scratch {
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+    }
+    SCRATCH.with(|s| *s.borrow_mut() = scratch);
 }
 
 /// Checks that `bytes` is the content with id `id`.
@@ -281,5 +374,27 @@ mod tests {
             c.get(&h(4)).is_none(),
             "entries over half the capacity are not kept"
         );
+    }
+
+    #[test]
+    fn evicted_buffers_are_reused_for_contents_of_a_similar_size() {
+        let mut c = ContentCache::new(100);
+        let h = |i: u8| ContentHash::from_bytes([i; 32]);
+        c.insert(h(1), Arc::new(vec![1u8; 40]));
+        let held = c.get(&h(1)).unwrap();
+        c.insert(h(2), Arc::new(vec![2u8; 40]));
+        c.insert(h(3), Arc::new(vec![3u8; 40]));
+        // h(1) was evicted while a reader held it: its buffer is not taken from the reader.
+        assert_eq!(*held, vec![1u8; 40]);
+        c.insert(h(4), Arc::new(vec![4u8; 40]));
+        // h(2) was evicted with no reader: its buffer waits for reuse, empty.
+        assert_eq!(
+            c.buffer_for(5).capacity(),
+            0,
+            "a buffer far too large is not used"
+        );
+        let buf = c.buffer_for(30);
+        assert!(buf.is_empty() && buf.capacity() >= 40);
+        assert_eq!(c.buffer_for(30).capacity(), 0, "only one spare buffer");
     }
 }

@@ -64,6 +64,11 @@ fn store_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
+/// The cache of rebuilt contents for reading commands: git's `core.deltaBaseCacheLimit`
+/// default. Measured with `get --batch` on a 330 KB document's 200 versions: 200 random
+/// reads took half the time they take with the library's 16 MiB default.
+const READ_CACHE_BYTES: usize = 96 << 20;
+
 /// Opens an existing store for a command that does not add versions.
 fn open(cli: &Cli) -> Result<Store, CliError> {
     open_reading(cli, false)
@@ -73,7 +78,10 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
 fn open_reading(cli: &Cli, verify: bool) -> Result<Store, CliError> {
     open_store(
         cli,
-        StoreOptions::default().create(false).verify_reads(verify),
+        StoreOptions::default()
+            .create(false)
+            .verify_reads(verify)
+            .cache_bytes(READ_CACHE_BYTES),
     )
 }
 
