@@ -191,14 +191,3 @@ impl StoreError {
         matches!(self, Self::Corrupt { .. } | Self::HashMismatch { .. })
     }
 }
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Corruption { at, .. } => {
-                Self::corrupt("storage engine", format!("corruption detected at {at:?}"))
-            }
-            other => Self::Backend(BackendError::new(other)),
-        }
-    }
-}

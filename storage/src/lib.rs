@@ -48,6 +48,7 @@
 //! in the repository.
 
 mod encode;
+mod engine;
 mod error;
 mod fold;
 mod format;
@@ -61,6 +62,7 @@ mod store;
 mod verify;
 mod write;
 
+pub use engine::memory::MemoryEngine;
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
 pub use format::STORE_FORMAT;
 pub use options::{Durability, StoreOptions};

@@ -167,12 +167,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new()
             .path(dir.path())
-            .segment_size(crate::kv::SEGMENT_LEN)
+            .segment_size(crate::engine::sled::SEGMENT_LEN)
             .open()
             .unwrap();
         drop(db);
         let written = std::fs::read(dir.path().join("conf")).unwrap();
-        assert_eq!(written, sled_conf_bytes(crate::kv::SEGMENT_LEN));
+        assert_eq!(written, sled_conf_bytes(crate::engine::sled::SEGMENT_LEN));
         assert!(conf_is_intact(&written));
     }
 

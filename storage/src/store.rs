@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_core::{ContentHash, DocId, ObjectHeader, SnapshotPolicy, VersionNo, VersionRecord};
 use strata_diff::{DiffOptions, DocDiff};
 
+use crate::engine::memory::MemoryEngine;
 use crate::error::{OpenError, StoreError, StoreResult};
-use crate::kv::{Kv, KvConfig};
+use crate::kv::{Kv, KvConfig, MEMORY_PATH};
 use crate::options::{Durability, StoreOptions};
 use crate::read::{Content, ContentCache, Shared, lock, rebuild};
 use crate::write::{PutOptions, WriteBatch};
@@ -163,6 +164,32 @@ impl Store {
         Self::open_inner(&path, options, Some(dir))
     }
 
+    /// Opens a store kept in `engine`'s memory (creating it when the engine is empty). Nothing
+    /// is durable; a store opened again on the same engine (or a clone of it) finds every
+    /// version written before. For tests, and for programs that want strata's API without
+    /// a disk.
+    ///
+    /// ```
+    /// use strata_storage::{At, DocId, MemoryEngine, Store, StoreOptions};
+    ///
+    /// let engine = MemoryEngine::new();
+    /// let doc = DocId::new("notes")?;
+    /// {
+    ///     let store = Store::open_memory(&engine, StoreOptions::default())?;
+    ///     store.put(&doc, b"kept in memory\n")?;
+    /// }
+    /// let again = Store::open_memory(&engine, StoreOptions::default())?;
+    /// assert_eq!(again.get(&doc, At::Latest)?.unwrap(), b"kept in memory\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`OpenError`] when the engine holds records of another format.
+    pub fn open_memory(engine: &MemoryEngine, options: StoreOptions) -> Result<Self, OpenError> {
+        let kv = Kv::open_memory(engine.clone())?;
+        Self::with_kv(kv, Path::new(MEMORY_PATH), options, Vec::new(), None, None)
+    }
+
     fn open_inner(
         path: &Path,
         options: StoreOptions,
@@ -175,6 +202,11 @@ impl Store {
                 path: path.to_owned(),
             });
         }
+        let io = |e: std::io::Error| OpenError::Backend {
+            path: path.to_owned(),
+            source: crate::error::BackendError::new(e),
+        };
+        crate::repack::finish_interrupted_swap(path).map_err(io)?;
         let (kv, repairs) = Kv::open(
             path,
             &KvConfig {
@@ -183,6 +215,20 @@ impl Store {
                 convert: options.convert,
             },
         )?;
+        // The engine's lock is held now, so no repack of this store is running.
+        crate::repack::remove_repack_leftovers(path).map_err(io)?;
+        let registered = register_open(path);
+        Self::with_kv(kv, path, options, repairs, registered, temp)
+    }
+
+    fn with_kv(
+        kv: Kv,
+        path: &Path,
+        options: StoreOptions,
+        repairs: Vec<String>,
+        registered: Option<PathBuf>,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Self, OpenError> {
         let backend = |e: StoreError| OpenError::NotAStore {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -215,7 +261,7 @@ impl Store {
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
                 repairs,
-                registered: register_open(path),
+                registered,
                 path: path.to_owned(),
                 _temp: temp,
             }),

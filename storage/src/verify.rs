@@ -59,7 +59,8 @@ pub struct StoreStats {
     /// object headers, version records and the feed. `disk_bytes` over this is the engine's
     /// own overhead (sled's log, garbage not yet reclaimed, node headers).
     pub record_bytes: u64,
-    /// Bytes of every file under the store directory, engine overhead included.
+    /// Bytes of every file under the store directory, engine overhead included (for a store
+    /// kept in memory, the record bytes).
     pub disk_bytes: u64,
     /// Objects stored loose (written since the last fold, or each document's newest under a
     /// reverse policy).
@@ -277,7 +278,8 @@ impl Store {
         }
         s.loose_objects = s.objects.saturating_sub(s.packed_objects);
         s.record_bytes = kv.record_bytes()?;
-        s.disk_bytes = dir_size(self.path());
+        // An engine without files (memory) keeps the records themselves.
+        s.disk_bytes = kv.dir().map_or(s.record_bytes, dir_size);
         Ok(s)
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use strata_core::{Encoding, Policy, PolicyInput, SnapshotPolicy};
-use strata_storage::{Store, StoreOptions};
+use strata_storage::{MemoryEngine, Store, StoreOptions};
 
 /// A user-defined policy (through the trait): always a delta while the delta is smaller.
 #[derive(Debug)]
@@ -60,9 +60,19 @@ pub fn policies() -> Vec<PolicyUnderTest> {
     v
 }
 
-/// A store in a temporary directory, kept alive by this value.
+/// Which storage engine a test store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineUnderTest {
+    /// sled, in a temporary directory.
+    Sled,
+    /// The memory engine.
+    Memory,
+}
+
+/// A store in a temporary directory (or in memory), kept alive by this value.
 pub struct TestStore {
     dir: tempfile::TempDir,
+    memory: Option<MemoryEngine>,
     options: StoreOptions,
     store: Option<Store>,
 }
@@ -73,14 +83,32 @@ impl TestStore {
     /// # Panics
     /// When the temporary directory or the store cannot be created.
     pub fn new(options: StoreOptions) -> Self {
+        Self::on(EngineUnderTest::Sled, options)
+    }
+
+    /// Opens a new store on `engine` with `options`.
+    ///
+    /// # Panics
+    /// When the temporary directory or the store cannot be created.
+    pub fn on(engine: EngineUnderTest, options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
-        let store =
-            Store::open_with(dir.path().join("s"), options.clone()).expect("open a new store");
-        Self {
+        let memory = (engine == EngineUnderTest::Memory).then(MemoryEngine::new);
+        let mut ts = Self {
             dir,
+            memory,
             options,
-            store: Some(store),
+            store: None,
+        };
+        ts.store = Some(ts.open());
+        ts
+    }
+
+    fn open(&self) -> Store {
+        match &self.memory {
+            Some(engine) => Store::open_memory(engine, self.options.clone()),
+            None => Store::open_with(self.path(), self.options.clone()),
         }
+        .expect("open the store")
     }
 
     /// Returns the open store.
@@ -96,8 +124,7 @@ impl TestStore {
     /// When the store cannot be reopened.
     pub fn reopen(&mut self) {
         self.store = None;
-        let path = self.dir.path().join("s");
-        self.store = Some(Store::open_with(path, self.options.clone()).expect("reopen the store"));
+        self.store = Some(self.open());
     }
 
     /// Returns the store's directory.

@@ -5,7 +5,7 @@ use strata_core::{ContentHash, DocId, Policy, VersionNo};
 use strata_diff::{DiffOptions, DocDiff, TextDiff, render};
 use strata_storage::{At, Durability, PutOptions, StoreError, StoreOptions};
 
-use crate::fixture::{PolicyUnderTest, TestStore};
+use crate::fixture::{EngineUnderTest, PolicyUnderTest, TestStore};
 use crate::model::Model;
 use crate::patch::apply_unified;
 use crate::strategy::{Op, apply_edit, doc_key};
@@ -29,13 +29,18 @@ fn err(step: usize, e: StoreError) -> String {
 ///
 /// # Errors
 /// A description of the first difference between the store and the model.
-pub fn run_ops(ops: &[Op], policy: &PolicyUnderTest, durability: Durability) -> RunResult {
+pub fn run_ops(
+    ops: &[Op],
+    policy: &PolicyUnderTest,
+    durability: Durability,
+    engine: EngineUnderTest,
+) -> RunResult {
     let options = policy.apply(
         StoreOptions::default()
             .durability(durability)
             .cache_bytes(1 << 16),
     );
-    let mut real = TestStore::new(options);
+    let mut real = TestStore::on(engine, options);
     let mut full = TestStore::new(
         StoreOptions::default()
             .policy(Policy::Full)

@@ -4,21 +4,34 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use strata_storage::Durability;
-use strata_tests::fixture::policies;
+use strata_tests::fixture::{EngineUnderTest, policies};
 use strata_tests::harness::run_ops;
 use strata_tests::strategy::ops;
 
 fn run_policy(index: usize, durability: Durability) {
+    run_on(EngineUnderTest::Sled, index, durability, 32);
+}
+
+fn run_on(engine: EngineUnderTest, index: usize, durability: Durability, cases: u32) {
     let policy = &policies()[index];
     let mut runner = TestRunner::new(Config {
-        cases: strata_tests::cases(32),
+        cases: strata_tests::cases(cases),
         ..Config::default()
     });
     let result = runner.run(&ops(40), |ops| {
-        run_ops(&ops, policy, durability).map_err(TestCaseError::fail)
+        run_ops(&ops, policy, durability, engine).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
-        panic!("policy {policy:?}: {e}");
+        panic!("{engine:?} engine, policy {policy:?}: {e}");
+    }
+}
+
+/// The same operations and model against the memory engine, every policy: the engine seam
+/// must not change what a store does.
+#[test]
+fn prop_memory_engine_matches_model_under_every_policy() {
+    for index in 0..policies().len() {
+        run_on(EngineUnderTest::Memory, index, Durability::EveryPut, 16);
     }
 }
 

@@ -1,15 +1,14 @@
-//! The only module that names `sled`: trees, keys, batches and transactions. Opening is in
-//! `open.rs`, objects (loose and packed) in `objects.rs`; records, pages and the commit
-//! transaction here.
+//! Records, pages and the commit, on top of the storage engine ([`crate::engine`]). Opening
+//! is in `open.rs`, objects (loose and packed) in `objects.rs`.
 //!
-//! Trees (see `docs/format.md` for the bytes):
+//! Spaces (see `docs/format.md` for the bytes):
 //! - `names`: document key (UTF-8) → [`NameRecord`] (document number)
 //! - `docs`: doc number BE → [`DocRecord`] (key and latest version)
-//! - `versions`: doc number BE ‖ version BE → `VersionRecord`
+//! - `versions`: doc number BE ‖ first version BE → `VersionPage`
 //! - `objects`: content hash ‖ part BE u32 → part 0: `ObjectHeader`; parts 1..=n: payload
 //!   chunks (loose objects)
 //! - `index`: content hash → [`PackedRef`] (packed objects); `pack-<n>`: one pack value each
-//! - `feed`: sequence number BE → [`FeedRecord`]
+//! - `feed`: sequence number BE → [`FeedPage`]
 //! - `meta`: `format` → [`FormatRecord`], `policy` → `Policy`, `counters` → [`Counters`],
 //!   `packs` → [`PackCounter`]
 
@@ -17,55 +16,38 @@ mod objects;
 mod open;
 
 pub(crate) use objects::{StoredObject, parts_for};
-#[cfg(test)]
-pub(crate) use open::SEGMENT_LEN;
+pub(crate) use open::{KvConfig, MEMORY_PATH};
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
-};
 use strata_core::codec::{
     Record, decode_record, decode_record_prefix, encode_record, encoded_len, pair_key,
     read_pair_key, read_u64_key, u64_key,
 };
 use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, VersionRecord};
 
+use crate::engine::{self, Batch, Engine, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::format::{
     CONVERTIBLE_FORMAT, Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord,
     PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, VersionPage,
 };
+use crate::read::lock;
 
 const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
 const META_COUNTERS: &[u8] = b"counters";
 const META_PACKS: &[u8] = b"packs";
 
-/// Engine settings chosen by the store.
-pub(crate) struct KvConfig {
-    pub(crate) cache_capacity: u64,
-    pub(crate) create: bool,
-    /// Accept a store of [`CONVERTIBLE_FORMAT`], to read it for conversion.
-    pub(crate) convert: bool,
-}
-
-/// The open sled database and its trees.
+/// The store's records on an engine.
 #[derive(Clone, Debug)]
 pub(crate) struct Kv {
-    db: sled::Db,
-    path: std::path::PathBuf,
-    /// Packed objects: object id → [`PackedRef`].
-    index: sled::Tree,
-    /// Open pack trees by number (each pack is the one value of a tree of its own).
-    packs: std::sync::Arc<std::sync::Mutex<HashMap<u64, sled::Tree>>>,
-    names: sled::Tree,
-    docs: sled::Tree,
-    versions: sled::Tree,
-    objects: sled::Tree,
-    feed: sled::Tree,
-    meta: sled::Tree,
+    engine: Arc<dyn Engine>,
+    /// Commits of this process one at a time (the engine's compare-and-swap on the counters
+    /// record still decides between processes).
+    commit_gate: Arc<Mutex<()>>,
 }
 
 /// One version to record in a commit.
@@ -78,7 +60,7 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) meta: &'a Metadata,
 }
 
-/// Why a commit transaction stopped.
+/// Why a commit stopped.
 pub(crate) enum CommitAbort {
     Conflict {
         index: usize,
@@ -88,39 +70,98 @@ pub(crate) enum CommitAbort {
     Corrupt(StoreError),
 }
 
+impl From<StoreError> for CommitAbort {
+    fn from(e: StoreError) -> Self {
+        Self::Corrupt(e)
+    }
+}
+
+/// The records a commit has written so far, over the engine: its reads see its own writes.
+struct Overlay<'k> {
+    kv: &'k Kv,
+    writes: HashMap<(Space, Vec<u8>), Vec<u8>>,
+    order: Vec<(Space, Vec<u8>)>,
+}
+
+impl Overlay<'_> {
+    fn get<R: Record>(
+        &self,
+        space: Space,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> StoreResult<Option<R>> {
+        match self.writes.get(&(space, key.to_vec())) {
+            Some(bytes) => decode(bytes, what).map(Some),
+            None => self
+                .kv
+                .engine
+                .get(space, key)?
+                .map(|b| decode(&b, what))
+                .transpose(),
+        }
+    }
+
+    fn require<R: Record>(
+        &self,
+        space: Space,
+        key: &[u8],
+        what: impl Fn() -> String,
+    ) -> StoreResult<R> {
+        self.get(space, key, &what)?
+            .ok_or_else(|| StoreError::corrupt(what(), "is missing"))
+    }
+
+    fn put(&mut self, space: Space, key: &[u8], record: &impl Record) {
+        let k = (space, key.to_vec());
+        if self
+            .writes
+            .insert(k.clone(), encode_record(record))
+            .is_none()
+        {
+            self.order.push(k);
+        }
+    }
+
+    fn into_batch(mut self) -> Batch {
+        let mut batch = Batch::default();
+        for k in self.order {
+            let value = self
+                .writes
+                .remove(&k)
+                .expect("every ordered key was written");
+            batch.put(k.0, k.1, value);
+        }
+        batch
+    }
+}
+
 impl Kv {
-    /// Makes every completed write durable, then records the next sequence number in the
-    /// sequence mark ([`crate::recover`]).
+    /// Makes every completed write durable, then, for an engine on disk, records the next
+    /// sequence number in the sequence mark ([`crate::recover`]).
     pub(crate) fn flush(&self) -> StoreResult<()> {
-        self.db.flush()?;
-        if let Some(c) = self.counters()? {
-            crate::recover::write_seq_mark(&self.path, c.next_seq)
+        self.engine.flush()?;
+        if let Some(dir) = self.engine.dir()
+            && let Some(c) = self.counters()?
+        {
+            crate::recover::write_seq_mark(dir, c.next_seq)
                 .map_err(|e| StoreError::Backend(BackendError::new(e)))?;
         }
         Ok(())
     }
 
     fn counters(&self) -> StoreResult<Option<Counters>> {
-        self.meta
-            .get(META_COUNTERS)?
+        self.engine
+            .get(Space::Meta, META_COUNTERS)?
             .map(|b| decode::<Counters>(&b, || "counters record".to_owned()))
             .transpose()
     }
 
-    /// Sums the lengths of every key and value in every tree: the bytes strata asks the engine
-    /// to keep, before the engine's own overhead.
+    /// Sums the lengths of every key and value in every space: the bytes strata asks the
+    /// engine to keep, before the engine's own overhead.
     pub(crate) fn record_bytes(&self) -> StoreResult<u64> {
         let mut total = 0u64;
-        for tree in [
-            &self.names,
-            &self.docs,
-            &self.versions,
-            &self.objects,
-            &self.feed,
-            &self.meta,
-            &self.index,
-        ] {
-            for entry in tree.iter() {
+        for space in Space::FIXED {
+            for entry in engine::all(&*self.engine, space) {
                 let (k, v) = entry?;
                 total += (k.len() + v.len()) as u64;
             }
@@ -131,9 +172,14 @@ impl Kv {
         Ok(total)
     }
 
+    /// The directory the engine keeps its files in (`None`: a memory engine).
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        self.engine.dir()
+    }
+
     pub(crate) fn stored_policy(&self) -> StoreResult<Option<Policy>> {
-        self.meta
-            .get(META_POLICY)?
+        self.engine
+            .get(Space::Meta, META_POLICY)?
             .map(|b| {
                 decode_record::<Policy>(&b).map_err(|e| StoreError::decode("policy record", e))
             })
@@ -141,19 +187,32 @@ impl Kv {
     }
 
     pub(crate) fn set_policy(&self, policy: &Policy) -> StoreResult<()> {
-        self.meta.insert(META_POLICY, encode_record(policy))?;
-        Ok(())
+        let mut b = Batch::default();
+        b.put(Space::Meta, META_POLICY, encode_record(policy));
+        self.write(b)
+    }
+
+    /// Applies a batch without expectations.
+    fn write(&self, batch: Batch) -> StoreResult<()> {
+        match self.engine.write(batch) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Store(e)) => Err(e),
+            Err(WriteError::Conflict) => Err(StoreError::corrupt(
+                "storage engine",
+                "refused a write without expectations as a conflict",
+            )),
+        }
     }
 
     pub(crate) fn doc_num(&self, key: &str) -> StoreResult<Option<u64>> {
-        self.names
-            .get(key.as_bytes())?
+        self.engine
+            .get(Space::Names, key.as_bytes())?
             .map(|b| decode::<NameRecord>(&b, || format!("name record of '{key}'")).map(|r| r.doc))
             .transpose()
     }
 
     /// Returns the latest version of a document known by number. A name record and its
-    /// document record are written in one transaction, so a number without a record is damage.
+    /// document record are written in one batch, so a number without a record is damage.
     pub(crate) fn head(&self, doc: u64) -> StoreResult<Option<VersionNo>> {
         match self.doc_record(doc)? {
             Some(r) => Ok(Some(r.head)),
@@ -165,8 +224,8 @@ impl Kv {
     }
 
     fn doc_record(&self, doc: u64) -> StoreResult<Option<DocRecord>> {
-        self.docs
-            .get(u64_key(doc))?
+        self.engine
+            .get(Space::Docs, &u64_key(doc))?
             .map(|b| decode::<DocRecord>(&b, || format!("document record {doc}")))
             .transpose()
     }
@@ -188,8 +247,12 @@ impl Kv {
             )
         };
         let Some(kv) = self
-            .versions
-            .range(pair_key(doc, 0)..=pair_key(doc, v.get()))
+            .engine
+            .range(
+                Space::Versions,
+                Bound::Included(pair_key(doc, 0).to_vec()),
+                Bound::Included(pair_key(doc, v.get()).to_vec()),
+            )
             .next_back()
         else {
             return Err(missing());
@@ -212,7 +275,7 @@ impl Kv {
     /// 1, 2, 3, ... without a gap.
     pub(crate) fn versions(&self, doc: u64) -> StoreResult<Vec<VersionRecord>> {
         let mut out: Vec<VersionRecord> = Vec::new();
-        for kv in self.versions.scan_prefix(u64_key(doc)) {
+        for kv in engine::with_prefix(&*self.engine, Space::Versions, &u64_key(doc)) {
             let (k, b) = kv?;
             let page = version_page(doc, &k, &b)?;
             for rec in page.records {
@@ -234,12 +297,12 @@ impl Kv {
 
     /// Returns every document: its number, key and latest version, in number order.
     pub(crate) fn documents(&self) -> StoreResult<Vec<(u64, String, VersionNo)>> {
-        self.docs
-            .iter()
+        engine::all(&*self.engine, Space::Docs)
             .map(|kv| {
                 let (k, b) = kv?;
-                let num = read_u64_key(&k)
-                    .ok_or_else(|| StoreError::corrupt("docs tree", format!("bad key {k:?}")))?;
+                let num = read_u64_key(&k).ok_or_else(|| {
+                    StoreError::corrupt("docs tree", format!("bad key {:?}", &k[..]))
+                })?;
                 let rec = decode::<DocRecord>(&b, || format!("document record {num}"))?;
                 Ok((num, rec.key, rec.head))
             })
@@ -249,17 +312,28 @@ impl Kv {
     /// Returns feed entries from sequence number `from`, at most `limit`.
     pub(crate) fn feed(&self, from: u64, limit: usize) -> StoreResult<Vec<(u64, u64, VersionNo)>> {
         // Start at the page that holds `from` (the last page starting at or before it).
-        let start = match self.feed.range(..=u64_key(from)).next_back() {
-            Some(kv) => kv?.0,
-            None => sled::IVec::from(&u64_key(0)[..]),
+        let start: Vec<u8> = match self
+            .engine
+            .range(
+                Space::Feed,
+                Bound::Unbounded,
+                Bound::Included(u64_key(from).to_vec()),
+            )
+            .next_back()
+        {
+            Some(kv) => kv?.0.to_vec(),
+            None => u64_key(0).to_vec(),
         };
         let mut out = Vec::new();
-        for kv in self.feed.range(start..) {
+        for kv in self
+            .engine
+            .range(Space::Feed, Bound::Included(start), Bound::Unbounded)
+        {
             let (k, b) = kv?;
-            let page = decode::<FeedPage>(&b, || format!("feed page at key {k:?}"))?;
+            let page = decode::<FeedPage>(&b, || format!("feed page at key {:?}", &k[..]))?;
             if read_u64_key(&k) != Some(page.first) {
                 return Err(StoreError::corrupt(
-                    format!("change feed page at key {k:02x?}"),
+                    format!("change feed page at key {:02x?}", &k[..]),
                     format!("says it starts at sequence number {}", page.first),
                 ));
             }
@@ -278,184 +352,169 @@ impl Kv {
         Ok(out)
     }
 
-    /// Records new versions in one transaction: all of them or none.
+    /// Records new versions in one atomic batch: all of them or none. The batch expects the
+    /// counters record it was computed from, so a commit that raced another writer of the
+    /// same engine is computed again rather than applied over it.
     pub(crate) fn commit(
         &self,
         puts: &[NewVersion<'_>],
     ) -> Result<Vec<VersionRecord>, CommitAbort> {
-        let result = (
-            &self.names,
-            &self.docs,
-            &self.versions,
-            &self.feed,
-            &self.meta,
-        )
-            .transaction(|(names, docs, versions, feed, meta)| {
-                let mut counters: Counters =
-                    txn_require(meta, META_COUNTERS, &|| "counters record".to_owned())?;
-                let mut out = Vec::with_capacity(puts.len());
-                for (index, put) in puts.iter().enumerate() {
-                    let name_key = put.key.as_bytes();
-                    let doc = match txn_get::<NameRecord>(names, name_key, &|| {
-                        format!("name record of '{}'", put.key)
-                    })? {
-                        Some(r) => r.doc,
-                        None => {
-                            let doc = counters.next_doc;
-                            counters.next_doc += 1;
-                            names.insert(name_key, encode_record(&NameRecord { doc }))?;
-                            doc
-                        }
-                    };
-                    let doc_rec: Option<DocRecord> =
-                        txn_get(docs, &u64_key(doc), &|| format!("document record {doc}"))?;
-                    let head = doc_rec.as_ref().map(|r| r.head);
-                    if let Some(expected) = put.expected {
-                        let actual = head.map_or(0, VersionNo::get);
-                        if expected != actual {
-                            return Err(ConflictableTransactionError::Abort(
-                                CommitAbort::Conflict {
-                                    index,
-                                    expected,
-                                    actual,
-                                },
-                            ));
-                        }
-                    }
-                    let version = head.map_or(VersionNo::FIRST, VersionNo::next);
-                    let seq = counters.next_seq;
-                    counters.next_seq += 1;
-                    let rec = VersionRecord {
-                        version,
-                        hash: put.hash,
-                        size: put.size,
-                        created_at_ms: put.created_at_ms,
-                        seq,
-                        meta: put.meta.clone(),
-                    };
-                    // Append to the document's newest version page, or start a new one.
-                    let mut page = match &doc_rec {
-                        Some(r) => txn_require(versions, &pair_key(doc, r.page.get()), &|| {
-                            format!("newest version page of document {doc}")
-                        })?,
-                        None => VersionPage {
-                            first: version,
-                            records: Vec::new(),
-                        },
-                    };
-                    if page_is_full(page.records.len(), &page, &rec) {
-                        page = VersionPage {
-                            first: version,
-                            records: Vec::new(),
-                        };
-                    }
-                    page.records.push(rec.clone());
-                    versions.insert(&pair_key(doc, page.first.get())[..], encode_record(&page))?;
-                    docs.insert(
-                        &u64_key(doc)[..],
-                        encode_record(&DocRecord {
-                            key: put.key.to_owned(),
-                            head: version,
-                            page: page.first,
-                        }),
-                    )?;
-                    // The same for the change feed.
-                    let entry = FeedRecord { doc, version };
-                    let mut fpage = if counters.feed_page == 0 {
-                        FeedPage {
-                            first: seq,
-                            entries: Vec::new(),
-                        }
-                    } else {
-                        txn_require(feed, &u64_key(counters.feed_page), &|| {
-                            "newest feed page".to_owned()
-                        })?
-                    };
-                    if page_is_full(fpage.entries.len(), &fpage, &entry) {
-                        fpage = FeedPage {
-                            first: seq,
-                            entries: Vec::new(),
-                        };
-                    }
-                    fpage.entries.push(entry);
-                    counters.feed_page = fpage.first;
-                    feed.insert(&u64_key(fpage.first)[..], encode_record(&fpage))?;
-                    out.push(rec);
-                }
-                meta.insert(META_COUNTERS, encode_record(&counters))?;
-                Ok(out)
-            });
-        result.map_err(|e| match e {
-            TransactionError::Abort(a) => a,
-            TransactionError::Storage(e) => CommitAbort::Corrupt(e.into()),
-        })
+        let _gate = lock(&self.commit_gate);
+        loop {
+            let counters = self.engine.get(Space::Meta, META_COUNTERS)?;
+            let (mut batch, out) = self.plan_commit(puts, counters.as_ref())?;
+            batch.expect(Space::Meta, META_COUNTERS, counters.as_deref());
+            match self.engine.write(batch) {
+                Ok(()) => return Ok(out),
+                Err(WriteError::Conflict) => {}
+                Err(WriteError::Store(e)) => return Err(CommitAbort::Corrupt(e)),
+            }
+        }
     }
 
-    /// Copies every tree except `objects` into `dest` verbatim: names, documents, versions, the
-    /// change feed and the meta records (format, policy, counters).
-    pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
-        let pairs = [
-            (&self.names, &dest.names),
-            (&self.docs, &dest.docs),
-            (&self.versions, &dest.versions),
-            (&self.feed, &dest.feed),
-            (&self.meta, &dest.meta),
-        ];
-        for (from, to) in pairs {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for kv in from.iter() {
-                let (k, v) = kv?;
-                batch.insert(k, v);
-                n += 1;
-                if n % 4096 == 0 {
-                    to.apply_batch(std::mem::take(&mut batch))?;
+    /// Computes the records of a commit from the counters record `counters`.
+    fn plan_commit(
+        &self,
+        puts: &[NewVersion<'_>],
+        counters: Option<&Value>,
+    ) -> Result<(Batch, Vec<VersionRecord>), CommitAbort> {
+        let mut counters: Counters = match counters {
+            Some(b) => decode(b, || "counters record".to_owned())?,
+            None => return Err(StoreError::corrupt("counters record", "is missing").into()),
+        };
+        let mut o = Overlay {
+            kv: self,
+            writes: HashMap::new(),
+            order: Vec::new(),
+        };
+        let mut out = Vec::with_capacity(puts.len());
+        for (index, put) in puts.iter().enumerate() {
+            let name_key = put.key.as_bytes();
+            let doc = match o.get::<NameRecord>(Space::Names, name_key, || {
+                format!("name record of '{}'", put.key)
+            })? {
+                Some(r) => r.doc,
+                None => {
+                    let doc = counters.next_doc;
+                    counters.next_doc += 1;
+                    o.put(Space::Names, name_key, &NameRecord { doc });
+                    doc
+                }
+            };
+            let doc_rec: Option<DocRecord> = o.get(Space::Docs, &u64_key(doc), || {
+                format!("document record {doc}")
+            })?;
+            let head = doc_rec.as_ref().map(|r| r.head);
+            if let Some(expected) = put.expected {
+                let actual = head.map_or(0, VersionNo::get);
+                if expected != actual {
+                    return Err(CommitAbort::Conflict {
+                        index,
+                        expected,
+                        actual,
+                    });
                 }
             }
-            to.apply_batch(batch)?;
+            let version = head.map_or(VersionNo::FIRST, VersionNo::next);
+            let seq = counters.next_seq;
+            counters.next_seq += 1;
+            let rec = VersionRecord {
+                version,
+                hash: put.hash,
+                size: put.size,
+                created_at_ms: put.created_at_ms,
+                seq,
+                meta: put.meta.clone(),
+            };
+            // Append to the document's newest version page, or start a new one.
+            let mut page = match &doc_rec {
+                Some(r) => o.require(Space::Versions, &pair_key(doc, r.page.get()), || {
+                    format!("newest version page of document {doc}")
+                })?,
+                None => VersionPage {
+                    first: version,
+                    records: Vec::new(),
+                },
+            };
+            if page_is_full(page.records.len(), &page, &rec) {
+                page = VersionPage {
+                    first: version,
+                    records: Vec::new(),
+                };
+            }
+            page.records.push(rec.clone());
+            o.put(Space::Versions, &pair_key(doc, page.first.get()), &page);
+            o.put(
+                Space::Docs,
+                &u64_key(doc),
+                &DocRecord {
+                    key: put.key.to_owned(),
+                    head: version,
+                    page: page.first,
+                },
+            );
+            // The same for the change feed.
+            let entry = FeedRecord { doc, version };
+            let mut fpage = if counters.feed_page == 0 {
+                FeedPage {
+                    first: seq,
+                    entries: Vec::new(),
+                }
+            } else {
+                o.require(Space::Feed, &u64_key(counters.feed_page), || {
+                    "newest feed page".to_owned()
+                })?
+            };
+            if page_is_full(fpage.entries.len(), &fpage, &entry) {
+                fpage = FeedPage {
+                    first: seq,
+                    entries: Vec::new(),
+                };
+            }
+            fpage.entries.push(entry);
+            counters.feed_page = fpage.first;
+            o.put(Space::Feed, &u64_key(fpage.first), &fpage);
+            out.push(rec);
+        }
+        o.put(Space::Meta, META_COUNTERS, &counters);
+        Ok((o.into_batch(), out))
+    }
+
+    /// Copies every space except objects and packs into `dest` verbatim: names, documents,
+    /// versions, the change feed and the meta records (format, policy, counters).
+    pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
+        for space in [
+            Space::Names,
+            Space::Docs,
+            Space::Versions,
+            Space::Feed,
+            Space::Meta,
+        ] {
+            let mut batch = Batch::default();
+            for kv in engine::all(&*self.engine, space) {
+                let (k, v) = kv?;
+                batch.put(space, k.to_vec(), v.to_vec());
+                if batch.changes.len() == 4096 {
+                    dest.write(std::mem::take(&mut batch))?;
+                }
+            }
+            if !batch.is_empty() {
+                dest.write(batch)?;
+            }
         }
         // The copy is written in this build's format, whatever the source's, and packs are
         // numbered afresh.
-        dest.meta.insert(
+        let mut batch = Batch::default();
+        batch.put(
+            Space::Meta,
             META_FORMAT,
             encode_record(&FormatRecord {
                 format: STORE_FORMAT,
             }),
-        )?;
-        dest.meta.remove(META_PACKS)?;
-        Ok(())
+        );
+        batch.remove(Space::Meta, META_PACKS);
+        dest.write(batch)
     }
-}
-
-/// The error a commit transaction aborts with when stored data is damaged.
-type TxnError = ConflictableTransactionError<CommitAbort>;
-
-/// Reads and decodes a record inside a transaction; `None` when absent.
-fn txn_get<R: Record>(
-    tree: &TransactionalTree,
-    key: &[u8],
-    what: &dyn Fn() -> String,
-) -> Result<Option<R>, TxnError> {
-    match tree.get(key)? {
-        None => Ok(None),
-        Some(bytes) => decode::<R>(&bytes, what)
-            .map(Some)
-            .map_err(|e| ConflictableTransactionError::Abort(CommitAbort::Corrupt(e))),
-    }
-}
-
-/// As [`txn_get`], for a record that must exist.
-fn txn_require<R: Record>(
-    tree: &TransactionalTree,
-    key: &[u8],
-    what: &dyn Fn() -> String,
-) -> Result<R, TxnError> {
-    txn_get(tree, key, what)?.ok_or_else(|| {
-        ConflictableTransactionError::Abort(CommitAbort::Corrupt(StoreError::corrupt(
-            what(),
-            "is missing",
-        )))
-    })
 }
 
 /// Returns `true` when adding `item` would take a page of `len` entries past [`PAGE_LIMIT`].

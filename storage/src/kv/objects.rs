@@ -26,7 +26,7 @@ pub(crate) struct StoredObject {
 
 /// Payload bytes: a range of a value the engine returned, or bytes assembled from chunks.
 pub(crate) enum Payload {
-    Shared(sled::IVec, std::ops::Range<usize>),
+    Shared(Value, std::ops::Range<usize>),
     Owned(Vec<u8>),
 }
 
@@ -51,7 +51,7 @@ impl Payload {
     }
 
     /// `len` bytes at the end of `value`.
-    fn tail(value: sled::IVec, len: usize) -> Self {
+    fn tail(value: Value, len: usize) -> Self {
         let end = value.len();
         Self::Shared(value, end - len..end)
     }
@@ -68,15 +68,6 @@ pub(crate) struct PackInfo {
 
 /// The result of reading one object.
 type StoredResult = StoreResult<Option<StoredObject>>;
-
-fn pack_tree_name(n: u64) -> String {
-    format!("pack-{n:016x}")
-}
-
-fn parse_pack_tree_name(name: &[u8]) -> Option<u64> {
-    let hex = std::str::from_utf8(name).ok()?.strip_prefix("pack-")?;
-    u64::from_str_radix(hex, 16).ok()
-}
 
 /// The pack an index entry names when the object is alone in it (a solo pack, dropped with
 /// the object), else `None`.
@@ -149,7 +140,7 @@ impl Kv {
     /// Reads an object once: its header and, when the payload is inline or packed, the
     /// payload too. A loose object (written since the last fold) shadows a packed copy.
     pub(crate) fn object(&self, hash: &ContentHash) -> StoredResult {
-        if let Some(bytes) = self.objects.get(object_key(hash, 0))? {
+        if let Some(bytes) = self.engine.get(Space::Objects, &object_key(hash, 0))? {
             let (header, inline) = split_object_record(hash, &bytes)?;
             let len = inline.len();
             return Ok(Some(StoredObject {
@@ -157,7 +148,7 @@ impl Kv {
                 inline: Payload::tail(bytes, len),
             }));
         }
-        let Some(entry) = self.index.get(hash.as_bytes())? else {
+        let Some(entry) = self.engine.get(Space::Index, hash.as_bytes())? else {
             return Ok(None);
         };
         let at = decode::<PackedRef>(&entry, || format!("pack index entry of object {hash}"))?;
@@ -213,30 +204,17 @@ impl Kv {
 
     /// Whether an object is stored, loose or packed, without reading it.
     pub(crate) fn has_object(&self, hash: &ContentHash) -> StoreResult<bool> {
-        Ok(self.objects.contains_key(object_key(hash, 0))?
-            || self.index.contains_key(hash.as_bytes())?)
+        Ok(self
+            .engine
+            .get(Space::Objects, &object_key(hash, 0))?
+            .is_some()
+            || self.engine.get(Space::Index, hash.as_bytes())?.is_some())
     }
 
     /// Returns pack `n`'s bytes, or `None` when there is no such pack (without creating
     /// one: a read never writes).
-    fn pack(&self, n: u64) -> StoreResult<Option<sled::IVec>> {
-        let cached = crate::read::lock(&self.packs).get(&n).cloned();
-        let tree = match cached {
-            Some(t) => t,
-            None => {
-                let name = pack_tree_name(n);
-                if !self
-                    .db
-                    .tree_names()
-                    .iter()
-                    .any(|t| t.as_ref() == name.as_bytes())
-                {
-                    return Ok(None);
-                }
-                self.pack_tree(n)?
-            }
-        };
-        let Some(bytes) = tree.get(PACK_KEY)? else {
+    fn pack(&self, n: u64) -> StoreResult<Option<Value>> {
+        let Some(bytes) = self.engine.get(Space::Pack(n), PACK_KEY)? else {
             return Ok(None);
         };
         if bytes.first() != Some(&PACK_FORMAT) {
@@ -249,16 +227,6 @@ impl Kv {
             ));
         }
         Ok(Some(bytes))
-    }
-
-    fn pack_tree(&self, n: u64) -> StoreResult<sled::Tree> {
-        let mut open = crate::read::lock(&self.packs);
-        if let Some(t) = open.get(&n) {
-            return Ok(t.clone());
-        }
-        let tree = self.db.open_tree(pack_tree_name(n))?;
-        open.insert(n, tree.clone());
-        Ok(tree)
     }
 
     /// Writes `objects` (id, header, payload) as one new pack, then points the index at it and
@@ -295,12 +263,15 @@ impl Kv {
         }
         let n = self.next_pack()?;
         let size = value.len() as u64;
-        self.pack_tree(n)?.insert(PACK_KEY, value)?;
-        let mut index = sled::Batch::default();
-        let mut loose = sled::Batch::default();
+        let mut pack = Batch::default();
+        pack.put(Space::Pack(n), PACK_KEY, value);
+        self.write(pack)?;
+        // The pack is durable in the engine's order before the entries that name it.
+        let mut index = Batch::default();
+        let mut loose = Batch::default();
         let mut replaced_solo = Vec::new();
         for (hash, offset, len) in refs {
-            if let Some(old) = self.index.get(hash.as_bytes())? {
+            if let Some(old) = self.engine.get(Space::Index, hash.as_bytes())? {
                 replaced_solo.extend(solo_pack(&old));
             }
             let at = PackedRef {
@@ -309,49 +280,58 @@ impl Kv {
                 len,
                 solo,
             };
-            index.insert(hash.as_bytes(), encode_record(&at));
-            for k in self
-                .objects
-                .range(object_key(&hash, 0)..=object_key(&hash, u32::MAX))
-                .keys()
-            {
-                loose.remove(k?);
+            index.put(Space::Index, hash.as_bytes().to_vec(), encode_record(&at));
+            for kv in self.loose_parts(&hash) {
+                loose.remove(Space::Objects, kv?.0.to_vec());
             }
         }
-        self.index.apply_batch(index)?;
-        self.objects.apply_batch(loose)?;
+        self.write(index)?;
+        if !loose.is_empty() {
+            self.write(loose)?;
+        }
         for pack in replaced_solo {
             self.drop_pack(pack)?;
         }
         Ok(Some((n, size)))
     }
 
-    /// Allocates the next pack number (atomic: concurrent batches get distinct numbers).
+    /// The entries of a loose object: its header (part 0) and chunks.
+    fn loose_parts(&self, hash: &ContentHash) -> engine::Entries<'_> {
+        self.engine.range(
+            Space::Objects,
+            Bound::Included(object_key(hash, 0).to_vec()),
+            Bound::Included(object_key(hash, u32::MAX).to_vec()),
+        )
+    }
+
+    /// Allocates the next pack number (compare-and-swap on the counter: concurrent batches
+    /// get distinct numbers).
     fn next_pack(&self) -> StoreResult<u64> {
-        let mut allocated = None;
-        let mut failure = None;
-        self.meta.update_and_fetch(META_PACKS, |old| {
-            let current = match old.map(decode_record::<PackCounter>) {
+        loop {
+            let old = self.engine.get(Space::Meta, META_PACKS)?;
+            let current = match &old {
                 None => 1,
-                Some(Ok(c)) => c.next,
-                Some(Err(e)) => {
-                    failure = Some(StoreError::decode("pack counter", e));
-                    return old.map(<[u8]>::to_vec);
-                }
+                Some(b) => decode::<PackCounter>(b, || "pack counter".to_owned())?.next,
             };
-            allocated = Some(current);
-            Some(encode_record(&PackCounter { next: current + 1 }))
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
+            let mut batch = Batch::default();
+            batch.put(
+                Space::Meta,
+                META_PACKS,
+                encode_record(&PackCounter { next: current + 1 }),
+            );
+            batch.expect(Space::Meta, META_PACKS, old.as_deref());
+            match self.engine.write(batch) {
+                Ok(()) => return Ok(current),
+                Err(WriteError::Conflict) => {}
+                Err(WriteError::Store(e)) => return Err(e),
+            }
         }
-        Ok(allocated.expect("the update closure ran"))
     }
 
     /// Returns every loose object's id and size (header and payload bytes).
     pub(crate) fn loose_objects(&self) -> StoreResult<Vec<(ContentHash, u64)>> {
         let mut out = Vec::new();
-        for kv in self.objects.iter() {
+        for kv in engine::all(&*self.engine, Space::Objects) {
             let (k, v) = kv?;
             let (hash, header) = loose_key(&k)?;
             if header {
@@ -369,18 +349,15 @@ impl Kv {
     /// each.
     pub(crate) fn packs(&self) -> StoreResult<Vec<PackInfo>> {
         let mut refs: HashMap<u64, (u64, u64)> = HashMap::new();
-        for kv in self.index.iter() {
+        for kv in engine::all(&*self.engine, Space::Index) {
             let (k, v) = kv?;
-            let at = decode::<PackedRef>(&v, || format!("pack index entry {k:02x?}"))?;
+            let at = decode::<PackedRef>(&v, || format!("pack index entry {:02x?}", &k[..]))?;
             let e = refs.entry(at.pack).or_default();
             e.0 += 1;
             e.1 += at.len;
         }
         let mut out = Vec::new();
-        for name in self.db.tree_names() {
-            let Some(n) = parse_pack_tree_name(&name) else {
-                continue;
-            };
+        for n in self.engine.packs()? {
             let size = self.pack(n)?.map_or(0, |b| b.len() as u64);
             let (objects, live_bytes) = refs.get(&n).copied().unwrap_or_default();
             out.push(PackInfo {
@@ -394,17 +371,13 @@ impl Kv {
         Ok(out)
     }
 
-    /// Drops a pack tree (its objects must no longer be indexed).
+    /// Drops a pack (its objects must no longer be indexed).
     ///
     /// NOTE: sled 0.34 keeps the file under `blobs/` of a dropped pack larger than a quarter
     /// segment (see [`Kv::put_object`]); packs are dropped only by `gc` (interrupted writes)
     /// and when an object that was immutable is rewritten, and `repack` reclaims the space.
     pub(crate) fn drop_pack(&self, n: u64) -> StoreResult<()> {
-        let tree = self.pack_tree(n)?;
-        tree.remove(PACK_KEY)?;
-        crate::read::lock(&self.packs).remove(&n);
-        self.db.drop_tree(pack_tree_name(n))?;
-        Ok(())
+        self.engine.drop_pack(n)
     }
 
     /// Returns an object's payload: the inline bytes read with its header, or its chunks,
@@ -432,13 +405,14 @@ impl Kv {
         }
         let mut out: Vec<u8> = Vec::with_capacity(expected.min(1 << 30));
         let mut seen = 0u32;
-        for kv in self
-            .objects
-            .range(object_key(hash, 1)..=object_key(hash, u32::MAX))
-        {
+        for kv in self.engine.range(
+            Space::Objects,
+            Bound::Included(object_key(hash, 1).to_vec()),
+            Bound::Included(object_key(hash, u32::MAX).to_vec()),
+        ) {
             let (k, chunk) = kv?;
             seen += 1;
-            if k.as_ref() != object_key(hash, seen) {
+            if k[..] != object_key(hash, seen) {
                 return Err(StoreError::corrupt(
                     format!("object {hash}"),
                     format!("payload chunk {seen} is missing"),
@@ -476,7 +450,7 @@ impl Kv {
         payload: &[u8],
         immutable: bool,
     ) -> StoreResult<()> {
-        let old_parts = match self.objects.get(object_key(hash, 0))? {
+        let old_parts = match self.engine.get(Space::Objects, &object_key(hash, 0))? {
             Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
             None => 0,
         };
@@ -494,34 +468,38 @@ impl Kv {
             // its log buffer twice (`pin_log`), which made one small write per object the
             // largest cost of an import (1,757 log writes for 883 versions).
             record.extend_from_slice(payload);
-            self.objects.insert(&object_key(hash, 0)[..], record)?;
+            let mut one = Batch::default();
+            one.put(Space::Objects, object_key(hash, 0), record);
+            self.write(one)?;
             return self.unindex(hash);
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         if header.parts == 0 {
             record.extend_from_slice(payload);
         } else {
             for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
                 let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
-                batch.insert(&object_key(hash, part)[..], chunk);
+                batch.put(Space::Objects, object_key(hash, part), chunk.to_vec());
             }
         }
         for part in header.parts + 1..=old_parts {
-            batch.remove(&object_key(hash, part)[..]);
+            batch.remove(Space::Objects, object_key(hash, part));
         }
-        batch.insert(&object_key(hash, 0)[..], record);
-        self.objects.apply_batch(batch)?;
+        batch.put(Space::Objects, object_key(hash, 0), record);
+        self.write(batch)?;
         self.unindex(hash)
     }
 
     /// Removes an object's pack index entry, if any (a loose copy now holds it, or it is
     /// deleted), and drops its pack when the object was alone in it.
     fn unindex(&self, hash: &ContentHash) -> StoreResult<()> {
-        if let Some(pack) = self
-            .index
-            .remove(hash.as_bytes())?
-            .and_then(|old| solo_pack(&old))
-        {
+        let Some(old) = self.engine.get(Space::Index, hash.as_bytes())? else {
+            return Ok(());
+        };
+        let mut batch = Batch::default();
+        batch.remove(Space::Index, hash.as_bytes().to_vec());
+        self.write(batch)?;
+        if let Some(pack) = solo_pack(&old) {
             self.drop_pack(pack)?;
         }
         Ok(())
@@ -532,14 +510,17 @@ impl Kv {
     pub(crate) fn object_ids(&self) -> impl Iterator<Item = StoreResult<ContentHash>> + '_ {
         let mut ids: BTreeSet<ContentHash> = BTreeSet::new();
         let mut error = None;
-        let loose = self.objects.iter().keys().map(|k| {
-            let (hash, header) = loose_key(&k?)?;
+        let loose = engine::all(&*self.engine, Space::Objects).map(|kv| {
+            let (hash, header) = loose_key(&kv?.0)?;
             Ok(header.then_some(hash))
         });
-        let packed = self.index.iter().keys().map(|k| {
-            let k = k?;
+        let packed = engine::all(&*self.engine, Space::Index).map(|kv| {
+            let k = kv?.0;
             if k.len() != 32 {
-                return Err(StoreError::corrupt("pack index", format!("bad key {k:?}")));
+                return Err(StoreError::corrupt(
+                    "pack index",
+                    format!("bad key {:?}", &k[..]),
+                ));
             }
             Ok(Some(hash_of(&k)))
         });
@@ -560,15 +541,13 @@ impl Kv {
 
     /// Deletes an object (header and chunks). Used by `gc` only.
     pub(crate) fn delete_object(&self, hash: &ContentHash) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
-        for k in self
-            .objects
-            .range(object_key(hash, 0)..=object_key(hash, u32::MAX))
-            .keys()
-        {
-            batch.remove(k?);
+        let mut batch = Batch::default();
+        for kv in self.loose_parts(hash) {
+            batch.remove(Space::Objects, kv?.0.to_vec());
         }
-        self.objects.apply_batch(batch)?;
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
         self.unindex(hash)
     }
 }
@@ -578,7 +557,7 @@ mod tests {
     use super::*;
     use strata_core::{Codec, ObjectKind};
 
-    fn temp_kv(dir: &Path) -> Kv {
+    fn temp_kv(dir: &std::path::Path) -> Kv {
         Kv::open(
             &dir.join("s"),
             &KvConfig {
@@ -612,7 +591,11 @@ mod tests {
         want.push(b'x');
         assert_eq!(&value[..], &want[..]);
         assert_eq!(size, want.len() as u64);
-        let entry = kv.index.get(hash.as_bytes()).unwrap().unwrap();
+        let entry = kv
+            .engine
+            .get(Space::Index, hash.as_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(&entry[..], &[1, 1, 1, 15, 0]);
         // It reads back, and the next pack gets the next number.
         let object = kv.object(&hash).unwrap().unwrap();
@@ -636,7 +619,12 @@ mod tests {
         };
         kv.write_pack(&[(hash, header, b"p")]).unwrap();
         kv.put_object(&hash, &header, b"l", false).unwrap();
-        assert!(kv.index.get(hash.as_bytes()).unwrap().is_none());
+        assert!(
+            kv.engine
+                .get(Space::Index, hash.as_bytes())
+                .unwrap()
+                .is_none()
+        );
         let object = kv.object(&hash).unwrap().unwrap();
         assert_eq!(&kv.object_payload(&hash, object).unwrap()[..], b"l");
         // The pack is now unreferenced; gc's rule (no index entry names it) finds it.

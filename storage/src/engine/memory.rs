@@ -1,0 +1,168 @@
+//! The memory engine: every space a `BTreeMap` behind one lock. Nothing is durable; clones of
+//! a [`MemoryEngine`] share one store's data, so "closing and reopening" a memory store keeps
+//! it, as a disk store would.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use super::{Batch, Engine, Entries, Space, Value, WriteError};
+use crate::error::StoreResult;
+
+type Map = BTreeMap<Vec<u8>, Arc<[u8]>>;
+
+/// Data kept in memory only, for tests and for the model-based harness: open a store on it
+/// with [`Store::open_memory`](crate::Store::open_memory). Clones share the same data.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryEngine {
+    spaces: Arc<RwLock<HashMap<Space, Map>>>,
+}
+
+impl MemoryEngine {
+    /// Returns an empty engine.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Space, Map>> {
+        // A writer that panicked mid-batch applied nothing: changes are applied only after
+        // every expectation was checked, by code that does not panic.
+        self.spaces
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
+        Ok(self
+            .read()
+            .get(&space)
+            .and_then(|m| m.get(key))
+            .map(|v| Value::Shared(Arc::clone(v))))
+    }
+
+    fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
+        let spaces = self.read();
+        // An empty range (from past to) yields nothing, as sled's does, instead of panicking
+        // as BTreeMap::range would.
+        let empty = match (&from, &to) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a > b
+                    || (a == b
+                        && !(matches!(from, Bound::Included(_))
+                            && matches!(to, Bound::Included(_))))
+            }
+            _ => false,
+        };
+        let entries: Vec<_> = match spaces.get(&space) {
+            Some(m) if !empty => m
+                .range((from, to))
+                .map(|(k, v)| {
+                    Ok((
+                        Value::Shared(Arc::from(k.as_slice())),
+                        Value::Shared(Arc::clone(v)),
+                    ))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Box::new(entries.into_iter())
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), WriteError> {
+        let mut spaces = self
+            .spaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (space, key, want) in &batch.expect {
+            let have = spaces.get(space).and_then(|m| m.get(key));
+            if have.map(|v| &v[..]) != want.as_deref() {
+                return Err(WriteError::Conflict);
+            }
+        }
+        for (space, key, value) in batch.changes {
+            let map = spaces.entry(space).or_default();
+            match value {
+                Some(v) => {
+                    map.insert(key, Arc::from(v));
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+        spaces.retain(|_, m| !m.is_empty());
+        Ok(())
+    }
+
+    fn packs(&self) -> StoreResult<Vec<u64>> {
+        let mut out: Vec<u64> = self
+            .read()
+            .keys()
+            .filter_map(|s| match s {
+                Space::Pack(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn drop_pack(&self, n: u64) -> StoreResult<()> {
+        self.spaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&Space::Pack(n));
+        Ok(())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_engine_keeps_the_contract() {
+        super::super::tests::engine_contract(&super::MemoryEngine::new());
+    }
+
+    #[test]
+    fn empty_and_reversed_ranges_yield_nothing() {
+        use super::*;
+        let e = MemoryEngine::new();
+        let mut b = Batch::default();
+        b.put(Space::Meta, b"k".to_vec(), b"v".to_vec());
+        e.write(b).unwrap();
+        let n = |from, to| e.range(Space::Meta, from, to).count();
+        assert_eq!(
+            n(
+                Bound::Included(b"z".to_vec()),
+                Bound::Included(b"a".to_vec())
+            ),
+            0
+        );
+        assert_eq!(
+            n(
+                Bound::Included(b"k".to_vec()),
+                Bound::Excluded(b"k".to_vec())
+            ),
+            0
+        );
+        assert_eq!(
+            n(
+                Bound::Included(b"k".to_vec()),
+                Bound::Included(b"k".to_vec())
+            ),
+            1
+        );
+    }
+}

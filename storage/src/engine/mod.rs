@@ -1,0 +1,252 @@
+//! The storage-engine seam: the narrow interface every layer above uses to keep bytes, and
+//! its two implementations, sled ([`sled`](self::sled), on disk) and memory ([`memory`], for
+//! tests and for the model-based harness). A replicated engine goes behind the same trait.
+//!
+//! An engine keeps ordered key spaces ([`Space`]) of byte keys and values. It offers point
+//! reads, ordered ranges in both directions, and one write operation: a [`Batch`] of puts and
+//! removes across spaces, applied atomically, with optional expectations (compare-and-swap:
+//! the batch applies only if every expected key still holds the expected value). strata's
+//! commits expect the counters record they read, so two writers never both win.
+//! Nothing above this module names sled.
+
+pub(crate) mod memory;
+pub(crate) mod sled;
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{StoreError, StoreResult};
+
+/// A key space of the store. `docs/format.md` gives the keys and values of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Space {
+    /// Document key → document number.
+    Names,
+    /// Document number → key and latest version.
+    Docs,
+    /// Document number ‖ first version → a page of version records.
+    Versions,
+    /// Loose objects: id ‖ part → header or payload chunk.
+    Objects,
+    /// Packed objects: id → where in which pack.
+    Index,
+    /// Sequence number → a page of the change feed.
+    Feed,
+    /// Format, policy, counters, pack counter.
+    Meta,
+    /// Pack `n`: one value, under the empty key.
+    Pack(u64),
+}
+
+impl Space {
+    /// Every fixed space (packs are listed by [`Engine::packs`]).
+    pub(crate) const FIXED: [Self; 7] = [
+        Self::Names,
+        Self::Docs,
+        Self::Versions,
+        Self::Objects,
+        Self::Index,
+        Self::Feed,
+        Self::Meta,
+    ];
+}
+
+/// A value read from an engine, shared with the engine's cache where it has one: cloning and
+/// slicing it copies nothing.
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    /// A value from sled's page cache.
+    Sled(::sled::IVec),
+    /// A value of the memory engine.
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Sled(v) => v,
+            Self::Shared(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Ordered entries of a range, either way round.
+pub(crate) type Entries<'a> =
+    Box<dyn DoubleEndedIterator<Item = StoreResult<(Value, Value)>> + Send + 'a>;
+
+/// One change of a [`Batch`]: a put (`Some`) or a remove (`None`).
+pub(crate) type Change = (Space, Vec<u8>, Option<Vec<u8>>);
+
+/// Puts and removes applied atomically, if every expectation holds.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) changes: Vec<Change>,
+    /// (space, key, value the key must hold; `None`: must be absent).
+    pub(crate) expect: Vec<Change>,
+}
+
+impl Batch {
+    /// Adds a put.
+    pub(crate) fn put(&mut self, space: Space, key: impl Into<Vec<u8>>, value: Vec<u8>) {
+        self.changes.push((space, key.into(), Some(value)));
+    }
+
+    /// Adds a remove.
+    pub(crate) fn remove(&mut self, space: Space, key: impl Into<Vec<u8>>) {
+        self.changes.push((space, key.into(), None));
+    }
+
+    /// Makes the batch apply only while `key` holds `value` (`None`: is absent).
+    pub(crate) fn expect(&mut self, space: Space, key: impl Into<Vec<u8>>, value: Option<&[u8]>) {
+        self.expect
+            .push((space, key.into(), value.map(<[u8]>::to_vec)));
+    }
+
+    /// Whether the batch changes nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Why a batch was not applied.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// An expectation did not hold: another writer got there first. Nothing was written.
+    Conflict,
+    /// The engine failed or found damage.
+    Store(StoreError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// A storage engine: ordered key spaces, atomic batches with compare-and-swap, durability.
+pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
+    /// Reads one value.
+    fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>>;
+
+    /// Returns the entries of `space` between two bounds, in key order.
+    fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_>;
+
+    /// Applies a batch atomically: after a crash, all of it or none of it.
+    fn write(&self, batch: Batch) -> Result<(), WriteError>;
+
+    /// Returns the number of every pack space, in order.
+    fn packs(&self) -> StoreResult<Vec<u64>>;
+
+    /// Removes a pack space with its value.
+    fn drop_pack(&self, n: u64) -> StoreResult<()>;
+
+    /// Makes every applied batch durable.
+    fn flush(&self) -> StoreResult<()>;
+
+    /// The directory the engine keeps its files in; `None` for an engine without one.
+    fn dir(&self) -> Option<&Path>;
+}
+
+/// Every entry of a space, in key order.
+pub(crate) fn all(engine: &dyn Engine, space: Space) -> Entries<'_> {
+    engine.range(space, Bound::Unbounded, Bound::Unbounded)
+}
+
+/// Every entry whose key starts with `prefix`, in key order.
+pub(crate) fn with_prefix<'a>(engine: &'a dyn Engine, space: Space, prefix: &[u8]) -> Entries<'a> {
+    let to = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    engine.range(space, Bound::Included(prefix.to_vec()), to)
+}
+
+/// The smallest key greater than every key that starts with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract both engines keep, run against each.
+    pub(crate) fn engine_contract(engine: &dyn Engine) {
+        let mut b = Batch::default();
+        b.put(Space::Names, b"b".to_vec(), b"2".to_vec());
+        b.put(Space::Names, b"a".to_vec(), b"1".to_vec());
+        b.put(Space::Names, b"a\xff".to_vec(), b"3".to_vec());
+        b.put(Space::Docs, b"a".to_vec(), b"other space".to_vec());
+        engine.write(b).unwrap();
+        assert_eq!(&*engine.get(Space::Names, b"a").unwrap().unwrap(), b"1");
+        assert!(engine.get(Space::Meta, b"a").unwrap().is_none());
+        let keys =
+            |e: Entries<'_>| -> Vec<Vec<u8>> { e.map(|kv| kv.unwrap().0.to_vec()).collect() };
+        assert_eq!(
+            keys(all(engine, Space::Names)),
+            vec![b"a".to_vec(), b"a\xff".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            keys(with_prefix(engine, Space::Names, b"a")),
+            vec![b"a".to_vec(), b"a\xff".to_vec()]
+        );
+        let last = engine
+            .range(
+                Space::Names,
+                Bound::Unbounded,
+                Bound::Excluded(b"b".to_vec()),
+            )
+            .next_back()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*last.0, b"a\xff");
+        // A failed expectation writes nothing.
+        let mut b = Batch::default();
+        b.put(Space::Names, b"c".to_vec(), b"4".to_vec());
+        b.expect(Space::Names, b"a".to_vec(), Some(b"not 1"));
+        assert!(matches!(engine.write(b), Err(WriteError::Conflict)));
+        assert!(engine.get(Space::Names, b"c").unwrap().is_none());
+        let mut b = Batch::default();
+        b.put(Space::Names, b"c".to_vec(), b"4".to_vec());
+        b.remove(Space::Names, b"b".to_vec());
+        b.expect(Space::Names, b"a".to_vec(), Some(b"1"));
+        b.expect(Space::Meta, b"absent".to_vec(), None);
+        engine.write(b).unwrap();
+        assert_eq!(&*engine.get(Space::Names, b"c").unwrap().unwrap(), b"4");
+        assert!(engine.get(Space::Names, b"b").unwrap().is_none());
+        // Packs are spaces of their own, listed and dropped whole.
+        let mut b = Batch::default();
+        b.put(Space::Pack(7), Vec::new(), b"pack seven".to_vec());
+        b.put(Space::Pack(3), Vec::new(), b"pack three".to_vec());
+        engine.write(b).unwrap();
+        assert_eq!(engine.packs().unwrap(), vec![3, 7]);
+        engine.drop_pack(3).unwrap();
+        assert_eq!(engine.packs().unwrap(), vec![7]);
+        assert!(engine.get(Space::Pack(3), b"").unwrap().is_none());
+        assert_eq!(
+            &*engine.get(Space::Pack(7), b"").unwrap().unwrap(),
+            b"pack seven"
+        );
+        engine.flush().unwrap();
+    }
+
+    #[test]
+    fn prefix_end_skips_trailing_max_bytes() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
+}
