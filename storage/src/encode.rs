@@ -6,8 +6,6 @@ use strata_core::{
 };
 use strata_diff::delta;
 
-use crate::kv::parts_for;
-
 /// An object's encoding, ready to write.
 pub(crate) struct Plan {
     pub(crate) header: ObjectHeader,
@@ -84,7 +82,7 @@ impl Plan {
         let header = ObjectHeader {
             raw_len,
             stored_len: payload.len() as u64,
-            parts: parts_for(payload.len()),
+            parts: 0,
             kind,
         };
         Self { header, payload }

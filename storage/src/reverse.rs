@@ -145,7 +145,7 @@ impl Store {
                 .remove(&slot.hash)
                 .expect("every writing slot is planned");
             if i == newest && !pack_heads {
-                kv.put_object(&slot.hash, &plan.header, &plan.payload, false)?;
+                kv.put_object(&slot.hash, &plan.header, &plan.payload)?;
             } else {
                 packed.push((slot.hash, plan));
             }
@@ -225,7 +225,7 @@ impl Store {
             .object_gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kv.put_object(&p, &plan.header, &plan.payload, false)
+        kv.put_object(&p, &plan.header, &plan.payload)
     }
 
     /// Returns `true` when the delta chain from `start` passes through `target`.

@@ -302,12 +302,7 @@ impl Store {
             deltas.push((Base::of(base_hash, &base_header), d));
         }
         let plan = estimate.plan(policy, version, content, level, deltas);
-        kv.put_object(
-            hash,
-            &plan.header,
-            &plan.payload,
-            !self.inner.policy.reverse(),
-        )?;
+        kv.put_object(hash, &plan.header, &plan.payload)?;
         lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
         Ok(())
     }

@@ -64,6 +64,29 @@ fn is_store_dir(path: &Path) -> bool {
     path.join("conf").is_file() || path.join("db").is_file()
 }
 
+/// Whether `path` (not a store) is empty, or holds only the empty `blobs/` folder that sled
+/// creates first when it creates a store (a creation a crash cut short before `conf`).
+fn is_empty_or_cut_short(path: &Path) -> bool {
+    let Ok(entries) = path.read_dir() else {
+        return false;
+    };
+    let mut names = Vec::new();
+    for e in entries {
+        let Ok(e) = e else {
+            return false;
+        };
+        names.push(e.file_name());
+    }
+    match names.as_slice() {
+        [] => true,
+        [only] if only == "blobs" => path
+            .join("blobs")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_none()),
+        _ => false,
+    }
+}
+
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.to_string().contains("could not acquire lock")
 }
@@ -138,12 +161,7 @@ impl SledEngine {
         if !is_store_dir(path) {
             // A folder with other things in it is refused whether or not the open may create
             // a store: a read must not promise that a put would create one there.
-            if path.is_dir()
-                && path
-                    .read_dir()
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-            {
+            if path.is_dir() && !is_empty_or_cut_short(path) {
                 return Err(OpenError::NotAStore {
                     path: path.to_owned(),
                     reason: "the directory is not empty; give an empty or new directory".into(),
@@ -197,6 +215,13 @@ impl SledEngine {
             },
             repairs,
         ))
+    }
+
+    /// Removes the files of values and nodes that an earlier process replaced, removed or
+    /// dropped (sled 0.34 kept them for ever; see `vendor/sled/STRATA-PATCH.md`). Returns how
+    /// many files were removed.
+    pub(crate) fn remove_unreferenced_files(&self) -> StoreResult<usize> {
+        Ok(self.db.remove_unreferenced_blobs()?)
     }
 
     /// The tree of `space`. A pack tree is opened (created) on first use; reads ask
@@ -364,6 +389,27 @@ impl Engine for SledEngine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_creation_cut_short_before_conf_opens_as_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::create_dir_all(path.join("blobs")).unwrap();
+        // A read does not find a store there; a write creates one.
+        assert!(matches!(
+            super::SledEngine::open(&path, 1 << 20, false),
+            Err(crate::OpenError::Missing { .. })
+        ));
+        assert!(super::SledEngine::open(&path, 1 << 20, true).is_ok());
+        // Anything else beside `blobs/` is not ours to take.
+        let other = dir.path().join("t");
+        std::fs::create_dir_all(other.join("blobs")).unwrap();
+        std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(
+            super::SledEngine::open(&other, 1 << 20, true),
+            Err(crate::OpenError::NotAStore { .. })
+        ));
+    }
+
     #[test]
     fn sled_engine_keeps_the_contract() {
         let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@
 mod objects;
 mod open;
 
-pub(crate) use objects::{StoredObject, parts_for};
+pub(crate) use objects::StoredObject;
 pub(crate) use open::{KvConfig, MEMORY_PATH};
 
 use std::collections::{BTreeSet, HashMap};

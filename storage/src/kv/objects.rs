@@ -3,16 +3,16 @@
 
 use super::*;
 
-/// Payloads are split into chunks of this size. sled writes any node larger than a quarter
-/// segment (8 KiB) to its never-reclaimed `blobs/` directory, and a leaf holds up to 17
-/// entries, so 17 chunks with their keys must stay under 8 KiB.
-pub(crate) const CHUNK_LEN: usize = 384;
+// Stores written before session 5 split loose payloads over 384 bytes into chunks (parts
+// 1..=n of the `objects` space), to keep sled leaves under a quarter segment while sled
+// never removed the file of a replaced blob; they are still read. New loose objects are one
+// value each (`parts = 0`), and those over `SOLO_MIN` are packs of their own.
 
 /// How many bytes of its id precede each object in a pack.
 const PACK_ID_PREFIX: usize = 8;
 
 /// Objects with a payload larger than this are stored as a pack of their own.
-const SOLO_MIN: usize = 4 << 10;
+pub(crate) const SOLO_MIN: usize = 4 << 10;
 
 /// The one key of a pack tree.
 const PACK_KEY: &[u8] = b"";
@@ -114,15 +114,6 @@ fn split_object_record<'a>(
         ));
     }
     Ok((header, tail))
-}
-
-/// The number of chunks a payload is stored in: 0 when it fits inline beside its header.
-pub(crate) fn parts_for(payload_len: usize) -> u32 {
-    if payload_len <= CHUNK_LEN {
-        0
-    } else {
-        u32::try_from(payload_len.div_ceil(CHUNK_LEN)).expect("payloads are far below 2^32 chunks")
-    }
 }
 
 fn object_key(hash: &ContentHash, part: u32) -> [u8; 36] {
@@ -433,56 +424,41 @@ impl Kv {
         Ok(Payload::Owned(out))
     }
 
-    /// Writes an object atomically: the header (with an inline payload) or the header and
-    /// every chunk, in one batch. When the object exists (a rewrite under another encoding of
-    /// the same content), chunks of the old encoding beyond the new count are removed in the
-    /// same batch.
+    /// Writes an object atomically: its header followed by its payload, as one value. When the
+    /// object exists (a rewrite under another encoding of the same content), the payload
+    /// chunks of an older store's encoding are removed in the same batch.
     ///
-    /// `immutable` says the object will not be rewritten (forward policies never rewrite an
-    /// object; reverse ones rewrite each document's newest): a large immutable object is
-    /// stored as a pack of its own. Others stay in sled entries, because sled 0.34 never
-    /// deletes the file under `blobs/` of a value that is removed (it frees a blob only when a
-    /// node of several fragments is replaced), so a rewritten solo pack would leak its file.
+    /// A payload over 4 KiB is stored as a pack of its own: one value, which sled writes once
+    /// as a file of its own (about 1x its size, where entries in the log cost 2.3-2.6x), and
+    /// which is dropped whole when the object is rewritten (reverse deltas rewrite each
+    /// document's newest object) or removed. The patched sled (`vendor/sled`) removes the files
+    /// of dropped values when a store opens.
     pub(crate) fn put_object(
         &self,
         hash: &ContentHash,
         header: &ObjectHeader,
         payload: &[u8],
-        immutable: bool,
     ) -> StoreResult<()> {
         let old_parts = match self.engine.get(Space::Objects, &object_key(hash, 0))? {
             Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
             None => 0,
         };
-        if immutable && payload.len() > SOLO_MIN {
-            // A large object is a pack of its own: one value written once, which sled keeps at
-            // about its size (chunks in shared leaves cost 2-5x), dropped whole when the object
-            // is rewritten or removed.
+        if payload.len() > SOLO_MIN {
             // (`write_pack_as` drops the solo pack of a previous encoding.)
             self.write_pack_as(&[(*hash, *header, payload)], true)?;
             return Ok(());
         }
-        let mut record = encode_record(header);
-        if header.parts == 0 && old_parts == 0 {
-            // One key: a plain insert is atomic. sled's batches and transactions each write out
-            // its log buffer twice (`pin_log`), which made one small write per object the
-            // largest cost of an import (1,757 log writes for 883 versions).
-            record.extend_from_slice(payload);
-            let mut one = Batch::default();
-            one.put(Space::Objects, object_key(hash, 0), record);
-            self.write(one)?;
-            return self.unindex(hash);
-        }
+        // The payload follows its header in one value. A single key is written with a plain
+        // insert, which is atomic (sled's batches and transactions each write out its log
+        // buffer twice, `pin_log`); chunks of an older encoding go in the same batch.
+        let header = ObjectHeader {
+            parts: 0,
+            ..*header
+        };
+        let mut record = encode_record(&header);
+        record.extend_from_slice(payload);
         let mut batch = Batch::default();
-        if header.parts == 0 {
-            record.extend_from_slice(payload);
-        } else {
-            for (i, chunk) in payload.chunks(CHUNK_LEN).enumerate() {
-                let part = u32::try_from(i + 1).expect("payloads are far below 2^32 chunks");
-                batch.put(Space::Objects, object_key(hash, part), chunk.to_vec());
-            }
-        }
-        for part in header.parts + 1..=old_parts {
+        for part in 1..=old_parts {
             batch.remove(Space::Objects, object_key(hash, part));
         }
         batch.put(Space::Objects, object_key(hash, 0), record);
@@ -618,7 +594,7 @@ mod tests {
             kind: ObjectKind::Full { codec: Codec::Raw },
         };
         kv.write_pack(&[(hash, header, b"p")]).unwrap();
-        kv.put_object(&hash, &header, b"l", false).unwrap();
+        kv.put_object(&hash, &header, b"l").unwrap();
         assert!(
             kv.engine
                 .get(Space::Index, hash.as_bytes())

@@ -22,7 +22,17 @@ impl Kv {
     /// would refuse ([`crate::recover`]); returns the store's records and one line per repair.
     pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<(Self, Vec<String>), OpenError> {
         let (engine, repairs) = SledEngine::open(path, config.cache_capacity, config.create)?;
-        let kv = Self::on(Arc::new(engine), path, config.convert)?;
+        let engine = Arc::new(engine);
+        let kv = Self::on(Arc::clone(&engine) as Arc<dyn Engine>, path, config.convert)?;
+        // The store is whole (format and sequence mark checked): the files of large values
+        // that an earlier process replaced or dropped can go. A store refused above keeps
+        // them, for salvage.
+        engine
+            .remove_unreferenced_files()
+            .map_err(|e| OpenError::Backend {
+                path: path.to_owned(),
+                source: BackendError::new(e),
+            })?;
         Ok((kv, repairs))
     }
 

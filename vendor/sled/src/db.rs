@@ -237,6 +237,23 @@ impl Db {
         self.context.was_recovered()
     }
 
+    /// strata patch: removes the files under `blobs/` that no page pointed to when this
+    /// database was recovered (values and nodes replaced, removed or dropped by an earlier
+    /// process), and returns how many were removed. Call it once the recovered state has
+    /// been checked: a damaged log also leaves blobs unreferenced.
+    pub fn remove_unreferenced_blobs(&self) -> Result<usize> {
+        let lsns = std::mem::take(&mut *self.context.unreferenced_blobs.lock());
+        for lsn in &lsns {
+            let path = self.context.blob_path(*lsn);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(lsns.len())
+    }
+
     /// Generate a monotonic ID. Not guaranteed to be
     /// contiguous. Written to disk every `idgen_persist_interval`
     /// operations, followed by a blocking flush. During recovery, we

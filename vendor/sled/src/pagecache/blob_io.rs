@@ -144,6 +144,34 @@ pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {
     Ok(())
 }
 
+/// strata patch: the blob files whose lsn is not in `live` (see `snapshot.rs`).
+pub(crate) fn unreferenced_blobs(
+    config: &Config,
+    live: &std::collections::HashSet<Lsn>,
+) -> Result<Vec<Lsn>> {
+    let mut blob_dir = config.get_path();
+    blob_dir.push("blobs");
+    let blobs = match std::fs::read_dir(&blob_dir) {
+        Ok(blobs) => blobs,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = vec![];
+    for blob in blobs {
+        let path = blob?.path();
+        let lsn = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<Lsn>().ok());
+        if let Some(lsn) = lsn {
+            if !live.contains(&lsn) {
+                out.push(lsn);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn remove_blob(id: Lsn, config: &Config) -> Result<()> {
     let path = config.blob_path(id);
     if let Err(e) = std::fs::remove_file(&path) {

@@ -4,7 +4,7 @@ use zstd::block::{compress, decompress};
 use crate::*;
 
 use super::{
-    arr_to_u32, gc_blobs, pwrite_all, raw_segment_iter_from, u32_to_arr,
+    arr_to_u32, gc_blobs, pwrite_all, unreferenced_blobs, raw_segment_iter_from, u32_to_arr,
     u64_to_arr, BasedBuf, DiskPtr, LogIter, LogKind, LogOffset, Lsn,
     MessageKind,
 };
@@ -429,6 +429,36 @@ fn advance_snapshot(
     // remove all blob files larger than our stable offset
     if let Some(stable_lsn) = snapshot.stable_lsn {
         gc_blobs(config, stable_lsn)?;
+    }
+
+    // strata patch: note every blob file that no page of the recovered page table points
+    // to, for `Db::remove_unreferenced_blobs`. A running sled defers removing a replaced
+    // blob until the segment that holds the replacing write becomes inactive, and forgets
+    // the deferral when the process exits; published 0.34.7 never removed such a blob
+    // afterwards, so values and nodes stored as blobs leaked their files whenever they were
+    // replaced, removed or dropped. The caller removes them once it has checked that the
+    // recovered store is whole (a damaged log also leaves blobs unreferenced, and those are
+    // worth keeping for salvage).
+    if !config.temporary {
+        let mut live = std::collections::HashSet::new();
+        for state in &snapshot.pt {
+            match state {
+                PageState::Present { base, frags } => {
+                    for (_, ptr, _) in std::iter::once(base).chain(frags.iter()) {
+                        if ptr.is_blob() {
+                            live.insert(ptr.blob().1);
+                        }
+                    }
+                }
+                PageState::Free(_, ptr) => {
+                    if ptr.is_blob() {
+                        live.insert(ptr.blob().1);
+                    }
+                }
+                PageState::Uninitialized => {}
+            }
+        }
+        *config.unreferenced_blobs.lock() = unreferenced_blobs(config, &live)?;
     }
 
     #[cfg(feature = "event_log")]
