@@ -6,11 +6,17 @@ use strata_core::codec::Record;
 
 /// The store format this build writes and reads. Bump on any change to the layout.
 /// NOTE: update `docs/format.md` ("Version changes") when changing it.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 
 /// The earlier format this build can still read, to convert it (`strata repack`): format 1
 /// stores hold every object loose, which format 2 reads unchanged.
 pub(crate) const CONVERTIBLE_FORMAT: u32 = 1;
+
+/// The earlier format this build upgrades in place when it opens a store: format 3 adds
+/// record runs (`runs`, `tombstones`) to format 2, so a format 2 store is a format 3 store
+/// without runs. The record is rewritten so that a build of format 2, which does not read
+/// runs, refuses the store instead of missing records.
+pub(crate) const UPGRADABLE_FORMAT: u32 = 2;
 
 /// The `meta` tree's record naming the store format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

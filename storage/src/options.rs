@@ -42,6 +42,7 @@ pub struct StoreOptions {
     /// Accept a store of the earlier, convertible format (set by repack only).
     pub(crate) convert: bool,
     pub(crate) verify_reads: bool,
+    pub(crate) run_threshold: usize,
 }
 
 impl Default for StoreOptions {
@@ -57,6 +58,7 @@ impl Default for StoreOptions {
             create: true,
             convert: false,
             verify_reads: false,
+            run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
         }
     }
 }
@@ -84,6 +86,17 @@ impl StoreOptions {
     /// Bounds the cache of rebuilt contents, in bytes. Default 16 MiB; 0 disables it.
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Sets how many changes of small records (names, documents, version and feed pages,
+    /// pack index entries) the store collects in the engine before it writes them as one
+    /// sorted run, a value written once; a batch with at least this many becomes a run of its
+    /// own. Default 2,048. Smaller values write runs more often (tests use them to exercise
+    /// runs and their merges); larger ones keep more records in the engine's log, where each
+    /// costs 2-4x its size on disk.
+    pub fn record_run_threshold(mut self, changes: usize) -> Self {
+        self.run_threshold = changes.max(1);
         self
     }
 

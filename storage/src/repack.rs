@@ -191,6 +191,7 @@ impl Store {
                 cache_capacity: self.inner.options.engine_cache_bytes,
                 create: true,
                 convert: false,
+                run_threshold: self.inner.options.run_threshold,
             },
         )
         .map_err(|e| StoreError::Repack {

@@ -186,7 +186,7 @@ impl Store {
     /// # Errors
     /// [`OpenError`] when the engine holds records of another format.
     pub fn open_memory(engine: &MemoryEngine, options: StoreOptions) -> Result<Self, OpenError> {
-        let kv = Kv::open_memory(engine.clone())?;
+        let kv = Kv::open_memory(engine.clone(), options.run_threshold)?;
         Self::with_kv(kv, Path::new(MEMORY_PATH), options, Vec::new(), None, None)
     }
 
@@ -213,6 +213,7 @@ impl Store {
                 cache_capacity: options.engine_cache_bytes,
                 create: options.create,
                 convert: options.convert,
+                run_threshold: options.run_threshold,
             },
         )?;
         // The engine's lock is held now, so no repack of this store is running.

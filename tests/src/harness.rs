@@ -38,7 +38,9 @@ pub fn run_ops(
     let options = policy.apply(
         StoreOptions::default()
             .durability(durability)
-            .cache_bytes(1 << 16),
+            .cache_bytes(1 << 16)
+            // Small: record runs are written, and merged, within a test case.
+            .record_run_threshold(12),
     );
     let mut real = TestStore::on(engine, options);
     let mut full = TestStore::new(

@@ -84,7 +84,10 @@ fn crash_loop_child() {
     let docs: Vec<DocId> = DOCS.iter().map(|d| DocId::new(*d).unwrap()).collect();
     loop {
         println!("OPEN");
-        let store = Store::open(&dir).unwrap();
+        // A small run threshold: record runs are written and merged every few operations,
+        // so kills land inside compactions too.
+        let store =
+            Store::open_with(&dir, StoreOptions::default().record_run_threshold(24)).unwrap();
         println!("OPENED");
         let mut current: Vec<Vec<u8>> = docs
             .iter()

@@ -41,7 +41,7 @@ impl Engine for MemoryEngine {
             .read()
             .get(&space)
             .and_then(|m| m.get(key))
-            .map(|v| Value::Shared(Arc::clone(v))))
+            .map(|v| Value::shared(Arc::clone(v))))
     }
 
     fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
@@ -62,8 +62,8 @@ impl Engine for MemoryEngine {
                 .range((from, to))
                 .map(|(k, v)| {
                     Ok((
-                        Value::Shared(Arc::from(k.as_slice())),
-                        Value::Shared(Arc::clone(v)),
+                        Value::shared(Arc::from(k.as_slice())),
+                        Value::shared(Arc::clone(v)),
                     ))
                 })
                 .collect(),

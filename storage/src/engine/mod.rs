@@ -9,6 +9,7 @@
 //! commits expect the counters record they read, so two writers never both win.
 //! Nothing above this module names sled.
 
+pub(crate) mod lsm;
 pub(crate) mod memory;
 pub(crate) mod sled;
 
@@ -37,10 +38,14 @@ pub(crate) enum Space {
     Meta,
     /// Pack `n`: one value, under the empty key.
     Pack(u64),
+    /// Sorted runs of records ([`lsm`]): run number BE → run.
+    Runs,
+    /// Records removed since the last run was written ([`lsm`]): tag ‖ key → empty.
+    Tombstones,
 }
 
 impl Space {
-    /// Every fixed space (packs are listed by [`Engine::packs`]).
+    /// Every fixed space of the store's records (packs are listed by [`Engine::packs`]).
     pub(crate) const FIXED: [Self; 7] = [
         Self::Names,
         Self::Docs,
@@ -50,26 +55,75 @@ impl Space {
         Self::Feed,
         Self::Meta,
     ];
+
+    /// Every fixed space an engine keeps: the records' and the record runs'.
+    pub(crate) const ENGINE: [Self; 9] = [
+        Self::Names,
+        Self::Docs,
+        Self::Versions,
+        Self::Objects,
+        Self::Index,
+        Self::Feed,
+        Self::Meta,
+        Self::Runs,
+        Self::Tombstones,
+    ];
 }
 
 /// A value read from an engine, shared with the engine's cache where it has one: cloning and
 /// slicing it copies nothing.
 #[derive(Clone, Debug)]
-pub(crate) enum Value {
-    /// A value from sled's page cache.
+pub(crate) struct Value {
+    base: Base,
+    range: std::ops::Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Base {
     Sled(::sled::IVec),
-    /// A value of the memory engine.
     Shared(Arc<[u8]>),
+}
+
+impl Value {
+    /// A value from sled's page cache.
+    pub(crate) fn sled(v: ::sled::IVec) -> Self {
+        let range = 0..v.len();
+        Self {
+            base: Base::Sled(v),
+            range,
+        }
+    }
+
+    /// A value held in memory.
+    pub(crate) fn shared(v: Arc<[u8]>) -> Self {
+        let range = 0..v.len();
+        Self {
+            base: Base::Shared(v),
+            range,
+        }
+    }
+
+    /// The bytes `range` of this value, sharing its storage.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        let start = self.range.start + range.start;
+        let end = self.range.start + range.end;
+        assert!(end <= self.range.end, "a slice within the value");
+        Self {
+            base: self.base.clone(),
+            range: start..end,
+        }
+    }
 }
 
 impl std::ops::Deref for Value {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        match self {
-            Self::Sled(v) => v,
-            Self::Shared(v) => v,
-        }
+        let all: &[u8] = match &self.base {
+            Base::Sled(v) => v,
+            Base::Shared(v) => v,
+        };
+        &all[self.range.clone()]
     }
 }
 

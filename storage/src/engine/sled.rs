@@ -50,6 +50,8 @@ fn tree_name(space: Space) -> String {
         Space::Feed => "feed".into(),
         Space::Meta => "meta".into(),
         Space::Pack(n) => format!("pack-{n:016x}"),
+        Space::Runs => "runs".into(),
+        Space::Tombstones => "tombstones".into(),
     }
 }
 
@@ -203,7 +205,7 @@ impl SledEngine {
             },
         })?;
         let mut trees = HashMap::new();
-        for space in Space::FIXED {
+        for space in Space::ENGINE {
             trees.insert(space, db.open_tree(tree_name(space)).map_err(backend)?);
         }
         Ok((
@@ -270,7 +272,7 @@ impl SledEngine {
 impl Engine for SledEngine {
     fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
         match self.readable(space)? {
-            Some(tree) => Ok(tree.get(key)?.map(Value::Sled)),
+            Some(tree) => Ok(tree.get(key)?.map(Value::sled)),
             None => Ok(None),
         }
     }
@@ -282,7 +284,7 @@ impl Engine for SledEngine {
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         Box::new(tree.range::<Vec<u8>, _>((from, to)).map(|kv| {
-            kv.map(|(k, v)| (Value::Sled(k), Value::Sled(v)))
+            kv.map(|(k, v)| (Value::sled(k), Value::sled(v)))
                 .map_err(Into::into)
         }))
     }

@@ -32,7 +32,7 @@ use crate::engine::{self, Batch, Engine, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::format::{
     CONVERTIBLE_FORMAT, Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord,
-    PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, VersionPage,
+    PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, UPGRADABLE_FORMAT, VersionPage,
 };
 use crate::read::lock;
 
@@ -40,6 +40,9 @@ const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
 const META_COUNTERS: &[u8] = b"counters";
 const META_PACKS: &[u8] = b"packs";
+
+/// Records per batch when a repack copies them.
+const COPY_BATCH: usize = 1 << 16;
 
 /// The store's records on an engine.
 #[derive(Clone, Debug)]
@@ -483,6 +486,9 @@ impl Kv {
     /// Copies every space except objects and packs into `dest` verbatim: names, documents,
     /// versions, the change feed and the meta records (format, policy, counters).
     pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
+        // Large batches across the spaces: each becomes a record run of its own in the copy
+        // instead of passing through the engine's log.
+        let mut batch = Batch::default();
         for space in [
             Space::Names,
             Space::Docs,
@@ -490,17 +496,16 @@ impl Kv {
             Space::Feed,
             Space::Meta,
         ] {
-            let mut batch = Batch::default();
             for kv in engine::all(&*self.engine, space) {
                 let (k, v) = kv?;
                 batch.put(space, k.to_vec(), v.to_vec());
-                if batch.changes.len() == 4096 {
+                if batch.changes.len() == COPY_BATCH {
                     dest.write(std::mem::take(&mut batch))?;
                 }
             }
-            if !batch.is_empty() {
-                dest.write(batch)?;
-            }
+        }
+        if !batch.is_empty() {
+            dest.write(batch)?;
         }
         // The copy is written in this build's format, whatever the source's, and packs are
         // numbered afresh.

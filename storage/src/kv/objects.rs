@@ -540,6 +540,7 @@ mod tests {
                 cache_capacity: 1 << 20,
                 create: true,
                 convert: false,
+                run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
             },
         )
         .unwrap()

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::engine::lsm::LsmEngine;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::sled::SledEngine;
 
@@ -15,6 +16,8 @@ pub(crate) struct KvConfig {
     pub(crate) create: bool,
     /// Accept a store of [`CONVERTIBLE_FORMAT`], to read it for conversion.
     pub(crate) convert: bool,
+    /// See [`crate::StoreOptions::record_run_threshold`].
+    pub(crate) run_threshold: usize,
 }
 
 impl Kv {
@@ -23,7 +26,12 @@ impl Kv {
     pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<(Self, Vec<String>), OpenError> {
         let (engine, repairs) = SledEngine::open(path, config.cache_capacity, config.create)?;
         let engine = Arc::new(engine);
-        let kv = Self::on(Arc::clone(&engine) as Arc<dyn Engine>, path, config.convert)?;
+        let kv = Self::on(
+            Arc::clone(&engine) as Arc<dyn Engine>,
+            path,
+            config.convert,
+            config.run_threshold,
+        )?;
         // The store is whole (format and sequence mark checked): the files of large values
         // that an earlier process replaced or dropped can go. A store refused above keeps
         // them, for salvage.
@@ -37,13 +45,31 @@ impl Kv {
     }
 
     /// Opens the records kept in a memory engine (creating them in an empty one).
-    pub(crate) fn open_memory(engine: MemoryEngine) -> Result<Self, OpenError> {
-        Self::on(Arc::new(engine), Path::new(MEMORY_PATH), false)
+    pub(crate) fn open_memory(
+        engine: MemoryEngine,
+        run_threshold: usize,
+    ) -> Result<Self, OpenError> {
+        Self::on(
+            Arc::new(engine),
+            Path::new(MEMORY_PATH),
+            false,
+            run_threshold,
+        )
     }
 
-    fn on(engine: Arc<dyn Engine>, path: &Path, convert: bool) -> Result<Self, OpenError> {
+    fn on(
+        engine: Arc<dyn Engine>,
+        path: &Path,
+        convert: bool,
+        run_threshold: usize,
+    ) -> Result<Self, OpenError> {
+        // The store's small records live in sorted runs over the engine (`engine/lsm.rs`).
+        let engine = LsmEngine::new(engine, run_threshold).map_err(|e| OpenError::Damaged {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         let kv = Self {
-            engine,
+            engine: Arc::new(engine),
             commit_gate: Arc::default(),
         };
         kv.check_format(path, convert)?;
@@ -66,6 +92,21 @@ impl Kv {
             Some(bytes) => {
                 let rec = decode_record::<FormatRecord>(&bytes)
                     .map_err(|e| not_a_store(e.to_string()))?;
+                if rec.format == UPGRADABLE_FORMAT {
+                    let mut batch = Batch::default();
+                    batch.put(
+                        Space::Meta,
+                        META_FORMAT,
+                        encode_record(&FormatRecord {
+                            format: STORE_FORMAT,
+                        }),
+                    );
+                    self.write(batch).map_err(|e| OpenError::Backend {
+                        path: path.to_owned(),
+                        source: BackendError::new(e),
+                    })?;
+                    return self.check_nothing_lost(path);
+                }
                 if rec.format == CONVERTIBLE_FORMAT && !convert {
                     return Err(OpenError::OldFormat {
                         path: path.to_owned(),

@@ -1,0 +1,633 @@
+//! Sorted runs over an engine: an engine that keeps the small records of the store (names,
+//! documents, version pages, feed pages, pack index entries) in a few large, write-once
+//! values instead of one engine entry each.
+//!
+//! Why (measured, `BENCHMARKS.md`): sled keeps a small entry at 2.3-3.9x its size on disk,
+//! and a value over a quarter segment (8 KiB) at about 1x, as a file of its own. A store of
+//! 312 documents and 7,087 versions held 450 KB of small records in a 2.0 MB data file.
+//!
+//! How: writes to the record spaces go to the inner engine as before (the *memtable*); a
+//! remove of a key also writes a tombstone, since an older run may hold the key. When the
+//! memtable passes [`MEMTABLE_ENTRIES`] entries, all of it (entries and tombstones) becomes
+//! one new *run* (one value in the `runs` space) in the same atomic batch that removes it from
+//! the memtable. When there are more than [`MAX_RUNS`] runs, they are merged into one, which
+//! drops tombstones and shadowed entries. A read looks in the memtable, then its tombstones,
+//! then the runs from newest to oldest. Objects and meta records are not in runs: loose
+//! objects are folded into packs by the layer above, and meta records are compared-and-swapped.
+//!
+//! Expectations on record spaces are checked against this merged view under this layer's
+//! write lock, so they hold between the writers of one process (sled admits one); expectations
+//! on other spaces go to the inner engine.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::{Batch, Engine, Entries, Space, Value, WriteError};
+use crate::error::{StoreError, StoreResult};
+use crate::read::lock;
+
+/// The memtable becomes a run past this many entries (and tombstones).
+pub(crate) const MEMTABLE_ENTRIES: usize = 2048;
+
+/// A batch with at least the memtable's threshold over this many record changes becomes a
+/// run of its own (the memtable, older, becomes one first).
+pub(crate) const DIRECT_DIVISOR: usize = 8;
+
+/// More runs than this are merged into one.
+pub(crate) const MAX_RUNS: usize = 8;
+
+/// The first byte of every run value.
+pub(crate) const RUN_FORMAT: u8 = 1;
+
+/// The record spaces kept in runs, with the tag that stands for each in a run's keys.
+const TAGS: [(Space, u8); 5] = [
+    (Space::Names, 1),
+    (Space::Docs, 2),
+    (Space::Versions, 3),
+    (Space::Feed, 4),
+    (Space::Index, 5),
+];
+
+fn tag_of(space: Space) -> Option<u8> {
+    TAGS.iter().find(|(s, _)| *s == space).map(|(_, t)| *t)
+}
+
+fn full_key(tag: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(key);
+    k
+}
+
+/// One run: sorted entries `tag ‖ key → value or tombstone`, readable in place.
+///
+/// Layout: `RUN_FORMAT`, `count: u32 BE`, `count` entry offsets (`u32 BE`, from the start of
+/// the value), then the entries, each `key_len: u32 BE ‖ full key ‖ kind: u8 (0 tombstone,
+/// 1 value) ‖ [value_len: u32 BE ‖ value]`, sorted by full key, no key twice.
+struct Run {
+    bytes: Value,
+    count: usize,
+}
+
+/// What a run says about a key.
+enum Found {
+    Value(Value),
+    Tombstone,
+}
+
+impl Run {
+    fn parse(n: u64, bytes: Value) -> StoreResult<Self> {
+        let bad = |why: &str| StoreError::corrupt(format!("record run {n}"), why.to_owned());
+        if bytes.first() != Some(&RUN_FORMAT) {
+            return Err(bad("does not start with the run format"));
+        }
+        let count = read_u32(&bytes, 1).ok_or_else(|| bad("is too short for its count"))? as usize;
+        count
+            .checked_mul(4)
+            .and_then(|t| t.checked_add(5))
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| bad("is too short for its offset table"))?;
+        Ok(Self { bytes, count })
+    }
+
+    /// Entry `i`: its full key and what it holds, as byte ranges of the run.
+    fn entry(&self, i: usize) -> Option<(std::ops::Range<usize>, Option<std::ops::Range<usize>>)> {
+        let at = read_u32(&self.bytes, 5 + 4 * i)? as usize;
+        let klen = read_u32(&self.bytes, at)? as usize;
+        let kstart = at.checked_add(4)?;
+        let kend = kstart.checked_add(klen)?;
+        let kind = *self.bytes.get(kend)?;
+        let key = kstart..kend;
+        match kind {
+            0 => {
+                let _ = self.bytes.get(kstart..kend)?;
+                Some((key, None))
+            }
+            1 => {
+                let vlen = read_u32(&self.bytes, kend + 1)? as usize;
+                let vstart = kend.checked_add(5)?;
+                let vend = vstart.checked_add(vlen)?;
+                let _ = self.bytes.get(vstart..vend)?;
+                Some((key, Some(vstart..vend)))
+            }
+            _ => None,
+        }
+    }
+
+    fn damaged(n: u64, i: usize) -> StoreError {
+        StoreError::corrupt(format!("record run {n}"), format!("entry {i} is damaged"))
+    }
+
+    fn value(&self, range: std::ops::Range<usize>) -> Value {
+        self.bytes.slice(range)
+    }
+
+    /// Binary search for `key`.
+    fn find(&self, n: u64, key: &[u8]) -> StoreResult<Option<Found>> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (k, v) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
+            match self.bytes[k].cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return Ok(Some(match v {
+                        Some(v) => Found::Value(self.value(v)),
+                        None => Found::Tombstone,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry, in order: full key and value (`None`: tombstone).
+    fn entries(&self, n: u64) -> StoreResult<Vec<RunEntry>> {
+        (0..self.count)
+            .map(|i| {
+                let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;
+                Ok((self.bytes[k].to_vec(), v.map(|v| self.value(v))))
+            })
+            .collect()
+    }
+}
+
+/// A run's entry: full key, and value (`None`: tombstone).
+type RunEntry = (Vec<u8>, Option<Value>);
+
+fn within(k: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let above = match lo {
+        Bound::Included(b) => k >= b.as_slice(),
+        Bound::Excluded(b) => k > b.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(b) => k <= b.as_slice(),
+        Bound::Excluded(b) => k < b.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Encodes sorted, distinct entries as a run.
+fn encode_run(entries: &[RunEntry]) -> Vec<u8> {
+    let count = u32::try_from(entries.len()).expect("a run holds fewer than 2^32 entries");
+    let mut out = vec![RUN_FORMAT];
+    out.extend_from_slice(&count.to_be_bytes());
+    let table = out.len();
+    out.resize(table + 4 * entries.len(), 0);
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let at = u32::try_from(out.len()).expect("a run is smaller than 4 GiB");
+        out[table + 4 * i..table + 4 * i + 4].copy_from_slice(&at.to_be_bytes());
+        let klen = u32::try_from(key.len()).expect("keys are small");
+        out.extend_from_slice(&klen.to_be_bytes());
+        out.extend_from_slice(key);
+        match value {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                let vlen = u32::try_from(v.len()).expect("records are small");
+                out.extend_from_slice(&vlen.to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+fn read(lock: &RwLock<()>) -> std::sync::RwLockReadGuard<'_, ()> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An engine whose record spaces are kept in sorted runs (see the module docs).
+#[derive(Debug)]
+pub(crate) struct LsmEngine {
+    inner: Arc<dyn Engine>,
+    /// Writes of this process one at a time: expectations on record spaces, and the memtable
+    /// count, are checked and updated under it.
+    gate: Mutex<usize>,
+    /// The memtable becomes a run past this many entries; a batch of an eighth of this many
+    /// record changes becomes a run of its own.
+    memtable_entries: usize,
+    /// Reads hold it shared; a compaction, which moves records between spaces and runs,
+    /// holds it exclusively, so no read sees a record in neither place or a half merge.
+    view: RwLock<()>,
+}
+
+impl LsmEngine {
+    /// Wraps `inner`, counting the entries its memtable holds now. `memtable_entries`: see
+    /// [`MEMTABLE_ENTRIES`].
+    pub(crate) fn new(inner: Arc<dyn Engine>, memtable_entries: usize) -> StoreResult<Self> {
+        let mut pending = 0;
+        for (space, _) in TAGS.iter().chain(&[(Space::Tombstones, 0)]) {
+            for kv in super::all(&*inner, *space) {
+                kv?;
+                pending += 1;
+            }
+        }
+        Ok(Self {
+            inner,
+            gate: Mutex::new(pending),
+            memtable_entries: memtable_entries.max(1),
+            view: RwLock::new(()),
+        })
+    }
+
+    /// The runs, newest first.
+    fn runs(&self) -> StoreResult<Vec<(u64, Run)>> {
+        let mut out = Vec::new();
+        for kv in super::all(&*self.inner, Space::Runs).rev() {
+            let (k, v) = kv?;
+            let n =
+                k.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| {
+                    StoreError::corrupt("record runs", format!("bad key {:?}", &k[..]))
+                })?;
+            out.push((n, Run::parse(n, v)?));
+        }
+        Ok(out)
+    }
+
+    /// The merged view of one key of a record space.
+    fn get_record(&self, tag: u8, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
+        if let Some(v) = self.inner.get(space, key)? {
+            return Ok(Some(v));
+        }
+        let full = full_key(tag, key);
+        if self.inner.get(Space::Tombstones, &full)?.is_some() {
+            return Ok(None);
+        }
+        for (n, run) in self.runs()? {
+            match run.find(n, &full)? {
+                Some(Found::Value(v)) => return Ok(Some(v)),
+                Some(Found::Tombstone) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Turns the memtable, then `direct` (the record changes of a large batch, newer than the
+    /// memtable), into new runs, and merges the newest runs when there are more than
+    /// [`MAX_RUNS`]; `rest` (the batch's other changes) goes in the same atomic write. Runs
+    /// under the write gate and the exclusive view lock.
+    fn compact(
+        &self,
+        direct: BTreeMap<Vec<u8>, Option<Value>>,
+        mut batch: Batch,
+    ) -> Result<(), WriteError> {
+        let mut memtable: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
+        for (space, tag) in TAGS {
+            for kv in super::all(&*self.inner, space) {
+                let (k, v) = kv?;
+                batch.remove(space, k.to_vec());
+                memtable.insert(full_key(tag, &k), Some(v));
+            }
+        }
+        for kv in super::all(&*self.inner, Space::Tombstones) {
+            let (k, _) = kv?;
+            batch.remove(Space::Tombstones, k.to_vec());
+            memtable.entry(k.to_vec()).or_insert(None);
+        }
+        // Newest first: the batch's records, the memtable, then the runs there are.
+        let mut runs: Vec<(Option<u64>, Vec<RunEntry>)> = Vec::new();
+        let old = self.runs()?;
+        let mut next = old.first().map_or(1, |(n, _)| n + 1);
+        for fresh in [memtable, direct] {
+            if !fresh.is_empty() {
+                runs.insert(0, (None, fresh.into_iter().collect()));
+            }
+        }
+        for (n, run) in &old {
+            runs.push((Some(*n), run.entries(*n)?));
+        }
+        if runs.len() > MAX_RUNS {
+            // Size-tiered: merge the newest runs up to (not including) the first older run that
+            // is more than twice their total, at least two; a merge that reaches the oldest run
+            // drops tombstones, which then hide nothing.
+            let mut k = 2;
+            let mut total: usize = runs[..2].iter().map(|r| r.1.len()).sum();
+            while k < runs.len() && runs[k].1.len() <= 2 * total {
+                total += runs[k].1.len();
+                k += 1;
+            }
+            let oldest = k == runs.len();
+            let mut merged: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
+            for (n, entries) in runs.drain(..k) {
+                if let Some(n) = n {
+                    batch.remove(Space::Runs, n.to_be_bytes().to_vec());
+                }
+                for (key, v) in entries {
+                    merged.entry(key).or_insert(v);
+                }
+            }
+            if oldest {
+                merged.retain(|_, v| v.is_some());
+            }
+            runs.insert(0, (None, merged.into_iter().collect()));
+        }
+        // New runs get numbers above every old one, oldest of them first.
+        for (n, entries) in runs.iter().rev() {
+            if n.is_none() && !entries.is_empty() {
+                batch.put(
+                    Space::Runs,
+                    next.to_be_bytes().to_vec(),
+                    encode_run(entries),
+                );
+                next += 1;
+            }
+        }
+        self.inner.write(batch)
+    }
+}
+
+impl Engine for LsmEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
+        match tag_of(space) {
+            Some(tag) => {
+                let _view = read(&self.view);
+                self.get_record(tag, space, key)
+            }
+            None => self.inner.get(space, key),
+        }
+    }
+
+    fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
+        let Some(tag) = tag_of(space) else {
+            return self.inner.range(space, from, to);
+        };
+        let merged = || -> StoreResult<Vec<(Value, Value)>> {
+            let _view = read(&self.view);
+            let wrap = |b: &Bound<Vec<u8>>| match b {
+                Bound::Included(k) => Bound::Included(full_key(tag, k)),
+                Bound::Excluded(k) => Bound::Excluded(full_key(tag, k)),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let (lo, hi) = (wrap(&from), wrap(&to));
+            let in_range = |k: &[u8]| k.first() == Some(&tag) && within(k, &lo, &hi);
+            let mut view: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
+            for (n, run) in self.runs()?.iter().rev() {
+                for (k, v) in run.entries(*n)? {
+                    if in_range(&k) {
+                        view.insert(k[1..].to_vec(), v);
+                    }
+                }
+            }
+            let tomb_from = match &from {
+                Bound::Unbounded => Bound::Included(vec![tag]),
+                b => wrap(b),
+            };
+            let tomb_to = match &to {
+                Bound::Unbounded => tag
+                    .checked_add(1)
+                    .map_or(Bound::Unbounded, |t| Bound::Excluded(vec![t])),
+                b => wrap(b),
+            };
+            for kv in self.inner.range(Space::Tombstones, tomb_from, tomb_to) {
+                let (k, _) = kv?;
+                if in_range(&k) {
+                    view.insert(k[1..].to_vec(), None);
+                }
+            }
+            for kv in self.inner.range(space, from.clone(), to.clone()) {
+                let (k, v) = kv?;
+                view.insert(k.to_vec(), Some(v));
+            }
+            Ok(view
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (Value::shared(Arc::from(k)), v)))
+                .collect())
+        };
+        match merged() {
+            Ok(entries) => Box::new(entries.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), WriteError> {
+        let mut pending = lock(&self.gate);
+        let Batch { changes, expect } = batch;
+        let mut inner = Batch::default();
+        for (space, key, want) in expect {
+            match tag_of(space) {
+                Some(tag) => {
+                    let have = self.get_record(tag, space, &key)?;
+                    if have.as_deref() != want.as_deref() {
+                        return Err(WriteError::Conflict);
+                    }
+                }
+                None => inner.expect.push((space, key, want)),
+            }
+        }
+        let records = changes.iter().filter(|c| tag_of(c.0).is_some()).count();
+        if records >= self.memtable_entries.div_ceil(DIRECT_DIVISOR) {
+            // A large batch (an import, a pack's index entries, a repack) goes straight into a
+            // run of its own: its records never pass through the engine's log.
+            let mut direct: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
+            for (space, key, value) in changes {
+                match tag_of(space) {
+                    Some(tag) => {
+                        direct.insert(
+                            full_key(tag, &key),
+                            value.map(|v| Value::shared(Arc::from(v))),
+                        );
+                    }
+                    None => inner.changes.push((space, key, value)),
+                }
+            }
+            let _view = self
+                .view
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.compact(direct, inner)?;
+            *pending = 0;
+            return Ok(());
+        }
+        // Tombstones are written only where a run may hold the key, and removed only where
+        // one exists: every entry that passes through the engine's log costs it 2-4x.
+        let any_runs = super::all(&*self.inner, Space::Runs).next().is_some();
+        for (space, key, value) in changes {
+            let Some(tag) = tag_of(space) else {
+                inner.changes.push((space, key, value));
+                continue;
+            };
+            let tomb = full_key(tag, &key);
+            match value {
+                Some(v) => {
+                    if self.inner.get(Space::Tombstones, &tomb)?.is_some() {
+                        inner.changes.push((Space::Tombstones, tomb, None));
+                    }
+                    inner.changes.push((space, key, Some(v)));
+                }
+                None => {
+                    inner.changes.push((space, key, None));
+                    if any_runs {
+                        inner
+                            .changes
+                            .push((Space::Tombstones, tomb, Some(Vec::new())));
+                    }
+                }
+            }
+        }
+        if *pending + records > self.memtable_entries {
+            let _view = self
+                .view
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // The batch's changes land in the memtable and move with it into the new run, all
+            // in one atomic write.
+            self.inner.write(inner)?;
+            self.compact(BTreeMap::new(), Batch::default())?;
+            *pending = 0;
+            return Ok(());
+        }
+        self.inner.write(inner)?;
+        *pending += records;
+        Ok(())
+    }
+
+    fn packs(&self) -> StoreResult<Vec<u64>> {
+        self.inner.packs()
+    }
+
+    fn drop_pack(&self, n: u64) -> StoreResult<()> {
+        self.inner.drop_pack(n)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.inner.flush()
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        self.inner.dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+
+    fn lsm() -> LsmEngine {
+        LsmEngine::new(Arc::new(MemoryEngine::new()), 64).unwrap()
+    }
+
+    #[test]
+    fn the_lsm_engine_keeps_the_contract() {
+        super::super::tests::engine_contract(&lsm());
+    }
+
+    /// Many writes, removes and rewrites across compactions and merges read back as a plain
+    /// map of the same writes.
+    #[test]
+    fn records_survive_compactions_and_merges() {
+        let e = lsm();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut x: u64 = 12345;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = format!("k{:05}", x % 5000).into_bytes();
+            let mut b = Batch::default();
+            if step % 1000 == 999 {
+                // Now and then a batch large enough to become a run of its own.
+                for j in 0..100u64 {
+                    let key = format!("k{:05}", (x + j * 7) % 5000).into_bytes();
+                    let value = format!("b{step}.{j}").into_bytes();
+                    b.put(Space::Versions, key.clone(), value.clone());
+                    model.insert(key, value);
+                }
+            } else if x.is_multiple_of(5) {
+                b.remove(Space::Versions, key.clone());
+                model.remove(&key);
+            } else {
+                let value = format!("v{step}").into_bytes();
+                b.put(Space::Versions, key.clone(), value.clone());
+                model.insert(key, value);
+            }
+            e.write(b).unwrap();
+        }
+        assert!(!e.runs().unwrap().is_empty(), "the writes made runs");
+        assert!(e.runs().unwrap().len() <= MAX_RUNS);
+        for i in 0..5000 {
+            let key = format!("k{i:05}").into_bytes();
+            let got = e.get(Space::Versions, &key).unwrap().map(|v| v.to_vec());
+            assert_eq!(got, model.get(&key).cloned(), "key {i}");
+        }
+        let all: Vec<(Vec<u8>, Vec<u8>)> = super::super::all(&e, Space::Versions)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().collect();
+        assert_eq!(all, want);
+        let back: Vec<Vec<u8>> = e
+            .range(
+                Space::Versions,
+                Bound::Included(b"k01000".to_vec()),
+                Bound::Excluded(b"k02000".to_vec()),
+            )
+            .rev()
+            .map(|kv| kv.unwrap().0.to_vec())
+            .collect();
+        assert!(back.windows(2).all(|w| w[0] > w[1]));
+        assert!(
+            back.iter().all(
+                |k| k.as_slice() >= b"k01000".as_slice() && k.as_slice() < b"k02000".as_slice()
+            )
+        );
+        // Other spaces never enter runs.
+        assert!(super::super::all(&e, Space::Meta).next().is_none());
+    }
+
+    /// Golden bytes of a run (docs/format.md).
+    #[test]
+    fn run_layout_golden_bytes() {
+        let run = encode_run(&[
+            (vec![1, b'a'], Some(Value::shared(Arc::from(&b"xy"[..])))),
+            (vec![2, b'b'], None),
+        ]);
+        let want: Vec<u8> = [
+            &[RUN_FORMAT][..],
+            &2u32.to_be_bytes(),
+            &13u32.to_be_bytes(),
+            &26u32.to_be_bytes(),
+            &[0, 0, 0, 2, 1, b'a', 1, 0, 0, 0, 2, b'x', b'y'],
+            &[0, 0, 0, 2, 2, b'b', 0],
+        ]
+        .concat();
+        assert_eq!(run, want);
+        let parsed = Run::parse(1, Value::shared(Arc::from(run))).unwrap();
+        assert!(
+            matches!(parsed.find(1, &[1, b'a']).unwrap(), Some(Found::Value(v)) if &*v == b"xy")
+        );
+        assert!(matches!(
+            parsed.find(1, &[2, b'b']).unwrap(),
+            Some(Found::Tombstone)
+        ));
+        assert!(parsed.find(1, &[1, b'b']).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_run_is_an_error_not_a_panic() {
+        let run = encode_run(&[(vec![1, b'a'], Some(Value::shared(Arc::from(&b"xy"[..]))))]);
+        for cut in 0..run.len() {
+            let bytes = Value::shared(Arc::from(&run[..cut]));
+            if let Ok(r) = Run::parse(1, bytes) {
+                let _ = r.find(1, &[1, b'a']);
+                let _ = r.entries(1);
+            }
+        }
+        let mut bad = run.clone();
+        bad[5] = 0xff; // the first offset points past the end
+        let r = Run::parse(1, Value::shared(Arc::from(bad))).unwrap();
+        assert!(r.find(1, &[1, b'a']).is_err());
+    }
+}
