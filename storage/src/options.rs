@@ -92,7 +92,7 @@ impl StoreOptions {
     /// Sets how many changes of small records (names, documents, version and feed pages,
     /// pack index entries) the store collects in the engine before it writes them as one
     /// sorted run, a value written once; a batch with at least this many becomes a run of its
-    /// own. Default 2,048. Smaller values write runs more often (tests use them to exercise
+    /// own. Default 512. Smaller values write runs more often (tests use them to exercise
     /// runs and their merges); larger ones keep more records in the engine's log, where each
     /// costs 2-4x its size on disk.
     pub fn record_run_threshold(mut self, changes: usize) -> Self {

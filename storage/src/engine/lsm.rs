@@ -29,7 +29,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::read::lock;
 
 /// The memtable becomes a run past this many entries (and tombstones).
-pub(crate) const MEMTABLE_ENTRIES: usize = 2048;
+pub(crate) const MEMTABLE_ENTRIES: usize = 512;
 
 /// A batch with at least the memtable's threshold over this many record changes becomes a
 /// run of its own (the memtable, older, becomes one first).
@@ -37,6 +37,10 @@ pub(crate) const DIRECT_DIVISOR: usize = 8;
 
 /// More runs than this are merged into one.
 pub(crate) const MAX_RUNS: usize = 8;
+
+/// The `meta` key of the runs' generation: a counter (`u64 BE`) that every compaction
+/// advances, in the batch that changes the runs.
+const GENERATION: &[u8] = b"runs-generation";
 
 /// The first byte of every run value.
 pub(crate) const RUN_FORMAT: u8 = 1;
@@ -66,6 +70,7 @@ fn full_key(tag: u8, key: &[u8]) -> Vec<u8> {
 /// Layout: `RUN_FORMAT`, `count: u32 BE`, `count` entry offsets (`u32 BE`, from the start of
 /// the value), then the entries, each `key_len: u32 BE ‖ full key ‖ kind: u8 (0 tombstone,
 /// 1 value) ‖ [value_len: u32 BE ‖ value]`, sorted by full key, no key twice.
+#[derive(Clone, Debug)]
 struct Run {
     bytes: Value,
     count: usize,
@@ -144,6 +149,45 @@ impl Run {
         Ok(None)
     }
 
+    /// The index of the first entry whose full key satisfies the lower bound `lo`.
+    fn lower_bound(&self, n: u64, lo: &Bound<Vec<u8>>) -> StoreResult<usize> {
+        let (mut a, mut b) = (0usize, self.count);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            let (k, _) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
+            let below = match lo {
+                Bound::Included(l) => self.bytes[k].as_ref() < l.as_slice(),
+                Bound::Excluded(l) => self.bytes[k].as_ref() <= l.as_slice(),
+                Bound::Unbounded => false,
+            };
+            if below {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        Ok(a)
+    }
+
+    /// The entries between two bounds on full keys, in order.
+    fn entries_in(
+        &self,
+        n: u64,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+    ) -> StoreResult<Vec<RunEntry>> {
+        let mut out = Vec::new();
+        for i in self.lower_bound(n, lo)?..self.count {
+            let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;
+            let key = &self.bytes[k];
+            if !within(key, &Bound::Unbounded, hi) {
+                break;
+            }
+            out.push((key.to_vec(), v.map(|v| self.value(v))));
+        }
+        Ok(out)
+    }
+
     /// Every entry, in order: full key and value (`None`: tombstone).
     fn entries(&self, n: u64) -> StoreResult<Vec<RunEntry>> {
         (0..self.count)
@@ -154,6 +198,9 @@ impl Run {
             .collect()
     }
 }
+
+/// The runs by number, newest first, shared with the cache.
+type Runs = Arc<Vec<(u64, Run)>>;
 
 /// A run's entry: full key, and value (`None`: tombstone).
 type RunEntry = (Vec<u8>, Option<Value>);
@@ -218,6 +265,8 @@ pub(crate) struct LsmEngine {
     /// The memtable becomes a run past this many entries; a batch of an eighth of this many
     /// record changes becomes a run of its own.
     memtable_entries: usize,
+    /// The runs as last read, with the generation record they were read under.
+    cache: Mutex<Option<(Option<Vec<u8>>, Runs)>>,
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
     view: RwLock<()>,
@@ -238,12 +287,29 @@ impl LsmEngine {
             inner,
             gate: Mutex::new(pending),
             memtable_entries: memtable_entries.max(1),
+            cache: Mutex::new(None),
             view: RwLock::new(()),
         })
     }
 
     /// The runs, newest first.
-    fn runs(&self) -> StoreResult<Vec<(u64, Run)>> {
+    fn runs(&self) -> StoreResult<Runs> {
+        // Runs are written once; the list changes only with a compaction, which changes the
+        // generation record in the same batch. Another handle of a shared engine (two stores
+        // opened on one memory engine) compacts under its own lock, so the cache is checked
+        // against the generation on every use rather than trusted.
+        let generation = self.inner.get(Space::Meta, GENERATION)?.map(|g| g.to_vec());
+        if let Some((g, runs)) = &*lock(&self.cache)
+            && *g == generation
+        {
+            return Ok(Arc::clone(runs));
+        }
+        let runs = Arc::new(self.read_runs()?);
+        *lock(&self.cache) = Some((generation, Arc::clone(&runs)));
+        Ok(runs)
+    }
+
+    fn read_runs(&self) -> StoreResult<Vec<(u64, Run)>> {
         let mut out = Vec::new();
         for kv in super::all(&*self.inner, Space::Runs).rev() {
             let (k, v) = kv?;
@@ -265,8 +331,8 @@ impl LsmEngine {
         if self.inner.get(Space::Tombstones, &full)?.is_some() {
             return Ok(None);
         }
-        for (n, run) in self.runs()? {
-            match run.find(n, &full)? {
+        for (n, run) in self.runs()?.iter() {
+            match run.find(*n, &full)? {
                 Some(Found::Value(v)) => return Ok(Some(v)),
                 Some(Found::Tombstone) => return Ok(None),
                 None => {}
@@ -306,7 +372,7 @@ impl LsmEngine {
                 runs.insert(0, (None, fresh.into_iter().collect()));
             }
         }
-        for (n, run) in &old {
+        for (n, run) in old.iter() {
             runs.push((Some(*n), run.entries(*n)?));
         }
         if runs.len() > MAX_RUNS {
@@ -334,6 +400,19 @@ impl LsmEngine {
             }
             runs.insert(0, (None, merged.into_iter().collect()));
         }
+        let generation = match self.inner.get(Space::Meta, GENERATION)? {
+            Some(g) => g
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt("record runs", "bad generation record"))?,
+            None => 0,
+        };
+        batch.put(
+            Space::Meta,
+            GENERATION.to_vec(),
+            (generation + 1).to_be_bytes().to_vec(),
+        );
         // New runs get numbers above every old one, oldest of them first.
         for (n, entries) in runs.iter().rev() {
             if n.is_none() && !entries.is_empty() {
@@ -374,8 +453,19 @@ impl Engine for LsmEngine {
             let (lo, hi) = (wrap(&from), wrap(&to));
             let in_range = |k: &[u8]| k.first() == Some(&tag) && within(k, &lo, &hi);
             let mut view: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
+            // Full-key bounds within this space's tag.
+            let run_lo = match &lo {
+                Bound::Unbounded => Bound::Included(vec![tag]),
+                b => b.clone(),
+            };
+            let run_hi = match &hi {
+                Bound::Unbounded => tag
+                    .checked_add(1)
+                    .map_or(Bound::Unbounded, |t| Bound::Excluded(vec![t])),
+                b => b.clone(),
+            };
             for (n, run) in self.runs()?.iter().rev() {
-                for (k, v) in run.entries(*n)? {
+                for (k, v) in run.entries_in(*n, &run_lo, &run_hi)? {
                     if in_range(&k) {
                         view.insert(k[1..].to_vec(), v);
                     }
