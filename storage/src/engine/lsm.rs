@@ -88,6 +88,16 @@ impl Run {
         if bytes.first() != Some(&RUN_FORMAT) {
             return Err(bad("does not start with the run format"));
         }
+        // The trailer: CRC-32 of everything before it. A run is checked whole when it is read
+        // from the engine, so a damaged run is an error, never a misread record.
+        let body = bytes
+            .len()
+            .checked_sub(4)
+            .ok_or_else(|| bad("is too short for its checksum"))?;
+        if read_u32(&bytes, body) != Some(crc32fast::hash(&bytes[..body])) {
+            return Err(bad("fails its checksum"));
+        }
+        let bytes = bytes.slice(0..body);
         let count = read_u32(&bytes, 1).ok_or_else(|| bad("is too short for its count"))? as usize;
         count
             .checked_mul(4)
@@ -247,6 +257,8 @@ fn encode_run(entries: &[RunEntry]) -> Vec<u8> {
             }
         }
     }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
     out
 }
 
@@ -696,6 +708,8 @@ mod tests {
             &[0, 0, 0, 2, 2, b'b', 0],
         ]
         .concat();
+        let crc = crc32fast::hash(&want);
+        let want = [want, crc.to_be_bytes().to_vec()].concat();
         assert_eq!(run, want);
         let parsed = Run::parse(1, Value::shared(Arc::from(run))).unwrap();
         assert!(
@@ -718,9 +732,13 @@ mod tests {
                 let _ = r.entries(1);
             }
         }
-        let mut bad = run.clone();
-        bad[5] = 0xff; // the first offset points past the end
-        let r = Run::parse(1, Value::shared(Arc::from(bad))).unwrap();
-        assert!(r.find(1, &[1, b'a']).is_err());
+        for at in 0..run.len() {
+            let mut bad = run.clone();
+            bad[at] ^= 0x10;
+            assert!(
+                Run::parse(1, Value::shared(Arc::from(bad))).is_err(),
+                "a run changed at byte {at} is refused"
+            );
+        }
     }
 }
