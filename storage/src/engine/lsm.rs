@@ -179,6 +179,35 @@ impl Run {
         Ok(a)
     }
 
+    /// The last entry whose full key is within the bounds: its key and what it holds.
+    fn last_in(
+        &self,
+        n: u64,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+    ) -> StoreResult<Option<RunEntry>> {
+        // The first index past the upper bound, then one back.
+        let (mut a, mut b) = (0usize, self.count);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            let (k, _) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
+            if within(&self.bytes[k], &Bound::Unbounded, hi) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        let Some(i) = a.checked_sub(1) else {
+            return Ok(None);
+        };
+        let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;
+        let key = &self.bytes[k];
+        if !within(key, lo, &Bound::Unbounded) {
+            return Ok(None);
+        }
+        Ok(Some((key.to_vec(), v.map(|v| self.value(v)))))
+    }
+
     /// The entries between two bounds on full keys, in order.
     fn entries_in(
         &self,
@@ -596,6 +625,77 @@ impl Engine for LsmEngine {
         Ok(())
     }
 
+    fn last_in(
+        &self,
+        space: Space,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> StoreResult<Option<(Value, Value)>> {
+        let Some(tag) = tag_of(space) else {
+            return self.inner.last_in(space, from, to);
+        };
+        let _view = read(&self.view);
+        let wrap = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) => Bound::Included(full_key(tag, k)),
+            Bound::Excluded(k) => Bound::Excluded(full_key(tag, k)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let lo = match &from {
+            Bound::Unbounded => Bound::Included(vec![tag]),
+            b => wrap(b),
+        };
+        let mut hi = match &to {
+            Bound::Unbounded => tag
+                .checked_add(1)
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(vec![t])),
+            b => wrap(b),
+        };
+        let runs = self.runs()?;
+        loop {
+            // The greatest candidate key: the memtable's last in range, each run's last.
+            let unwrap_hi = match &hi {
+                Bound::Included(k) if k.first() == Some(&tag) => Bound::Included(k[1..].to_vec()),
+                Bound::Excluded(k) if k.first() == Some(&tag) => Bound::Excluded(k[1..].to_vec()),
+                _ => to.clone(),
+            };
+            let mem = self.inner.last_in(space, from.clone(), unwrap_hi)?;
+            let mut best: Option<Vec<u8>> = mem.as_ref().map(|(k, _)| full_key(tag, k));
+            for (n, run) in runs.iter() {
+                if let Some((k, _)) = run.last_in(*n, &lo, &hi)?
+                    && best.as_ref().is_none_or(|b| k > *b)
+                {
+                    best = Some(k);
+                }
+            }
+            let Some(key) = best else {
+                return Ok(None);
+            };
+            if let Some((k, v)) = mem
+                && full_key(tag, &k) == key
+            {
+                return Ok(Some((k, v)));
+            }
+            // The newest word on `key`: a tombstone of the memtable, else the newest run.
+            let removed = self.inner.get(Space::Tombstones, &key)?.is_some() || {
+                let mut found = None;
+                for (n, run) in runs.iter() {
+                    if let Some(f) = run.find(*n, &key)? {
+                        found = Some(f);
+                        break;
+                    }
+                }
+                match found {
+                    Some(Found::Value(v)) => {
+                        return Ok(Some((Value::shared(Arc::from(&key[1..])), v)));
+                    }
+                    _ => true,
+                }
+            };
+            debug_assert!(removed);
+            hi = Bound::Excluded(key);
+        }
+    }
+
     fn packs(&self) -> StoreResult<Vec<u64>> {
         self.inner.packs()
     }
@@ -680,6 +780,24 @@ mod tests {
             .map(|kv| kv.unwrap().0.to_vec())
             .collect();
         assert!(back.windows(2).all(|w| w[0] > w[1]));
+        for i in (0..5000).step_by(37) {
+            let hi = format!("k{i:05}").into_bytes();
+            let lo = format!("k{:05}", i / 2).into_bytes();
+            let got = e
+                .last_in(
+                    Space::Versions,
+                    Bound::Included(lo.clone()),
+                    Bound::Included(hi.clone()),
+                )
+                .unwrap()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()));
+            let want = want
+                .iter()
+                .rev()
+                .find(|(k, _)| *k >= lo && *k <= hi)
+                .cloned();
+            assert_eq!(got, want, "last in {lo:?}..={hi:?}");
+        }
         assert!(
             back.iter().all(
                 |k| k.as_slice() >= b"k01000".as_slice() && k.as_slice() < b"k02000".as_slice()

@@ -194,6 +194,16 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Returns the entries of `space` between two bounds, in key order.
     fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_>;
 
+    /// Returns the last entry of `space` between two bounds (the one with the greatest key).
+    fn last_in(
+        &self,
+        space: Space,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> StoreResult<Option<(Value, Value)>> {
+        self.range(space, from, to).next_back().transpose()
+    }
+
     /// Applies a batch atomically: after a crash, all of it or none of it.
     fn write(&self, batch: Batch) -> Result<(), WriteError>;
 

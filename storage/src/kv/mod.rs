@@ -249,18 +249,14 @@ impl Kv {
                 "no version page holds it",
             )
         };
-        let Some(kv) = self
-            .engine
-            .range(
-                Space::Versions,
-                Bound::Included(pair_key(doc, 0).to_vec()),
-                Bound::Included(pair_key(doc, v.get()).to_vec()),
-            )
-            .next_back()
+        let Some((k, b)) = self.engine.last_in(
+            Space::Versions,
+            Bound::Included(pair_key(doc, 0).to_vec()),
+            Bound::Included(pair_key(doc, v.get()).to_vec()),
+        )?
         else {
             return Err(missing());
         };
-        let (k, b) = kv?;
         let page = version_page(doc, &k, &b)?;
         // The page's key is at or below `v` (the range guarantees it) and equals its first.
         let index = usize::try_from(v.get() - page.first.get()).map_err(|_| missing())?;
@@ -315,16 +311,12 @@ impl Kv {
     /// Returns feed entries from sequence number `from`, at most `limit`.
     pub(crate) fn feed(&self, from: u64, limit: usize) -> StoreResult<Vec<(u64, u64, VersionNo)>> {
         // Start at the page that holds `from` (the last page starting at or before it).
-        let start: Vec<u8> = match self
-            .engine
-            .range(
-                Space::Feed,
-                Bound::Unbounded,
-                Bound::Included(u64_key(from).to_vec()),
-            )
-            .next_back()
-        {
-            Some(kv) => kv?.0.to_vec(),
+        let start: Vec<u8> = match self.engine.last_in(
+            Space::Feed,
+            Bound::Unbounded,
+            Bound::Included(u64_key(from).to_vec()),
+        )? {
+            Some((k, _)) => k.to_vec(),
             None => u64_key(0).to_vec(),
         };
         let mut out = Vec::new();
