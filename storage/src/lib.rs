@@ -16,7 +16,8 @@
 //! ```
 //!
 //! # Overview
-//! - [`Store`]: open, [`put`](Store::put), [`get`](Store::get), [`history`](Store::history),
+//! - [`Store`]: open (a directory, or [`Store::open_memory`] on a [`MemoryEngine`]),
+//!   [`put`](Store::put), [`get`](Store::get), [`history`](Store::history),
 //!   [`documents`](Store::documents), [`diff`](Store::diff), [`changes`](Store::changes),
 //!   [`stats`](Store::stats), [`verify`](Store::verify), [`gc`](Store::gc),
 //!   [`flush`](Store::flush), [`repack_at`](Store::repack_at) (re-encode everything, safe to
@@ -34,7 +35,9 @@
 //! Objects are kept in *packs* (many objects in one value written once, git's way) with an
 //! index from content id to place; what still changes (each document's newest version under
 //! reverse policies, single puts until the next fold) is kept loose and folded into packs
-//! every 256 versions. Every read is checked: by zstd's content checksum in each stored frame,
+//! every 256 versions. Small records (document names, version and feed pages, the pack index)
+//! are kept in sorted *runs*, values written once and merged now and then, since the engine
+//! keeps a small entry at 2-4x its size. Every read is checked: by zstd's content checksum in each stored frame,
 //! or by the blake3 id where an object has none; [`StoreOptions::verify_reads`] checks ids on
 //! every read too, and [`Store::verify`] always does.
 //!

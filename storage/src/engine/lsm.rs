@@ -19,7 +19,7 @@
 //! write lock, so they hold between the writers of one process (sled admits one); expectations
 //! on other spaces go to the inner engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -226,20 +226,94 @@ impl Run {
         }
         Ok(out)
     }
+}
 
-    /// Every entry, in order: full key and value (`None`: tombstone).
-    fn entries(&self, n: u64) -> StoreResult<Vec<RunEntry>> {
-        (0..self.count)
-            .map(|i| {
-                let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;
-                Ok((self.bytes[k].to_vec(), v.map(|v| self.value(v))))
-            })
-            .collect()
+/// The runs' directories, newest first, shared with the cache.
+type Runs = Arc<Vec<Dir>>;
+
+/// Entries per block are cut once a block's encoding passes this many bytes: large enough
+/// that the engine keeps each block as a value of its own (over a quarter segment), small
+/// enough that a lookup reads little.
+pub(crate) const BLOCK_TARGET: usize = 32 << 10;
+
+/// The first byte of a run's directory.
+pub(crate) const DIR_FORMAT: u8 = 1;
+
+/// A run's directory: its number, entry count, and the first full key of each block.
+#[derive(Clone, Debug)]
+struct Dir {
+    n: u64,
+    entries: u64,
+    firsts: Vec<Vec<u8>>,
+}
+
+impl Dir {
+    /// Layout: `DIR_FORMAT`, `entries: u64 BE`, `blocks: u32 BE`, each block's first full key
+    /// as `key_len: u32 BE ‖ key`, then a CRC-32 of all the bytes before it, `u32 BE`.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![DIR_FORMAT];
+        out.extend_from_slice(&self.entries.to_be_bytes());
+        let blocks = u32::try_from(self.firsts.len()).expect("fewer than 2^32 blocks");
+        out.extend_from_slice(&blocks.to_be_bytes());
+        for k in &self.firsts {
+            let klen = u32::try_from(k.len()).expect("keys are small");
+            out.extend_from_slice(&klen.to_be_bytes());
+            out.extend_from_slice(k);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn parse(n: u64, bytes: &[u8]) -> StoreResult<Self> {
+        let bad = || StoreError::corrupt(format!("record run {n}"), "its directory is damaged");
+        let body = bytes.len().checked_sub(4).ok_or_else(bad)?;
+        if bytes.first() != Some(&DIR_FORMAT)
+            || read_u32(bytes, body) != Some(crc32fast::hash(&bytes[..body]))
+        {
+            return Err(bad());
+        }
+        let entries = bytes
+            .get(1..9)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(bad)?;
+        let blocks = read_u32(bytes, 9).ok_or_else(bad)? as usize;
+        let mut at = 13;
+        let mut firsts = Vec::with_capacity(blocks.min(1 << 20));
+        for _ in 0..blocks {
+            let klen = read_u32(bytes, at).ok_or_else(bad)? as usize;
+            let k = bytes.get(at + 4..at + 4 + klen).ok_or_else(bad)?;
+            firsts.push(k.to_vec());
+            at += 4 + klen;
+        }
+        if at != body {
+            return Err(bad());
+        }
+        Ok(Self { n, entries, firsts })
+    }
+
+    /// The last block whose first key is at or below `key` (by `within` with `hi`).
+    fn block_at_or_below(&self, hi: &Bound<Vec<u8>>) -> Option<usize> {
+        let i = self
+            .firsts
+            .partition_point(|f| within(f, &Bound::Unbounded, hi));
+        i.checked_sub(1)
     }
 }
 
-/// The runs by number, newest first, shared with the cache.
-type Runs = Arc<Vec<(u64, Run)>>;
+fn block_key(n: u64, b: usize) -> Vec<u8> {
+    let mut k = n.to_be_bytes().to_vec();
+    k.extend_from_slice(
+        &u32::try_from(b)
+            .expect("fewer than 2^32 blocks")
+            .to_be_bytes(),
+    );
+    k
+}
+
+/// Blocks kept parsed (checked) in memory, at most.
+const BLOCK_CACHE: usize = 256;
 
 /// A run's entry: full key, and value (`None`: tombstone).
 type RunEntry = (Vec<u8>, Option<Value>);
@@ -308,6 +382,9 @@ pub(crate) struct LsmEngine {
     memtable_entries: usize,
     /// The runs as last read, with the generation record they were read under.
     cache: Mutex<Option<(Option<Vec<u8>>, Runs)>>,
+    /// Blocks read and checked, by (run, block). Runs are never rewritten, and run numbers
+    /// never reused, so an entry stays right until its run is merged away.
+    blocks: Mutex<HashMap<(u64, usize), Run>>,
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
     view: RwLock<()>,
@@ -329,6 +406,7 @@ impl LsmEngine {
             gate: Mutex::new(pending),
             memtable_entries: memtable_entries.max(1),
             cache: Mutex::new(None),
+            blocks: Mutex::new(HashMap::new()),
             view: RwLock::new(()),
         })
     }
@@ -350,7 +428,7 @@ impl LsmEngine {
         Ok(runs)
     }
 
-    fn read_runs(&self) -> StoreResult<Vec<(u64, Run)>> {
+    fn read_runs(&self) -> StoreResult<Vec<Dir>> {
         let mut out = Vec::new();
         for kv in super::all(&*self.inner, Space::Runs).rev() {
             let (k, v) = kv?;
@@ -358,9 +436,124 @@ impl LsmEngine {
                 k.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| {
                     StoreError::corrupt("record runs", format!("bad key {:?}", &k[..]))
                 })?;
-            out.push((n, Run::parse(n, v)?));
+            out.push(Dir::parse(n, &v)?);
         }
         Ok(out)
+    }
+
+    /// Block `b` of run `dir`, read and checked once.
+    fn block(&self, dir: &Dir, b: usize) -> StoreResult<Run> {
+        if let Some(r) = lock(&self.blocks).get(&(dir.n, b)) {
+            return Ok(r.clone());
+        }
+        let bytes = self
+            .inner
+            .get(Space::RunBlocks, &block_key(dir.n, b))?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("record run {}", dir.n),
+                    format!("block {b} is missing"),
+                )
+            })?;
+        let run = Run::parse(dir.n, bytes)?;
+        let mut cache = lock(&self.blocks);
+        if cache.len() >= BLOCK_CACHE {
+            cache.clear();
+        }
+        cache.insert((dir.n, b), run.clone());
+        Ok(run)
+    }
+
+    /// What run `dir` says about a full key.
+    fn run_find(&self, dir: &Dir, key: &[u8]) -> StoreResult<Option<Found>> {
+        match dir.block_at_or_below(&Bound::Included(key.to_vec())) {
+            Some(b) => self.block(dir, b)?.find(dir.n, key),
+            None => Ok(None),
+        }
+    }
+
+    /// The entries of run `dir` between two bounds on full keys, in order.
+    fn run_entries_in(
+        &self,
+        dir: &Dir,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+    ) -> StoreResult<Vec<RunEntry>> {
+        let first = match lo {
+            Bound::Unbounded => 0,
+            Bound::Included(k) | Bound::Excluded(k) => dir
+                .block_at_or_below(&Bound::Included(k.clone()))
+                .unwrap_or(0),
+        };
+        let mut out = Vec::new();
+        for b in first..dir.firsts.len() {
+            if !within(&dir.firsts[b], &Bound::Unbounded, hi) {
+                break;
+            }
+            out.extend(self.block(dir, b)?.entries_in(dir.n, lo, hi)?);
+        }
+        Ok(out)
+    }
+
+    /// The last entry of run `dir` between two bounds on full keys.
+    fn run_last_in(
+        &self,
+        dir: &Dir,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+    ) -> StoreResult<Option<RunEntry>> {
+        let mut b = dir.block_at_or_below(hi);
+        while let Some(i) = b {
+            if let Some(e) = self.block(dir, i)?.last_in(dir.n, lo, hi)? {
+                return Ok(Some(e));
+            }
+            // This block holds nothing in range; an earlier one can only if this block's
+            // first key is still above the lower bound.
+            if !within(&dir.firsts[i], lo, &Bound::Unbounded) {
+                return Ok(None);
+            }
+            b = i.checked_sub(1);
+        }
+        Ok(None)
+    }
+
+    /// Every entry of run `dir`, in order.
+    fn run_entries(&self, dir: &Dir) -> StoreResult<Vec<RunEntry>> {
+        self.run_entries_in(dir, &Bound::Unbounded, &Bound::Unbounded)
+    }
+
+    /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks and directory.
+    fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) {
+        let mut dir = Dir {
+            n,
+            entries: entries.len() as u64,
+            firsts: Vec::new(),
+        };
+        let mut start = 0;
+        while start < entries.len() {
+            let mut end = start;
+            let mut size = 0;
+            while end < entries.len() && (end == start || size < BLOCK_TARGET) {
+                size += entries[end].0.len() + entries[end].1.as_ref().map_or(0, |v| v.len()) + 13;
+                end += 1;
+            }
+            dir.firsts.push(entries[start].0.clone());
+            batch.put(
+                Space::RunBlocks,
+                block_key(n, dir.firsts.len() - 1),
+                encode_run(&entries[start..end]),
+            );
+            start = end;
+        }
+        batch.put(Space::Runs, n.to_be_bytes().to_vec(), dir.encode());
+    }
+
+    /// Adds the removal of run `dir` (directory and blocks) to `batch`.
+    fn remove_run(batch: &mut Batch, dir: &Dir) {
+        batch.remove(Space::Runs, dir.n.to_be_bytes().to_vec());
+        for b in 0..dir.firsts.len() {
+            batch.remove(Space::RunBlocks, block_key(dir.n, b));
+        }
     }
 
     /// The merged view of one key of a record space.
@@ -372,8 +565,8 @@ impl LsmEngine {
         if self.inner.get(Space::Tombstones, &full)?.is_some() {
             return Ok(None);
         }
-        for (n, run) in self.runs()?.iter() {
-            match run.find(*n, &full)? {
+        for dir in self.runs()?.iter() {
+            match self.run_find(dir, &full)? {
                 Some(Found::Value(v)) => return Ok(Some(v)),
                 Some(Found::Tombstone) => return Ok(None),
                 None => {}
@@ -404,34 +597,49 @@ impl LsmEngine {
             batch.remove(Space::Tombstones, k.to_vec());
             memtable.entry(k.to_vec()).or_insert(None);
         }
-        // Newest first: the batch's records, the memtable, then the runs there are.
-        let mut runs: Vec<(Option<u64>, Vec<RunEntry>)> = Vec::new();
-        let old = self.runs()?;
-        let mut next = old.first().map_or(1, |(n, _)| n + 1);
-        for fresh in [memtable, direct] {
-            if !fresh.is_empty() {
-                runs.insert(0, (None, fresh.into_iter().collect()));
+        // Newest first: the batch's records, the memtable, then the runs there are (by
+        // directory: an old run's entries are read only if it is merged).
+        enum Part<'d> {
+            Fresh(Vec<RunEntry>),
+            Old(&'d Dir),
+        }
+        impl Part<'_> {
+            fn len(&self) -> usize {
+                match self {
+                    Self::Fresh(e) => e.len(),
+                    Self::Old(d) => usize::try_from(d.entries).unwrap_or(usize::MAX),
+                }
             }
         }
-        for (n, run) in old.iter() {
-            runs.push((Some(*n), run.entries(*n)?));
+        let old = self.runs()?;
+        let mut next = old.first().map_or(1, |d| d.n + 1);
+        let mut runs: Vec<Part<'_>> = Vec::new();
+        for fresh in [direct, memtable] {
+            if !fresh.is_empty() {
+                runs.push(Part::Fresh(fresh.into_iter().collect()));
+            }
         }
+        runs.extend(old.iter().map(Part::Old));
         if runs.len() > MAX_RUNS {
             // Size-tiered: merge the newest runs up to (not including) the first older run that
             // is more than twice their total, at least two; a merge that reaches the oldest run
             // drops tombstones, which then hide nothing.
             let mut k = 2;
-            let mut total: usize = runs[..2].iter().map(|r| r.1.len()).sum();
-            while k < runs.len() && runs[k].1.len() <= 2 * total {
-                total += runs[k].1.len();
+            let mut total: usize = runs[..2].iter().map(Part::len).sum();
+            while k < runs.len() && runs[k].len() <= 2 * total {
+                total = total.saturating_add(runs[k].len());
                 k += 1;
             }
             let oldest = k == runs.len();
             let mut merged: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
-            for (n, entries) in runs.drain(..k) {
-                if let Some(n) = n {
-                    batch.remove(Space::Runs, n.to_be_bytes().to_vec());
-                }
+            for part in runs.drain(..k) {
+                let entries = match part {
+                    Part::Fresh(e) => e,
+                    Part::Old(dir) => {
+                        Self::remove_run(&mut batch, dir);
+                        self.run_entries(dir)?
+                    }
+                };
                 for (key, v) in entries {
                     merged.entry(key).or_insert(v);
                 }
@@ -439,7 +647,7 @@ impl LsmEngine {
             if oldest {
                 merged.retain(|_, v| v.is_some());
             }
-            runs.insert(0, (None, merged.into_iter().collect()));
+            runs.insert(0, Part::Fresh(merged.into_iter().collect()));
         }
         let generation = match self.inner.get(Space::Meta, GENERATION)? {
             Some(g) => g
@@ -455,13 +663,11 @@ impl LsmEngine {
             (generation + 1).to_be_bytes().to_vec(),
         );
         // New runs get numbers above every old one, oldest of them first.
-        for (n, entries) in runs.iter().rev() {
-            if n.is_none() && !entries.is_empty() {
-                batch.put(
-                    Space::Runs,
-                    next.to_be_bytes().to_vec(),
-                    encode_run(entries),
-                );
+        for part in runs.iter().rev() {
+            if let Part::Fresh(entries) = part
+                && !entries.is_empty()
+            {
+                Self::write_run(&mut batch, next, entries);
                 next += 1;
             }
         }
@@ -505,8 +711,8 @@ impl Engine for LsmEngine {
                     .map_or(Bound::Unbounded, |t| Bound::Excluded(vec![t])),
                 b => b.clone(),
             };
-            for (n, run) in self.runs()?.iter().rev() {
-                for (k, v) in run.entries_in(*n, &run_lo, &run_hi)? {
+            for dir in self.runs()?.iter().rev() {
+                for (k, v) in self.run_entries_in(dir, &run_lo, &run_hi)? {
                     if in_range(&k) {
                         view.insert(k[1..].to_vec(), v);
                     }
@@ -660,8 +866,8 @@ impl Engine for LsmEngine {
             };
             let mem = self.inner.last_in(space, from.clone(), unwrap_hi)?;
             let mut best: Option<Vec<u8>> = mem.as_ref().map(|(k, _)| full_key(tag, k));
-            for (n, run) in runs.iter() {
-                if let Some((k, _)) = run.last_in(*n, &lo, &hi)?
+            for dir in runs.iter() {
+                if let Some((k, _)) = self.run_last_in(dir, &lo, &hi)?
                     && best.as_ref().is_none_or(|b| k > *b)
                 {
                     best = Some(k);
@@ -678,8 +884,8 @@ impl Engine for LsmEngine {
             // The newest word on `key`: a tombstone of the memtable, else the newest run.
             let removed = self.inner.get(Space::Tombstones, &key)?.is_some() || {
                 let mut found = None;
-                for (n, run) in runs.iter() {
-                    if let Some(f) = run.find(*n, &key)? {
+                for dir in runs.iter() {
+                    if let Some(f) = self.run_find(dir, &key)? {
                         found = Some(f);
                         break;
                     }
@@ -759,6 +965,10 @@ mod tests {
             e.write(b).unwrap();
         }
         assert!(!e.runs().unwrap().is_empty(), "the writes made runs");
+        assert!(
+            e.runs().unwrap().iter().any(|d| d.firsts.len() > 1),
+            "a run of several blocks"
+        );
         assert!(e.runs().unwrap().len() <= MAX_RUNS);
         for i in 0..5000 {
             let key = format!("k{i:05}").into_bytes();
@@ -841,13 +1051,42 @@ mod tests {
     }
 
     #[test]
+    fn a_run_directory_roundtrips_and_refuses_damage() {
+        let dir = Dir {
+            n: 7,
+            entries: 12,
+            firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
+        };
+        let bytes = dir.encode();
+        let back = Dir::parse(7, &bytes).unwrap();
+        assert_eq!(
+            (back.entries, back.firsts.clone()),
+            (12, dir.firsts.clone())
+        );
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x04;
+            assert!(Dir::parse(7, &bad).is_err(), "byte {at}");
+        }
+        assert_eq!(
+            back.block_at_or_below(&Bound::Included(vec![1, b'a'])),
+            Some(0)
+        );
+        assert_eq!(
+            back.block_at_or_below(&Bound::Excluded(vec![1, b'a'])),
+            None
+        );
+        assert_eq!(back.block_at_or_below(&Bound::Included(vec![5])), Some(1));
+    }
+
+    #[test]
     fn a_damaged_run_is_an_error_not_a_panic() {
         let run = encode_run(&[(vec![1, b'a'], Some(Value::shared(Arc::from(&b"xy"[..]))))]);
         for cut in 0..run.len() {
             let bytes = Value::shared(Arc::from(&run[..cut]));
             if let Ok(r) = Run::parse(1, bytes) {
                 let _ = r.find(1, &[1, b'a']);
-                let _ = r.entries(1);
+                let _ = r.entries_in(1, &Bound::Unbounded, &Bound::Unbounded);
             }
         }
         for at in 0..run.len() {

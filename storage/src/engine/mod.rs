@@ -38,8 +38,10 @@ pub(crate) enum Space {
     Meta,
     /// Pack `n`: one value, under the empty key.
     Pack(u64),
-    /// Sorted runs of records ([`lsm`]): run number BE → run.
+    /// Sorted runs of records ([`lsm`]): run number BE → the run's directory.
     Runs,
+    /// The blocks of the runs: run number BE ‖ block BE (u32) → sorted records.
+    RunBlocks,
     /// Records removed since the last run was written ([`lsm`]): tag ‖ key → empty.
     Tombstones,
 }
@@ -57,7 +59,7 @@ impl Space {
     ];
 
     /// Every fixed space an engine keeps: the records' and the record runs'.
-    pub(crate) const ENGINE: [Self; 9] = [
+    pub(crate) const ENGINE: [Self; 10] = [
         Self::Names,
         Self::Docs,
         Self::Versions,
@@ -66,6 +68,7 @@ impl Space {
         Self::Feed,
         Self::Meta,
         Self::Runs,
+        Self::RunBlocks,
         Self::Tombstones,
     ];
 }

@@ -51,6 +51,7 @@ fn tree_name(space: Space) -> String {
         Space::Meta => "meta".into(),
         Space::Pack(n) => format!("pack-{n:016x}"),
         Space::Runs => "runs".into(),
+        Space::RunBlocks => "run-blocks".into(),
         Space::Tombstones => "tombstones".into(),
     }
 }
