@@ -59,18 +59,11 @@ impl Space {
     ];
 
     /// Every fixed space an engine keeps: the records' and the record runs'.
-    pub(crate) const ENGINE: [Self; 10] = [
-        Self::Names,
-        Self::Docs,
-        Self::Versions,
-        Self::Objects,
-        Self::Index,
-        Self::Feed,
-        Self::Meta,
-        Self::Runs,
-        Self::RunBlocks,
-        Self::Tombstones,
-    ];
+    pub(crate) fn engine_spaces() -> impl Iterator<Item = Self> {
+        Self::FIXED
+            .into_iter()
+            .chain([Self::Runs, Self::RunBlocks, Self::Tombstones])
+    }
 }
 
 /// A value read from an engine, shared with the engine's cache where it has one: cloning and

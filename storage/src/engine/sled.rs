@@ -206,7 +206,7 @@ impl SledEngine {
             },
         })?;
         let mut trees = HashMap::new();
-        for space in Space::ENGINE {
+        for space in Space::engine_spaces() {
             trees.insert(space, db.open_tree(tree_name(space)).map_err(backend)?);
         }
         Ok((

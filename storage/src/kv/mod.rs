@@ -501,17 +501,23 @@ impl Kv {
         }
         // The copy is written in this build's format, whatever the source's, and packs are
         // numbered afresh.
-        let mut batch = Batch::default();
-        batch.put(
-            Space::Meta,
-            META_FORMAT,
-            encode_record(&FormatRecord {
-                format: STORE_FORMAT,
-            }),
-        );
+        let mut batch = format_batch();
         batch.remove(Space::Meta, META_PACKS);
         dest.write(batch)
     }
+}
+
+/// A batch that records this build's store format.
+fn format_batch() -> Batch {
+    let mut batch = Batch::default();
+    batch.put(
+        Space::Meta,
+        META_FORMAT,
+        encode_record(&FormatRecord {
+            format: STORE_FORMAT,
+        }),
+    );
+    batch
 }
 
 /// Returns `true` when adding `item` would take a page of `len` entries past [`PAGE_LIMIT`].

@@ -93,15 +93,7 @@ impl Kv {
                 let rec = decode_record::<FormatRecord>(&bytes)
                     .map_err(|e| not_a_store(e.to_string()))?;
                 if rec.format == UPGRADABLE_FORMAT {
-                    let mut batch = Batch::default();
-                    batch.put(
-                        Space::Meta,
-                        META_FORMAT,
-                        encode_record(&FormatRecord {
-                            format: STORE_FORMAT,
-                        }),
-                    );
-                    self.write(batch).map_err(|e| OpenError::Backend {
+                    self.write(format_batch()).map_err(|e| OpenError::Backend {
                         path: path.to_owned(),
                         source: BackendError::new(e),
                     })?;
@@ -131,14 +123,7 @@ impl Kv {
                 }
                 // One batch: a crash keeps both records or neither, never a format record
                 // without its counters.
-                let mut batch = Batch::default();
-                batch.put(
-                    Space::Meta,
-                    META_FORMAT,
-                    encode_record(&FormatRecord {
-                        format: STORE_FORMAT,
-                    }),
-                );
+                let mut batch = format_batch();
                 batch.put(
                     Space::Meta,
                     META_COUNTERS,
