@@ -611,6 +611,19 @@ impl Store {
         self.inner.kv.flush()
     }
 
+    /// Merges the store's record runs (names, version pages, the change feed and the pack
+    /// index, kept in sorted values written once) into one, so that every lookup reads one
+    /// run. Writes merge runs on their own as they accumulate; this is for the end of a bulk
+    /// load (`strata import` calls it). Holds back puts while it runs.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn compact_records(&self) -> StoreResult<()> {
+        let _gate = self.exclusive_writes();
+        self.inner.kv.compact_records()?;
+        self.inner.kv.flush()
+    }
+
     /// Empties the cache of rebuilt contents (for benchmarks of cold reads).
     pub fn clear_cache(&self) {
         lock(&self.inner.cache).clear();

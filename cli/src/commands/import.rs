@@ -233,6 +233,8 @@ pub(crate) fn run(
     if progress {
         eprintln!();
     }
+    // One record run for the whole import: every later lookup reads one run.
+    store.compact_records()?;
     let secs = started.elapsed().as_secs_f64();
     writeln!(
         out,
@@ -376,6 +378,9 @@ pub(crate) fn run_stream(
     }
     if let Some(last) = batch.take() {
         committed += last.commit()?.len();
+    }
+    if let Some(store) = cell.get() {
+        store.compact_records()?;
     }
     writeln!(
         out,

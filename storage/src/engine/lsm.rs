@@ -577,12 +577,14 @@ impl LsmEngine {
 
     /// Turns the memtable, then `direct` (the record changes of a large batch, newer than the
     /// memtable), into new runs, and merges the newest runs when there are more than
-    /// [`MAX_RUNS`]; `rest` (the batch's other changes) goes in the same atomic write. Runs
-    /// under the write gate and the exclusive view lock.
+    /// [`MAX_RUNS`] (all of them into one when `merge_all`); `batch` (the batch's other
+    /// changes) goes in the same atomic write. Runs under the write gate and the exclusive
+    /// view lock.
     fn compact(
         &self,
         direct: BTreeMap<Vec<u8>, Option<Value>>,
         mut batch: Batch,
+        merge_all: bool,
     ) -> Result<(), WriteError> {
         let mut memtable: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();
         for (space, tag) in TAGS {
@@ -620,13 +622,13 @@ impl LsmEngine {
             }
         }
         runs.extend(old.iter().map(Part::Old));
-        if runs.len() > MAX_RUNS {
+        if runs.len() > MAX_RUNS || (merge_all && runs.len() > 1) {
             // Size-tiered: merge the newest runs up to (not including) the first older run that
             // is more than twice their total, at least two; a merge that reaches the oldest run
             // drops tombstones, which then hide nothing.
             let mut k = 2;
             let mut total: usize = runs[..2].iter().map(Part::len).sum();
-            while k < runs.len() && runs[k].len() <= 2 * total {
+            while k < runs.len() && (merge_all || runs[k].len() <= 2 * total) {
                 total = total.saturating_add(runs[k].len());
                 k += 1;
             }
@@ -784,7 +786,7 @@ impl Engine for LsmEngine {
                 .view
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            self.compact(direct, inner)?;
+            self.compact(direct, inner, false)?;
             *pending = 0;
             return Ok(());
         }
@@ -822,7 +824,7 @@ impl Engine for LsmEngine {
             // The batch's changes land in the memtable and move with it into the new run, all
             // in one atomic write.
             self.inner.write(inner)?;
-            self.compact(BTreeMap::new(), Batch::default())?;
+            self.compact(BTreeMap::new(), Batch::default(), false)?;
             *pending = 0;
             return Ok(());
         }
@@ -902,6 +904,23 @@ impl Engine for LsmEngine {
         }
     }
 
+    fn compact_all(&self) -> StoreResult<()> {
+        let mut pending = lock(&self.gate);
+        let _view = self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.compact(BTreeMap::new(), Batch::default(), true)
+            .map_err(|e| match e {
+                WriteError::Store(e) => e,
+                WriteError::Conflict => {
+                    StoreError::corrupt("record runs", "a compaction conflicted")
+                }
+            })?;
+        *pending = 0;
+        Ok(())
+    }
+
     fn packs(&self) -> StoreResult<Vec<u64>> {
         self.inner.packs()
     }
@@ -970,6 +989,15 @@ mod tests {
             "a run of several blocks"
         );
         assert!(e.runs().unwrap().len() <= MAX_RUNS);
+        let before: Vec<(Vec<u8>, Vec<u8>)> = super::super::all(&e, Space::Versions)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        e.compact_all().unwrap();
+        assert_eq!(e.runs().unwrap().len(), 1, "everything merged into one run");
+        let after: Vec<(Vec<u8>, Vec<u8>)> = super::super::all(&e, Space::Versions)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        assert_eq!(before, after);
         for i in 0..5000 {
             let key = format!("k{i:05}").into_bytes();
             let got = e.get(Space::Versions, &key).unwrap().map(|v| v.to_vec());

@@ -203,6 +203,12 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Applies a batch atomically: after a crash, all of it or none of it.
     fn write(&self, batch: Batch) -> Result<(), WriteError>;
 
+    /// Merges whatever the engine keeps in several pieces into as few as it can (the record
+    /// runs of [`lsm`]); nothing by default.
+    fn compact_all(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Returns the number of every pack space, in order.
     fn packs(&self) -> StoreResult<Vec<u64>>;
 

@@ -175,6 +175,11 @@ impl Kv {
         Ok(total)
     }
 
+    /// Merges the record runs into one (see [`crate::Store::compact_records`]).
+    pub(crate) fn compact_records(&self) -> StoreResult<()> {
+        self.engine.compact_all()
+    }
+
     /// The directory the engine keeps its files in (`None`: a memory engine).
     pub(crate) fn dir(&self) -> Option<&std::path::Path> {
         self.engine.dir()
