@@ -613,8 +613,25 @@ impl Store {
 
     /// Merges the store's record runs (names, version pages, the change feed and the pack
     /// index, kept in sorted values written once) into one, so that every lookup reads one
-    /// run. Writes merge runs on their own as they accumulate; this is for the end of a bulk
-    /// load (`strata import` calls it). Holds back puts while it runs.
+    /// run. Writes merge runs on their own as they accumulate (at most 8 remain); this is for
+    /// a program that wants the fewest lookups after a bulk load. Holds back puts while it
+    /// runs.
+    ///
+    /// ```
+    /// use strata_storage::{At, DocId, Store, StoreOptions};
+    ///
+    /// // A small threshold: the puts below leave several runs.
+    /// let store = Store::open_temporary_with(StoreOptions::default().record_run_threshold(4))?;
+    /// let doc = DocId::new("notes")?;
+    /// for i in 0..20 {
+    ///     store.put(&doc, format!("v{i}\n").as_bytes())?;
+    /// }
+    /// store.compact_records()?;
+    /// assert_eq!(store.history(&doc)?.len(), 20);
+    /// assert_eq!(store.get(&doc, At::Latest)?.unwrap(), b"v19\n");
+    /// assert!(store.verify()?.is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Corruption and engine errors.

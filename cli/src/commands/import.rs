@@ -233,8 +233,6 @@ pub(crate) fn run(
     if progress {
         eprintln!();
     }
-    // One record run for the whole import: every later lookup reads one run.
-    store.compact_records()?;
     let secs = started.elapsed().as_secs_f64();
     writeln!(
         out,
@@ -378,9 +376,6 @@ pub(crate) fn run_stream(
     }
     if let Some(last) = batch.take() {
         committed += last.commit()?.len();
-    }
-    if let Some(store) = cell.get() {
-        store.compact_records()?;
     }
     writeln!(
         out,
