@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_core::{ContentHash, DocId, ObjectHeader, SnapshotPolicy, VersionNo, VersionRecord};
 use strata_diff::{DiffOptions, DocDiff};
 
-use crate::engine::memory::MemoryEngine;
+use crate::engine::memory::{MemoryClaim, MemoryEngine};
 use crate::error::{OpenError, StoreError, StoreResult};
 use crate::kv::{Kv, KvConfig, MEMORY_PATH};
 use crate::options::{Durability, StoreOptions};
@@ -42,6 +42,16 @@ pub(crate) struct Inner {
     registered: Option<PathBuf>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// The memory engine this store holds open, released on drop.
+    _claim: Option<MemoryClaim>,
+}
+
+/// What opening a store's engine gave, besides the engine.
+struct Opened {
+    repairs: Vec<String>,
+    registered: Option<PathBuf>,
+    temp: Option<tempfile::TempDir>,
+    claim: Option<MemoryClaim>,
 }
 
 /// The stores open in this process, by canonical path, so that a second open of one says
@@ -180,14 +190,26 @@ impl Store {
     /// }
     /// let again = Store::open_memory(&engine, StoreOptions::default())?;
     /// assert_eq!(again.get(&doc, At::Latest)?.unwrap(), b"kept in memory\n");
+    /// // One open store at a time: a second one is refused while `again` lives.
+    /// assert!(Store::open_memory(&engine, StoreOptions::default()).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
+    /// [`OpenError::AlreadyOpen`] while another `Store` has the engine open (clone that one);
     /// [`OpenError`] when the engine holds records of another format.
     pub fn open_memory(engine: &MemoryEngine, options: StoreOptions) -> Result<Self, OpenError> {
+        let claim = engine.claim().ok_or_else(|| OpenError::AlreadyOpen {
+            path: PathBuf::from(MEMORY_PATH),
+        })?;
         let kv = Kv::open_memory(engine.clone(), options.run_threshold)?;
-        Self::with_kv(kv, Path::new(MEMORY_PATH), options, Vec::new(), None, None)
+        let opened = Opened {
+            repairs: Vec::new(),
+            registered: None,
+            temp: None,
+            claim: Some(claim),
+        };
+        Self::with_kv(kv, Path::new(MEMORY_PATH), options, opened)
     }
 
     fn open_inner(
@@ -218,17 +240,20 @@ impl Store {
         )?;
         // The engine's lock is held now, so no repack of this store is running.
         crate::repack::remove_repack_leftovers(path).map_err(io)?;
-        let registered = register_open(path);
-        Self::with_kv(kv, path, options, repairs, registered, temp)
+        let opened = Opened {
+            repairs,
+            registered: register_open(path),
+            temp,
+            claim: None,
+        };
+        Self::with_kv(kv, path, options, opened)
     }
 
     fn with_kv(
         kv: Kv,
         path: &Path,
         options: StoreOptions,
-        repairs: Vec<String>,
-        registered: Option<PathBuf>,
-        temp: Option<tempfile::TempDir>,
+        opened: Opened,
     ) -> Result<Self, OpenError> {
         let backend = |e: StoreError| OpenError::NotAStore {
             path: path.to_owned(),
@@ -261,10 +286,11 @@ impl Store {
                 options,
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
-                repairs,
-                registered,
+                repairs: opened.repairs,
+                registered: opened.registered,
                 path: path.to_owned(),
-                _temp: temp,
+                _temp: opened.temp,
+                _claim: opened.claim,
             }),
         })
     }

@@ -414,9 +414,9 @@ impl LsmEngine {
     /// The runs, newest first.
     fn runs(&self) -> StoreResult<Runs> {
         // Runs are written once; the list changes only with a compaction, which changes the
-        // generation record in the same batch. Another handle of a shared engine (two stores
-        // opened on one memory engine) compacts under its own lock, so the cache is checked
-        // against the generation on every use rather than trusted.
+        // generation record in the same batch. The cache is checked against the generation
+        // on every use rather than trusted, so it stays right on an engine that another
+        // handle writes too (a replicated engine's other processes).
         let generation = self.inner.get(Space::Meta, GENERATION)?.map(|g| g.to_vec());
         if let Some((g, runs)) = &*lock(&self.cache)
             && *g == generation

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::{Batch, Engine, Entries, Space, Value, WriteError};
@@ -13,10 +14,23 @@ use crate::error::StoreResult;
 type Map = BTreeMap<Vec<u8>, Arc<[u8]>>;
 
 /// Data kept in memory only, for tests and for the model-based harness: open a store on it
-/// with [`Store::open_memory`](crate::Store::open_memory). Clones share the same data.
+/// with [`Store::open_memory`](crate::Store::open_memory). Clones share the same data. As with
+/// a store on disk, one [`Store`](crate::Store) at a time may have it open (clone that `Store`
+/// to share it).
 #[derive(Clone, Debug, Default)]
 pub struct MemoryEngine {
     spaces: Arc<RwLock<HashMap<Space, Map>>>,
+    in_use: Arc<AtomicBool>,
+}
+
+/// A memory engine claimed by an open store; released when dropped.
+#[derive(Debug)]
+pub(crate) struct MemoryClaim(Arc<AtomicBool>);
+
+impl Drop for MemoryClaim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl MemoryEngine {
@@ -24,6 +38,14 @@ impl MemoryEngine {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Claims the engine for one open store; `None` while another holds it.
+    pub(crate) fn claim(&self) -> Option<MemoryClaim> {
+        self.in_use
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| MemoryClaim(Arc::clone(&self.in_use)))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Space, Map>> {
