@@ -99,7 +99,7 @@ impl Store {
                 continue;
             };
             let header: ObjectHeader = object.header;
-            let payload = kv.object_payload(hash, object)?.into_vec();
+            let payload = kv.object_payload(hash, object)?.to_vec();
             plans.push((*hash, Plan { header, payload }));
         }
         // Bases first is not needed inside one pack: the pack and its index entries appear

@@ -88,15 +88,9 @@ impl Run {
         if bytes.first() != Some(&RUN_FORMAT) {
             return Err(bad("does not start with the run format"));
         }
-        // The trailer: CRC-32 of everything before it. A run is checked whole when it is read
-        // from the engine, so a damaged run is an error, never a misread record.
-        let body = bytes
-            .len()
-            .checked_sub(4)
-            .ok_or_else(|| bad("is too short for its checksum"))?;
-        if read_u32(&bytes, body) != Some(crc32fast::hash(&bytes[..body])) {
-            return Err(bad("fails its checksum"));
-        }
+        // The trailer: CRC-32 of everything before it. A block is checked whole when it is
+        // read from the engine, so a damaged block is an error, never a misread record.
+        let body = sealed_len(&bytes).ok_or_else(|| bad("fails its checksum"))?;
         let bytes = bytes.slice(0..body);
         let count = read_u32(&bytes, 1).ok_or_else(|| bad("is too short for its count"))? as usize;
         count
@@ -256,21 +250,16 @@ impl Dir {
         let blocks = u32::try_from(self.firsts.len()).expect("fewer than 2^32 blocks");
         out.extend_from_slice(&blocks.to_be_bytes());
         for k in &self.firsts {
-            let klen = u32::try_from(k.len()).expect("keys are small");
-            out.extend_from_slice(&klen.to_be_bytes());
-            out.extend_from_slice(k);
+            put_sized(&mut out, k);
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_be_bytes());
+        seal(&mut out);
         out
     }
 
     fn parse(n: u64, bytes: &[u8]) -> StoreResult<Self> {
         let bad = || StoreError::corrupt(format!("record run {n}"), "its directory is damaged");
-        let body = bytes.len().checked_sub(4).ok_or_else(bad)?;
-        if bytes.first() != Some(&DIR_FORMAT)
-            || read_u32(bytes, body) != Some(crc32fast::hash(&bytes[..body]))
-        {
+        let body = sealed_len(bytes).ok_or_else(bad)?;
+        if bytes.first() != Some(&DIR_FORMAT) {
             return Err(bad());
         }
         let entries = bytes
@@ -347,22 +336,36 @@ fn encode_run(entries: &[RunEntry]) -> Vec<u8> {
     for (i, (key, value)) in entries.iter().enumerate() {
         let at = u32::try_from(out.len()).expect("a run is smaller than 4 GiB");
         out[table + 4 * i..table + 4 * i + 4].copy_from_slice(&at.to_be_bytes());
-        let klen = u32::try_from(key.len()).expect("keys are small");
-        out.extend_from_slice(&klen.to_be_bytes());
-        out.extend_from_slice(key);
+        put_sized(&mut out, key);
         match value {
             None => out.push(0),
             Some(v) => {
                 out.push(1);
-                let vlen = u32::try_from(v.len()).expect("records are small");
-                out.extend_from_slice(&vlen.to_be_bytes());
-                out.extend_from_slice(v);
+                put_sized(&mut out, v);
             }
         }
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
+    seal(&mut out);
     out
+}
+
+/// Appends `bytes` with its length before it (`u32 BE`).
+fn put_sized(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("records and keys are far below 4 GiB");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends the CRC-32 of everything in `out` (`u32 BE`).
+fn seal(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// The length of `bytes` before a trailer that [`seal`] wrote, when the CRC matches.
+fn sealed_len(bytes: &[u8]) -> Option<usize> {
+    let body = bytes.len().checked_sub(4)?;
+    (read_u32(bytes, body)? == crc32fast::hash(&bytes[..body])).then_some(body)
 }
 
 fn read(lock: &RwLock<()>) -> std::sync::RwLockReadGuard<'_, ()> {
@@ -791,8 +794,9 @@ impl Engine for LsmEngine {
             return Ok(());
         }
         // Tombstones are written only where a run may hold the key, and removed only where
-        // one exists: every entry that passes through the engine's log costs it 2-4x.
-        let any_runs = super::all(&*self.inner, Space::Runs).next().is_some();
+        // one exists: every entry that passes through the engine's log costs it 2-4x. With no
+        // run there is no tombstone either (a compaction takes them into its run).
+        let any_runs = !self.runs()?.is_empty();
         for (space, key, value) in changes {
             let Some(tag) = tag_of(space) else {
                 inner.changes.push((space, key, value));
@@ -801,7 +805,7 @@ impl Engine for LsmEngine {
             let tomb = full_key(tag, &key);
             match value {
                 Some(v) => {
-                    if self.inner.get(Space::Tombstones, &tomb)?.is_some() {
+                    if any_runs && self.inner.get(Space::Tombstones, &tomb)?.is_some() {
                         inner.changes.push((Space::Tombstones, tomb, None));
                     }
                     inner.changes.push((space, key, Some(v)));

@@ -24,38 +24,9 @@ pub(crate) struct StoredObject {
     inline: Payload,
 }
 
-/// Payload bytes: a range of a value the engine returned, or bytes assembled from chunks.
-pub(crate) enum Payload {
-    Shared(Value, std::ops::Range<usize>),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Payload {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::Shared(v, r) => &v[r.clone()],
-            Self::Owned(v) => v,
-        }
-    }
-}
-
-impl Payload {
-    /// The bytes as an owned vector (copied when shared).
-    pub(crate) fn into_vec(self) -> Vec<u8> {
-        match self {
-            Self::Shared(v, r) => v[r].to_vec(),
-            Self::Owned(v) => v,
-        }
-    }
-
-    /// `len` bytes at the end of `value`.
-    fn tail(value: Value, len: usize) -> Self {
-        let end = value.len();
-        Self::Shared(value, end - len..end)
-    }
-}
+/// Payload bytes: a range of a value the engine returned (shared, not copied), or bytes
+/// assembled from the chunks of an older store's loose object.
+pub(crate) type Payload = Value;
 
 /// A pack's number, size and what the index places in it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,7 +107,7 @@ impl Kv {
             let len = inline.len();
             return Ok(Some(StoredObject {
                 header,
-                inline: Payload::tail(bytes, len),
+                inline: bytes.slice(bytes.len() - len..bytes.len()),
             }));
         }
         let Some(entry) = self.engine.get(Space::Index, hash.as_bytes())? else {
@@ -189,7 +160,7 @@ impl Kv {
         let start = end - inline.len();
         Ok(Some(StoredObject {
             header,
-            inline: Payload::Shared(pack, start..end),
+            inline: pack.slice(start..end),
         }))
     }
 
@@ -421,7 +392,7 @@ impl Kv {
                 ),
             ));
         }
-        Ok(Payload::Owned(out))
+        Ok(Value::shared(Arc::from(out)))
     }
 
     /// Writes an object atomically: its header followed by its payload, as one value. When the

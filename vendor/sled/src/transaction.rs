@@ -349,7 +349,11 @@ impl TransactionalTree {
     }
 
     fn unstage(&self) {
-        unimplemented!()
+        // strata patch: drop what this attempt staged (published 0.34.7 panicked here with
+        // `unimplemented!()`; it is reached only when staging or validation fails, which
+        // 0.34.7 never reports, and each retry makes a fresh overlay anyway).
+        self.writes.borrow_mut().clear();
+        self.read_cache.borrow_mut().clear();
     }
 
     const fn validate(&self) -> bool {
