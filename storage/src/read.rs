@@ -45,19 +45,50 @@ impl AsRef<[u8]> for Content {
     }
 }
 
-/// A bounded least-recently-used cache of rebuilt contents, keyed by content id (git's
-/// delta-base cache). Only verified contents enter it.
+/// A bounded cache of rebuilt contents, keyed by content id (git's delta-base cache), in two
+/// least-recently-used segments. Only verified contents enter it.
+///
+/// A content enters on probation: a version a reader asked for, or one rebuilt next to it,
+/// is often never needed again (a reader walking a whole history reads each version once).
+/// A content used as the start of another rebuild (a delta base) moves to the protected
+/// segment, and so do the intermediate contents a long chain walk keeps on purpose. Probation
+/// holds at most an eighth of the capacity, so reading many versions reuses the memory of the
+/// ones already handed out instead of filling the whole cache with them: first touching fresh
+/// pages costs several times a delta's decode on large documents.
 #[derive(Debug, Default)]
 pub(crate) struct ContentCache {
     capacity: usize,
-    bytes: usize,
     tick: u64,
-    entries: HashMap<ContentHash, (Shared, u64)>,
-    order: BTreeMap<u64, ContentHash>,
+    entries: HashMap<ContentHash, Entry>,
+    probation: Segment,
+    protected: Segment,
     /// Buffers of evicted contents that no reader still held, for the next contents to be
-    /// kept: reusing warm memory instead of first touching fresh pages (which costs several
-    /// times a delta's decode on large documents).
+    /// kept: reusing warm memory instead of first touching fresh pages.
     spare: Vec<Vec<u8>>,
+}
+
+/// One cached content.
+#[derive(Debug)]
+struct Entry {
+    content: Shared,
+    tick: u64,
+    protected: bool,
+}
+
+/// One least-recently-used segment of the cache: its entries by last use, and their bytes.
+#[derive(Debug, Default)]
+struct Segment {
+    order: BTreeMap<u64, ContentHash>,
+    bytes: usize,
+}
+
+/// Where a content enters the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// On probation: a content read or written, which may never be needed again.
+    Probation,
+    /// Protected: a content kept as a likely delta base.
+    Protected,
 }
 
 /// At most this many evicted buffers wait for reuse.
@@ -71,32 +102,96 @@ impl ContentCache {
         }
     }
 
-    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Shared> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (content, last) = self.entries.get_mut(hash)?;
-        self.order.remove(last);
-        *last = tick;
-        self.order.insert(tick, *hash);
-        Some(Arc::clone(content))
+    /// The most bytes the probation segment holds.
+    fn probation_capacity(&self) -> usize {
+        self.capacity / 8
     }
 
-    pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared) {
+    /// Returns a cached content asked for by a reader; it stays in its segment.
+    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Shared> {
+        self.touch(hash, false)
+    }
+
+    /// Returns a cached content that starts another rebuild (a delta base): it moves to the
+    /// protected segment.
+    pub(crate) fn get_base(&mut self, hash: &ContentHash) -> Option<Shared> {
+        let hit = self.touch(hash, true);
+        self.evict();
+        hit
+    }
+
+    fn touch(&mut self, hash: &ContentHash, protect: bool) -> Option<Shared> {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.entries.get_mut(hash)?;
+        let from = if entry.protected {
+            &mut self.protected
+        } else {
+            &mut self.probation
+        };
+        from.order.remove(&entry.tick);
+        if protect && !entry.protected {
+            from.bytes -= entry.content.len();
+            self.protected.bytes += entry.content.len();
+            entry.protected = true;
+        }
+        entry.tick = tick;
+        let to = if entry.protected {
+            &mut self.protected
+        } else {
+            &mut self.probation
+        };
+        to.order.insert(tick, *hash);
+        Some(Arc::clone(&entry.content))
+    }
+
+    pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared, keep: Keep) {
         if content.len() > self.capacity / 2 || self.entries.contains_key(&hash) {
             return;
         }
         self.tick += 1;
-        self.bytes += content.len();
-        self.entries.insert(hash, (content, self.tick));
-        self.order.insert(self.tick, hash);
-        while self.bytes > self.capacity {
-            let Some((_, old)) = self.order.pop_first() else {
+        let protected = keep == Keep::Protected;
+        let segment = if protected {
+            &mut self.protected
+        } else {
+            &mut self.probation
+        };
+        segment.bytes += content.len();
+        segment.order.insert(self.tick, hash);
+        self.entries.insert(
+            hash,
+            Entry {
+                content,
+                tick: self.tick,
+                protected,
+            },
+        );
+        self.evict();
+    }
+
+    /// Evicts least recently used entries: from probation while it is over its share (its
+    /// newest entry stays, however large), then from either segment (probation first) while
+    /// the whole cache is over capacity.
+    fn evict(&mut self) {
+        loop {
+            let probation_over =
+                self.probation.bytes > self.probation_capacity() && self.probation.order.len() > 1;
+            if !probation_over && self.probation.bytes + self.protected.bytes <= self.capacity {
+                break;
+            }
+            let from_probation = probation_over || self.protected.order.is_empty();
+            let segment = if from_probation {
+                &mut self.probation
+            } else {
+                &mut self.protected
+            };
+            let Some((_, old)) = segment.order.pop_first() else {
                 break;
             };
-            if let Some((c, _)) = self.entries.remove(&old) {
-                self.bytes -= c.len();
+            if let Some(entry) = self.entries.remove(&old) {
+                segment.bytes -= entry.content.len();
                 if self.spare.len() < SPARE_BUFFERS
-                    && let Ok(buf) = Arc::try_unwrap(c)
+                    && let Ok(buf) = Arc::try_unwrap(entry.content)
                 {
                     self.spare.push(buf);
                 }
@@ -104,29 +199,32 @@ impl ContentCache {
         }
     }
 
-    /// Returns an empty buffer for a content of `len` bytes: an evicted one that fits (at
-    /// most twice as large), else a new one.
+    /// Returns an empty buffer for a content of `len` bytes: an evicted one of a similar size
+    /// (between half and twice `len`; decoding grows it when it is short, which moves its
+    /// pages rather than touching new ones), else a new one with room for a document that
+    /// grows a little from version to version.
     pub(crate) fn buffer_for(&mut self, len: u64) -> Vec<u8> {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         match self
             .spare
             .iter()
-            .position(|b| b.capacity() >= len && b.capacity() / 2 <= len)
+            .position(|b| b.capacity() / 2 <= len && len / 2 <= b.capacity())
         {
             Some(i) => {
                 let mut buf = self.spare.swap_remove(i);
                 buf.clear();
                 buf
             }
-            None => Vec::new(),
+            // Allocating does not touch the pages; only what a decode writes is touched.
+            None => Vec::with_capacity(len.saturating_add(len / 16)),
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
-        self.order.clear();
+        self.probation = Segment::default();
+        self.protected = Segment::default();
         self.spare.clear();
-        self.bytes = 0;
     }
 }
 
@@ -159,7 +257,7 @@ pub(crate) fn rebuild(
     let mut start: Option<Shared> = None;
     loop {
         if !chain.is_empty()
-            && let Some(hit) = lock(cache).get(&cursor)
+            && let Some(hit) = lock(cache).get_base(&cursor)
         {
             start = Some(hit);
             break;
@@ -267,7 +365,14 @@ pub(crate) fn rebuild(
                 check_id(id, &out)?;
             }
             let shared: Shared = Arc::new(out);
-            lock(cache).insert(*id, Arc::clone(&shared));
+            // Every 8th content of a long walk is kept as a base for later walks; the wanted
+            // content and its neighbours wait on probation until a rebuild starts from them.
+            let segment = if id != hash && remaining.is_multiple_of(CACHE_EVERY) {
+                Keep::Protected
+            } else {
+                Keep::Probation
+            };
+            lock(cache).insert(*id, Arc::clone(&shared), segment);
             content = Step::Kept(shared);
         } else {
             let slot = content.free_scratch();
@@ -359,17 +464,17 @@ mod tests {
     fn cache_evicts_least_recently_used_within_capacity() {
         let mut c = ContentCache::new(10);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(b"abcd".to_vec()));
-        c.insert(h(2), Arc::new(b"efgh".to_vec()));
+        c.insert(h(1), Arc::new(b"abcd".to_vec()), Keep::Protected);
+        c.insert(h(2), Arc::new(b"efgh".to_vec()), Keep::Protected);
         assert!(c.get(&h(1)).is_some());
-        c.insert(h(3), Arc::new(b"ijkl".to_vec()));
+        c.insert(h(3), Arc::new(b"ijkl".to_vec()), Keep::Protected);
         assert!(
             c.get(&h(2)).is_none(),
             "least recently used entry is evicted"
         );
         assert!(c.get(&h(1)).is_some());
-        assert!(c.bytes <= 10);
-        c.insert(h(4), Arc::new(vec![0u8; 6]));
+        assert!(c.probation.bytes + c.protected.bytes <= 10);
+        c.insert(h(4), Arc::new(vec![0u8; 6]), Keep::Protected);
         assert!(
             c.get(&h(4)).is_none(),
             "entries over half the capacity are not kept"
@@ -377,24 +482,58 @@ mod tests {
     }
 
     #[test]
+    fn contents_read_once_leave_before_delta_bases() {
+        // Capacity 800: probation holds 100 bytes (but always its newest entry).
+        let mut c = ContentCache::new(800);
+        let h = |i: u8| ContentHash::from_bytes([i; 32]);
+        c.insert(h(1), Arc::new(vec![1u8; 60]), Keep::Probation);
+        c.insert(h(2), Arc::new(vec![2u8; 60]), Keep::Probation);
+        assert!(
+            c.get(&h(1)).is_none(),
+            "probation is over its share: the older entry leaves"
+        );
+        // A rebuild that starts from h(2) protects it; later reads do not push it out.
+        assert!(c.get_base(&h(2)).is_some());
+        for i in 3..20 {
+            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Probation);
+        }
+        assert!(c.get(&h(2)).is_some(), "a delta base stays");
+        assert!(c.get(&h(19)).is_some(), "the newest read stays");
+        assert!(c.get(&h(18)).is_none());
+        // A content larger than probation's share still enters, alone.
+        c.insert(h(30), Arc::new(vec![0u8; 300]), Keep::Probation);
+        assert!(c.get(&h(30)).is_some() && c.get(&h(19)).is_none());
+        assert_eq!(c.probation.order.len(), 1);
+        // Protected entries fill the rest of the capacity, least recently used out first.
+        for i in 40..52 {
+            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Protected);
+        }
+        assert!(c.probation.bytes + c.protected.bytes <= 800);
+        assert!(c.get(&h(51)).is_some() && c.get(&h(40)).is_none());
+    }
+
+    #[test]
     fn evicted_buffers_are_reused_for_contents_of_a_similar_size() {
         let mut c = ContentCache::new(100);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(vec![1u8; 40]));
+        c.insert(h(1), Arc::new(vec![1u8; 40]), Keep::Protected);
         let held = c.get(&h(1)).unwrap();
-        c.insert(h(2), Arc::new(vec![2u8; 40]));
-        c.insert(h(3), Arc::new(vec![3u8; 40]));
+        c.insert(h(2), Arc::new(vec![2u8; 40]), Keep::Protected);
+        c.insert(h(3), Arc::new(vec![3u8; 40]), Keep::Protected);
         // h(1) was evicted while a reader held it: its buffer is not taken from the reader.
         assert_eq!(*held, vec![1u8; 40]);
-        c.insert(h(4), Arc::new(vec![4u8; 40]));
+        c.insert(h(4), Arc::new(vec![4u8; 40]), Keep::Protected);
         // h(2) was evicted with no reader: its buffer waits for reuse, empty.
-        assert_eq!(
-            c.buffer_for(5).capacity(),
-            0,
+        assert!(
+            c.buffer_for(5).capacity() < 40,
             "a buffer far too large is not used"
         );
         let buf = c.buffer_for(30);
         assert!(buf.is_empty() && buf.capacity() >= 40);
-        assert_eq!(c.buffer_for(30).capacity(), 0, "only one spare buffer");
+        assert!(c.buffer_for(30).capacity() < 40, "only one spare buffer");
+        // A spare a little short for a grown content is still used.
+        c.insert(h(5), Arc::new(vec![5u8; 40]), Keep::Protected);
+        c.insert(h(6), Arc::new(vec![6u8; 40]), Keep::Protected);
+        assert!(c.buffer_for(50).capacity() >= 40);
     }
 }

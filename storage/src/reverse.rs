@@ -18,7 +18,7 @@ use strata_diff::delta;
 use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
 use crate::fold::write_packs;
-use crate::read::{Shared, lock};
+use crate::read::{Keep, Shared, lock};
 use crate::store::Store;
 use crate::write::WriteBatch;
 
@@ -149,7 +149,7 @@ impl Store {
             } else {
                 packed.push((slot.hash, plan));
             }
-            lock(&self.inner.cache).insert(slot.hash, Arc::clone(&slot.content));
+            lock(&self.inner.cache).insert(slot.hash, Arc::clone(&slot.content), Keep::Probation);
         }
         Ok(slots.first().map(|s| FirstSlot {
             hash: s.hash,

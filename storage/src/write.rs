@@ -11,7 +11,7 @@ use strata_diff::delta;
 use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
 use crate::kv::{CommitAbort, NewVersion};
-use crate::read::{Shared, lock};
+use crate::read::{Keep, Shared, lock};
 use crate::store::Store;
 
 /// The largest encoded metadata a version may carry.
@@ -303,7 +303,7 @@ impl Store {
         }
         let plan = estimate.plan(policy, version, content, level, deltas);
         kv.put_object(hash, &plan.header, &plan.payload)?;
-        lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()));
+        lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()), Keep::Probation);
         Ok(())
     }
 

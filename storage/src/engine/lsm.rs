@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{Batch, Engine, Entries, Space, Value, WriteError};
@@ -380,11 +381,16 @@ pub(crate) struct LsmEngine {
     /// Writes of this process one at a time: expectations on record spaces, and the memtable
     /// count, are checked and updated under it.
     gate: Mutex<usize>,
+    /// The memtable's entry count as of the last finished write, for readers: 0 means the
+    /// memtable and its tombstones are empty, so a lookup goes straight to the runs;
+    /// [`UNKNOWN`] while a write is under way or after one failed.
+    memtable_len: AtomicUsize,
     /// The memtable becomes a run past this many entries; a batch of an eighth of this many
     /// record changes becomes a run of its own.
     memtable_entries: usize,
-    /// The runs as last read, with the generation record they were read under.
-    cache: Mutex<Option<(Option<Vec<u8>>, Runs)>>,
+    /// The runs as last read. Only a compaction of this engine changes them, and it clears
+    /// this under the exclusive view lock: the store that owns the engine is its only writer.
+    cache: Mutex<Option<Runs>>,
     /// Blocks read and checked, by (run, block). Runs are never rewritten, and run numbers
     /// never reused, so an entry stays right until its run is merged away.
     blocks: Mutex<HashMap<(u64, usize), Run>>,
@@ -407,6 +413,7 @@ impl LsmEngine {
         Ok(Self {
             inner,
             gate: Mutex::new(pending),
+            memtable_len: AtomicUsize::new(pending),
             memtable_entries: memtable_entries.max(1),
             cache: Mutex::new(None),
             blocks: Mutex::new(HashMap::new()),
@@ -416,19 +423,26 @@ impl LsmEngine {
 
     /// The runs, newest first.
     fn runs(&self) -> StoreResult<Runs> {
-        // Runs are written once; the list changes only with a compaction, which changes the
-        // generation record in the same batch. The cache is checked against the generation
-        // on every use rather than trusted, so it stays right on an engine that another
-        // handle writes too (a replicated engine's other processes).
-        let generation = self.inner.get(Space::Meta, GENERATION)?.map(|g| g.to_vec());
-        if let Some((g, runs)) = &*lock(&self.cache)
-            && *g == generation
-        {
+        // Runs are written once; the list changes only with a compaction of this engine,
+        // which clears the cache. (An engine that other processes write too needs its own
+        // record layer: this one also keeps the memtable count in memory.)
+        if let Some(runs) = &*lock(&self.cache) {
             return Ok(Arc::clone(runs));
         }
         let runs = Arc::new(self.read_runs()?);
-        *lock(&self.cache) = Some((generation, Arc::clone(&runs)));
+        *lock(&self.cache) = Some(Arc::clone(&runs));
         Ok(runs)
+    }
+
+    /// Whether the memtable (and so its tombstones) may hold entries.
+    fn memtable_in_use(&self) -> bool {
+        self.memtable_len.load(Ordering::Acquire) != 0
+    }
+
+    /// Records the memtable's entry count once a write finished.
+    fn set_pending(&self, pending: &mut usize, n: usize) {
+        *pending = n;
+        self.memtable_len.store(n, Ordering::Release);
     }
 
     fn read_runs(&self) -> StoreResult<Vec<Dir>> {
@@ -561,12 +575,14 @@ impl LsmEngine {
 
     /// The merged view of one key of a record space.
     fn get_record(&self, tag: u8, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
-        if let Some(v) = self.inner.get(space, key)? {
-            return Ok(Some(v));
-        }
         let full = full_key(tag, key);
-        if self.inner.get(Space::Tombstones, &full)?.is_some() {
-            return Ok(None);
+        if self.memtable_in_use() {
+            if let Some(v) = self.inner.get(space, key)? {
+                return Ok(Some(v));
+            }
+            if self.inner.get(Space::Tombstones, &full)?.is_some() {
+                return Ok(None);
+            }
         }
         for dir in self.runs()?.iter() {
             match self.run_find(dir, &full)? {
@@ -676,9 +692,14 @@ impl LsmEngine {
                 next += 1;
             }
         }
-        self.inner.write(batch)
+        let written = self.inner.write(batch);
+        *lock(&self.cache) = None;
+        written
     }
 }
+
+/// [`LsmEngine::memtable_len`] while a write is under way or after one failed.
+const UNKNOWN: usize = usize::MAX;
 
 impl Engine for LsmEngine {
     fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
@@ -756,6 +777,7 @@ impl Engine for LsmEngine {
 
     fn write(&self, batch: Batch) -> Result<(), WriteError> {
         let mut pending = lock(&self.gate);
+        self.memtable_len.store(UNKNOWN, Ordering::Release);
         let Batch { changes, expect } = batch;
         let mut inner = Batch::default();
         for (space, key, want) in expect {
@@ -763,6 +785,8 @@ impl Engine for LsmEngine {
                 Some(tag) => {
                     let have = self.get_record(tag, space, &key)?;
                     if have.as_deref() != want.as_deref() {
+                        // Nothing was written: the memtable is as it was.
+                        self.memtable_len.store(*pending, Ordering::Release);
                         return Err(WriteError::Conflict);
                     }
                 }
@@ -790,7 +814,7 @@ impl Engine for LsmEngine {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.compact(direct, inner, false)?;
-            *pending = 0;
+            self.set_pending(&mut pending, 0);
             return Ok(());
         }
         // Tombstones are written only where a run may hold the key, and removed only where
@@ -829,11 +853,12 @@ impl Engine for LsmEngine {
             // in one atomic write.
             self.inner.write(inner)?;
             self.compact(BTreeMap::new(), Batch::default(), false)?;
-            *pending = 0;
+            self.set_pending(&mut pending, 0);
             return Ok(());
         }
         self.inner.write(inner)?;
-        *pending += records;
+        let n = *pending + records;
+        self.set_pending(&mut pending, n);
         Ok(())
     }
 
@@ -870,7 +895,11 @@ impl Engine for LsmEngine {
                 Bound::Excluded(k) if k.first() == Some(&tag) => Bound::Excluded(k[1..].to_vec()),
                 _ => to.clone(),
             };
-            let mem = self.inner.last_in(space, from.clone(), unwrap_hi)?;
+            let mem = if self.memtable_in_use() {
+                self.inner.last_in(space, from.clone(), unwrap_hi)?
+            } else {
+                None
+            };
             let mut best: Option<Vec<u8>> = mem.as_ref().map(|(k, _)| full_key(tag, k));
             for dir in runs.iter() {
                 if let Some((k, _)) = self.run_last_in(dir, &lo, &hi)?
@@ -888,21 +917,22 @@ impl Engine for LsmEngine {
                 return Ok(Some((k, v)));
             }
             // The newest word on `key`: a tombstone of the memtable, else the newest run.
-            let removed = self.inner.get(Space::Tombstones, &key)?.is_some() || {
-                let mut found = None;
-                for dir in runs.iter() {
-                    if let Some(f) = self.run_find(dir, &key)? {
-                        found = Some(f);
-                        break;
+            let removed =
+                (self.memtable_in_use() && self.inner.get(Space::Tombstones, &key)?.is_some()) || {
+                    let mut found = None;
+                    for dir in runs.iter() {
+                        if let Some(f) = self.run_find(dir, &key)? {
+                            found = Some(f);
+                            break;
+                        }
                     }
-                }
-                match found {
-                    Some(Found::Value(v)) => {
-                        return Ok(Some((Value::shared(Arc::from(&key[1..])), v)));
+                    match found {
+                        Some(Found::Value(v)) => {
+                            return Ok(Some((Value::shared(Arc::from(&key[1..])), v)));
+                        }
+                        _ => true,
                     }
-                    _ => true,
-                }
-            };
+                };
             debug_assert!(removed);
             hi = Bound::Excluded(key);
         }
@@ -910,6 +940,7 @@ impl Engine for LsmEngine {
 
     fn compact_all(&self) -> StoreResult<()> {
         let mut pending = lock(&self.gate);
+        self.memtable_len.store(UNKNOWN, Ordering::Release);
         let _view = self
             .view
             .write()
@@ -921,7 +952,7 @@ impl Engine for LsmEngine {
                     StoreError::corrupt("record runs", "a compaction conflicted")
                 }
             })?;
-        *pending = 0;
+        self.set_pending(&mut pending, 0);
         Ok(())
     }
 
