@@ -294,6 +294,8 @@ impl Store {
             .object_ids()
             .filter(|id| id.as_ref().is_ok_and(|id| !done.contains(id)))
             .count() as u64;
+        // The packs' index entries came as one run per pack: fewer runs read faster.
+        out.settle_records()?;
         out.flush()?;
         drop(out);
         report.disk_after = dir_size(dest);

@@ -667,6 +667,18 @@ impl Store {
         self.inner.kv.flush()
     }
 
+    /// Merges the record runs, as [`Store::compact_records`] does, when a lookup would look in
+    /// four or more of them; does nothing otherwise. Bulk writers call it when they are done
+    /// (`strata import` does): a bulk load leaves up to 8 runs, and each costs every lookup.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn settle_records(&self) -> StoreResult<()> {
+        let _gate = self.exclusive_writes();
+        self.inner.kv.settle_records()?;
+        self.inner.kv.flush()
+    }
+
     /// Empties the cache of rebuilt contents (for benchmarks of cold reads).
     pub fn clear_cache(&self) {
         lock(&self.inner.cache).clear();

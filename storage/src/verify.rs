@@ -334,6 +334,8 @@ impl Store {
                 kv.drop_pack(pack.number)?;
             }
         }
+        // The removals left tombstones over the record runs: merging them drops both.
+        kv.settle_records()?;
         kv.flush()?;
         Ok(dead.len() as u64)
     }

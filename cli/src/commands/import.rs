@@ -233,6 +233,9 @@ pub(crate) fn run(
     if progress {
         eprintln!();
     }
+    // Each large batch wrote its records as a run of their own, and every lookup looks in
+    // each run: the import ends by merging them when there are many.
+    store.settle_records()?;
     let secs = started.elapsed().as_secs_f64();
     writeln!(
         out,
@@ -376,6 +379,9 @@ pub(crate) fn run_stream(
     }
     if let Some(last) = batch.take() {
         committed += last.commit()?.len();
+    }
+    if let Some(store) = cell.get() {
+        store.settle_records()?;
     }
     writeln!(
         out,

@@ -940,6 +940,10 @@ impl Engine for LsmEngine {
 
     fn compact_all(&self) -> StoreResult<()> {
         let mut pending = lock(&self.gate);
+        if *pending == 0 && self.runs()?.len() <= 1 {
+            // Already one run (or none) and an empty memtable: nothing to merge.
+            return Ok(());
+        }
         self.memtable_len.store(UNKNOWN, Ordering::Release);
         let _view = self
             .view
@@ -954,6 +958,10 @@ impl Engine for LsmEngine {
             })?;
         self.set_pending(&mut pending, 0);
         Ok(())
+    }
+
+    fn pieces(&self) -> StoreResult<usize> {
+        Ok(self.runs()?.len())
     }
 
     fn packs(&self) -> StoreResult<Vec<u64>> {

@@ -209,6 +209,12 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// How many pieces a lookup may have to look in (the record runs of [`lsm`]); 0 by
+    /// default.
+    fn pieces(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
+
     /// Returns the number of every pack space, in order.
     fn packs(&self) -> StoreResult<Vec<u64>>;
 

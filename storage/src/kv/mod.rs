@@ -79,6 +79,12 @@ impl From<StoreError> for CommitAbort {
     }
 }
 
+/// Bulk writes end by merging the record runs when there are at least this many. Each run
+/// costs every lookup a binary search; merging rewrites every record once, and on a small
+/// store sled keeps the rewritten bytes in its log for a while: 4 runs of 8 is where the
+/// lookups saved are worth it (`BENCHMARKS.md`, session 6).
+pub(crate) const SETTLE_RUNS: usize = 4;
+
 /// The records a commit has written so far, over the engine: its reads see its own writes.
 struct Overlay<'k> {
     kv: &'k Kv,
@@ -178,6 +184,15 @@ impl Kv {
     /// Merges the record runs into one (see [`crate::Store::compact_records`]).
     pub(crate) fn compact_records(&self) -> StoreResult<()> {
         self.engine.compact_all()
+    }
+
+    /// Merges the record runs when a lookup would look in [`SETTLE_RUNS`] or more (see
+    /// [`crate::Store::settle_records`]).
+    pub(crate) fn settle_records(&self) -> StoreResult<()> {
+        if self.engine.pieces()? >= SETTLE_RUNS {
+            self.engine.compact_all()?;
+        }
+        Ok(())
     }
 
     /// The directory the engine keeps its files in (`None`: a memory engine).

@@ -254,6 +254,19 @@ impl Db {
         Ok(lsns.len())
     }
 
+    /// strata patch: rewrites up to `max_pages` pages that sit in log segments sled has
+    /// marked for cleaning (at most half live), as its flusher thread does every half
+    /// second, and returns how many it rewrote. A process that writes and exits within
+    /// milliseconds never gives the flusher that chance, so its segments were never
+    /// reclaimed. Call it before a flush, so the rewrites are made durable with it.
+    pub fn clean_segments(&self, max_pages: usize) -> Result<usize> {
+        let mut done = 0;
+        while done < max_pages && self.context.pagecache.attempt_gc()? {
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// Generate a monotonic ID. Not guaranteed to be
     /// contiguous. Written to disk every `idgen_persist_interval`
     /// operations, followed by a blocking flush. During recovery, we

@@ -1036,7 +1036,12 @@ impl PageCache {
         node.apply(&new);
 
         // see if we should short-circuit replace
-        if old.cache_infos.len() >= PAGE_CONSOLIDATION_THRESHOLD {
+        // strata: a page with a part in a blob file is rewritten whole at once,
+        // so the file of a removed or replaced value is no longer referenced
+        // and the next recovery removes it (STRATA-PATCH.md item 6).
+        if old.cache_infos.len() >= PAGE_CONSOLIDATION_THRESHOLD
+            || old.cache_infos.iter().any(|ci| ci.pointer.is_blob())
+        {
             let short_circuit = self.replace(pid, old, node, guard)?;
             return Ok(short_circuit.map_err(|a| a.map(|b| (b.0, new))));
         }
