@@ -23,6 +23,11 @@ const MAX_THREADS: usize = 128;
 
 const DESIRED_WAITING_THREADS: usize = 7;
 
+// strata patch (STRATA-PATCH.md item 8): the pool starts with this many
+// immortal threads instead of DESIRED_WAITING_THREADS, and `spawn` adds a
+// thread whenever no thread is idle, so a task never waits behind busy ones.
+const INITIAL_THREADS: usize = 2;
+
 static WAITING_THREAD_COUNT: AtomicUsize = AtomicUsize::new(0);
 static TOTAL_THREAD_COUNT: AtomicUsize = AtomicUsize::new(0);
 static SPAWNS: AtomicUsize = AtomicUsize::new(0);
@@ -79,7 +84,7 @@ static BROKEN: AtomicBool = AtomicBool::new(false);
 
 fn init_queue() -> Queue {
     debug_delay();
-    for _ in 0..DESIRED_WAITING_THREADS {
+    for _ in 0..INITIAL_THREADS {
         debug_delay();
         if let Err(e) = spawn_new_thread(true) {
             log::error!("failed to initialize threadpool: {:?}", e);
@@ -208,7 +213,7 @@ where
 
     let depth = QUEUE.send(Box::new(task));
 
-    if depth > DESIRED_WAITING_THREADS {
+    if depth > DESIRED_WAITING_THREADS || WAITING_THREAD_COUNT.load(Acquire) == 0 {
         maybe_spawn_new_thread()?;
     }
 
