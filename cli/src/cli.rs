@@ -61,6 +61,8 @@ pub(crate) enum Command {
     Repack(RepackArgs),
     /// Store a few versions of a bundled document in a new store and show the commands
     Quickstart(StoreArg),
+    /// Print the change feed: every version in the order it was written, one JSON object per line
+    Feed(FeedArgs),
 }
 
 /// The `--store` option, for the commands that use a store.
@@ -121,10 +123,47 @@ impl Command {
             Self::Gc(a) | Self::Quickstart(a) => a,
             Self::Import(a) => &a.at,
             Self::Repack(a) => &a.at,
+            Self::Feed(a) => &a.at,
             Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
         };
         arg.store.as_ref()
     }
+}
+
+/// What `strata feed` carries with each version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FeedWith {
+    /// Metadata only.
+    None,
+    /// The whole content: `content` (UTF-8 text) or `content_base64`.
+    Content,
+    /// The change from the document's previous version: a unified diff for text, an RFC 6902
+    /// patch for JSON, a size summary otherwise.
+    Diff,
+}
+
+/// Arguments of `strata feed`.
+///
+/// Each line is a JSON object: seq (the write's position in the store, from 1, gap-free),
+/// doc, version, id, size, time (RFC 3339), created_at_ms, author, message, meta (other
+/// metadata), and content or diff when asked for.
+#[derive(Debug, Args)]
+pub(crate) struct FeedArgs {
+    /// Start after sequence number N (0, the default: from the first write). A consumer
+    /// passes the last seq it has processed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) since: u64,
+    /// Print at most N entries.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+    /// Only documents whose key starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) doc: Option<String>,
+    /// What each entry carries besides metadata.
+    #[arg(long, value_enum, default_value_t = FeedWith::None)]
+    pub(crate) with: FeedWith,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata put`.
@@ -143,6 +182,11 @@ pub(crate) struct PutArgs {
     /// Fail with a conflict unless the document is at version N now (0: it must not exist).
     #[arg(long, value_name = "N")]
     pub(crate) expect: Option<u64>,
+    /// When the version was made (default: now), as an RFC 3339 time
+    /// (2024-05-01T12:00:00Z, offsets and fractions allowed) or a date (2024-05-01, the start
+    /// of that day, UTC); never before the document's newest version.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) time: Option<String>,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
     #[command(flatten)]
@@ -189,6 +233,18 @@ pub(crate) struct LogArgs {
     /// Print whole messages, each line indented under its version.
     #[arg(long)]
     pub(crate) full: bool,
+    /// Only versions made at or after TIME (an RFC 3339 time or a date).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only versions made at or before TIME (an RFC 3339 time, or a date: the end of that day).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Only versions whose author contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) author: Option<String>,
+    /// Only versions whose message contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) grep: Option<String>,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

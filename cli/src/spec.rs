@@ -10,7 +10,8 @@ pub(crate) fn doc(key: &str) -> Result<DocId, CliError> {
     DocId::new(key).map_err(|e| CliError::failed(format!("invalid document key '{key}': {e}")))
 }
 
-/// Parses `KEY`, `KEY@N`, `KEY@-N`, `KEY@<64 hex digits>` or `KEY@` (latest).
+/// Parses `KEY`, `KEY@N`, `KEY@-N`, `KEY@<64 hex digits>`, `KEY@<RFC 3339 time or date>` or
+/// `KEY@` (latest).
 ///
 /// The spec is split at its last '@' (one at the very start belongs to the key, as in
 /// `@team/plan`), and what follows must be a version: a key that itself contains '@' is
@@ -24,7 +25,8 @@ pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
     let bad = |why: &str| {
         CliError::failed(format!(
             "invalid version '{suffix}' in '{spec}': {why}; a version is N, -N or a 64-hex-digit \
-             content id, and a key containing '@' is written with a trailing '@' ('{spec}@')"
+             content id, or a time (2024-05-01T12:00:00Z, 2024-05-01), and a key containing '@' \
+             is written with a trailing '@' ('{spec}@')"
         ))
     };
     let at = if suffix.is_empty() {
@@ -40,6 +42,10 @@ pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
                 .parse::<ContentHash>()
                 .map_err(|_| bad("not a content id"))?,
         )
+    } else if suffix.len() >= 10 && suffix.as_bytes()[4] == b'-' {
+        At::Time(crate::time::parse(suffix).map_err(|e| {
+            CliError::failed(format!("invalid version '{suffix}' in '{spec}': {e}"))
+        })?)
     } else if suffix.bytes().all(|b| b.is_ascii_digit()) {
         match suffix.parse::<u64>() {
             Ok(0) => return Err(bad("versions are numbered from 1")),
@@ -70,6 +76,7 @@ pub(crate) fn describe(doc: &DocId, at: At) -> String {
         At::Version(v) => format!("'{doc}@{v}'"),
         At::Back(n) => format!("'{doc}@-{n}'"),
         At::Hash(h) => format!("'{doc}@{h}'"),
+        At::Time(ms) => format!("'{doc}@{}'", crate::time::rfc3339(ms)),
     }
 }
 

@@ -27,6 +27,7 @@ mod hash;
 mod id;
 pub mod policy;
 mod record;
+pub mod time;
 
 pub use codec::DecodeError;
 pub use hash::{ContentHash, ParseHashError};

@@ -106,6 +106,21 @@ pub enum StoreError {
         /// The document's current version (0: no versions yet).
         actual: u64,
     },
+    /// A put gave a time before the document's newest version's: a document's versions never
+    /// go back in time.
+    #[error(
+        "time of the new version of '{doc}', {}, is before its newest version's, {}: a document's versions never go back in time; give a time at or after it",
+        strata_core::time::rfc3339(*time_ms),
+        strata_core::time::rfc3339(*newest_ms)
+    )]
+    TimeGoesBack {
+        /// The document.
+        doc: DocId,
+        /// The time given for the new version, in ms since the Unix epoch.
+        time_ms: u64,
+        /// The newest version's time.
+        newest_ms: u64,
+    },
     /// The content is larger than the store's configured maximum.
     #[error(
         "content for '{doc}' is {size} bytes, over the limit of {limit} bytes; raise it with StoreOptions::max_content_len (the CLI's --max-size)"

@@ -53,6 +53,7 @@
 mod encode;
 mod engine;
 mod error;
+mod feed;
 mod fold;
 mod format;
 mod kv;
@@ -67,6 +68,7 @@ mod write;
 
 pub use engine::memory::MemoryEngine;
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
+pub use feed::{Feed, FeedEntry};
 pub use format::STORE_FORMAT;
 pub use options::{Durability, StoreOptions};
 pub use read::Content;

@@ -111,6 +111,10 @@ pub enum At {
     Back(u64),
     /// The newest version whose content has this id.
     Hash(ContentHash),
+    /// The version that was the newest at this moment (ms since the Unix epoch, UTC): the
+    /// last one written at or before it. `None` from a read when the document did not exist
+    /// yet then.
+    Time(u64),
 }
 
 /// A document and its newest version, as listed by [`Store::documents`].
@@ -454,6 +458,13 @@ impl Store {
             At::Hash(h) => {
                 return Ok(kv.versions(num)?.into_iter().rev().find(|r| r.hash == h));
             }
+            At::Time(ms) => {
+                // A document's times never go back, so the versions are sorted by time.
+                let mut history = kv.versions(num)?;
+                let at = history.partition_point(|r| r.created_at_ms <= ms);
+                history.truncate(at);
+                return Ok(history.pop());
+            }
         };
         if version == 0 {
             return Ok(None);
@@ -468,14 +479,6 @@ impl Store {
         v: VersionNo,
     ) -> StoreResult<Option<VersionRecord>> {
         self.record(doc, At::Version(v))
-    }
-
-    pub(crate) fn head(&self, doc: &DocId) -> StoreResult<Option<VersionNo>> {
-        let kv = &self.inner.kv;
-        match kv.doc_num(doc.as_str())? {
-            Some(num) => kv.head(num),
-            None => Ok(None),
-        }
     }
 
     /// Returns the content with id `hash`, from whichever document stored it, or `None`.
@@ -594,6 +597,31 @@ impl Store {
                 Ok(Change { seq, doc, version })
             })
             .collect()
+    }
+
+    /// Iterates over the change feed from sequence number `from` (the first write is 1): every
+    /// version in the order it was written, each with its document and record (number,
+    /// content id, size, time, metadata). The iteration ends at the last write made before
+    /// it got there; a new `feed` from the next position picks up later writes. Errors end it.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, Store};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let (a, b) = (DocId::new("a")?, DocId::new("b")?);
+    /// store.put(&a, b"a1")?;
+    /// store.put(&b, b"b1")?;
+    /// store.put(&a, b"a2")?;
+    /// let seen: Vec<(u64, String, u64)> = store
+    ///     .feed(2)
+    ///     .map(|e| e.map(|e| (e.seq, e.doc.to_string(), e.record.version.get())))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(seen, [(2, "b".to_owned(), 1), (3, "a".to_owned(), 2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn feed(&self, from: u64) -> crate::feed::Feed<'_> {
+        crate::feed::Feed::new(self, from)
     }
 
     /// Compares two versions, of the same document or of two documents. Returns `None` if

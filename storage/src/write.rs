@@ -10,7 +10,7 @@ use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
-use crate::kv::{CommitAbort, NewVersion};
+use crate::kv::{CommitAbort, NewVersion, VersionTime};
 use crate::read::{Keep, Shared, lock};
 use crate::store::Store;
 
@@ -26,6 +26,12 @@ pub struct PutOptions {
     /// yet). When it has moved on, the put fails with [`StoreError::Conflict`] and writes
     /// nothing.
     pub expected: Option<u64>,
+    /// When the version was made, in milliseconds since the Unix epoch (UTC): a history
+    /// imported from elsewhere keeps its times. `None`: now. A document's versions never go
+    /// back in time: an explicit time before the document's newest version's is refused with
+    /// [`StoreError::TimeGoesBack`], and "now" is taken as that version's time when the clock
+    /// is behind it.
+    pub time_ms: Option<u64>,
 }
 
 impl PutOptions {
@@ -71,6 +77,32 @@ impl PutOptions {
         self.expected = Some(0);
         self
     }
+
+    /// Sets when the version was made, in milliseconds since the Unix epoch (see
+    /// [`PutOptions::time_ms`]).
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, DocId, PutOptions, Store, StoreError};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("changelog")?;
+    /// let day = 86_400_000;
+    /// store.put_with(&doc, b"v1\n", PutOptions::default().time(20_000 * day))?;
+    /// store.put_with(&doc, b"v2\n", PutOptions::default().time(20_010 * day))?;
+    /// // The version that was newest at a moment:
+    /// assert_eq!(store.get(&doc, At::Time(20_005 * day))?.unwrap(), b"v1\n");
+    /// assert!(store.get(&doc, At::Time(19_999 * day))?.is_none());
+    /// // Times within a document never go back.
+    /// let back = store.put_with(&doc, b"v3\n", PutOptions::default().time(20_001 * day));
+    /// assert!(matches!(back, Err(StoreError::TimeGoesBack { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn time(mut self, ms: u64) -> Self {
+        self.time_ms = Some(ms);
+        self
+    }
 }
 
 /// Several puts committed together: one transaction, one flush.
@@ -104,6 +136,9 @@ pub struct WriteBatch<'s> {
     docs: HashMap<DocId, (Option<VersionNo>, Vec<ContentHash>)>,
     /// Per document: what forward-delta puts learned of its compressed full size.
     estimates: HashMap<DocId, FullSizeEstimate>,
+    /// Per document: the earliest time its next put may have (its newest version's, or a
+    /// time an earlier put of the batch gave or will get).
+    floors: HashMap<DocId, u64>,
     /// Keeps `gc` out while this batch has objects that no version references yet.
     _gate: std::sync::RwLockReadGuard<'s, ()>,
 }
@@ -136,6 +171,7 @@ impl<'s> WriteBatch<'s> {
             puts: Vec::new(),
             docs: HashMap::new(),
             estimates: HashMap::new(),
+            floors: HashMap::new(),
             _gate: gate,
         }
     }
@@ -151,8 +187,13 @@ impl<'s> WriteBatch<'s> {
         let store = self.store;
         store.check_put(doc, content, &options.meta)?;
         if !self.docs.contains_key(doc) {
-            let head = store.head(doc)?;
-            self.docs.insert(doc.clone(), (head, Vec::new()));
+            let newest = store.record(doc, crate::store::At::Latest)?;
+            self.docs.insert(
+                doc.clone(),
+                (newest.as_ref().map(|r| r.version), Vec::new()),
+            );
+            self.floors
+                .insert(doc.clone(), newest.map_or(0, |r| r.created_at_ms));
         }
         let (head, added) = &self.docs[doc];
         let current = head.map_or(0, VersionNo::get) + added.len() as u64;
@@ -165,6 +206,18 @@ impl<'s> WriteBatch<'s> {
                 actual: current,
             });
         }
+        // A put dated before the document's newest version is refused before its object is
+        // written (the commit checks again, against what another writer may have added).
+        let floor = self.floors.get(doc).copied().unwrap_or(0);
+        let time = options.time_ms.unwrap_or_else(|| now_ms().max(floor));
+        if time < floor {
+            return Err(StoreError::TimeGoesBack {
+                doc: doc.clone(),
+                time_ms: time,
+                newest_ms: floor,
+            });
+        }
+        self.floors.insert(doc.clone(), time);
         let next = VersionNo(current + 1);
         let hash = ContentHash::of(content);
         // Reverse policies encode at commit, when the batch's whole sequence is known.
@@ -308,7 +361,7 @@ impl Store {
     }
 
     fn commit_puts(&self, puts: &[Pending]) -> StoreResult<Vec<VersionRecord>> {
-        let created_at_ms = now_ms();
+        let now = now_ms();
         let new: Vec<NewVersion<'_>> = puts
             .iter()
             .map(|p| NewVersion {
@@ -316,7 +369,10 @@ impl Store {
                 expected: p.options.expected,
                 hash: p.hash,
                 size: p.size,
-                created_at_ms,
+                time: p
+                    .options
+                    .time_ms
+                    .map_or(VersionTime::Now(now), VersionTime::Given),
                 meta: &p.options.meta,
             })
             .collect();
@@ -329,6 +385,15 @@ impl Store {
                 doc: puts[index].doc.clone(),
                 expected,
                 actual,
+            },
+            CommitAbort::TimeGoesBack {
+                index,
+                time_ms,
+                newest_ms,
+            } => StoreError::TimeGoesBack {
+                doc: puts[index].doc.clone(),
+                time_ms,
+                newest_ms,
             },
             CommitAbort::Corrupt(e) => e,
         })

@@ -8,7 +8,7 @@ use strata_storage::{At, Durability, PutOptions, StoreError, StoreOptions};
 use crate::fixture::{EngineUnderTest, PolicyUnderTest, TestStore};
 use crate::model::Model;
 use crate::patch::apply_unified;
-use crate::strategy::{Op, apply_edit, doc_key};
+use crate::strategy::{Op, TimeStep, apply_edit, doc_key};
 
 /// Why a run failed: the step and what differed.
 pub type RunResult = Result<(), String>;
@@ -106,6 +106,9 @@ pub fn run_ops(
                     expected.push((v, ContentHash::of(&next)));
                 }
                 let recs = batch.commit().map_err(|e| err(step, e))?;
+                for ((d, _), r) in puts.iter().zip(&recs) {
+                    model.set_time(&doc_key(*d), r.version.get(), r.created_at_ms);
+                }
                 let got: Vec<_> = recs.iter().map(|r| (r.version.get(), r.hash)).collect();
                 check(got == expected, || {
                     format!("step {step}: batch records {got:?}, want {expected:?}")
@@ -162,9 +165,129 @@ pub fn run_ops(
                 real.reopen();
                 full.reopen();
             }
+            Op::PutTimed(d, edit, step_by) => {
+                put_timed(step, &real, &full, &mut model, *d, edit, *step_by)?;
+            }
+            Op::GetAt(d, i, before) => {
+                let key = doc_key(*d);
+                let head = model.head(&key);
+                if head > 0 {
+                    let v = i.index(head as usize) as u64 + 1;
+                    let t = model.time(&key, v).expect("every version has a time");
+                    let t = if *before { t.saturating_sub(1) } else { t };
+                    let want = model.at_time(&key, t);
+                    let got = real
+                        .store()
+                        .record(&id(*d), At::Time(t))
+                        .map_err(|e| err(step, e))?
+                        .map(|r| r.version.get());
+                    check(got == want, || {
+                        format!("step {step}: {key} at time {t} is {got:?}, model {want:?}")
+                    })?;
+                }
+            }
+            Op::Feed(i) => check_feed(
+                step,
+                &real,
+                &model,
+                i.index(model.feed_len() as usize + 1) as u64 + 1,
+            )?,
         }
     }
+    check_feed(ops.len(), &real, &model, 1)?;
     final_checks(&mut real, &full, &model)
+}
+
+/// A put dated relative to the document's newest version; one dated before it must be
+/// refused and change nothing.
+fn put_timed(
+    step: usize,
+    real: &TestStore,
+    full: &TestStore,
+    model: &mut Model,
+    d: usize,
+    edit: &crate::strategy::Edit,
+    by: TimeStep,
+) -> RunResult {
+    let key = doc_key(d);
+    let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
+    let newest = model.time(&key, model.head(&key)).unwrap_or(0);
+    let time = match by {
+        TimeStep::Same => newest,
+        TimeStep::Milli => newest + 1,
+        TimeStep::Second => newest + 1000,
+        TimeStep::Day => newest + 86_400_000,
+        TimeStep::Back => {
+            if newest == 0 {
+                return Ok(());
+            }
+            let refused =
+                real.store()
+                    .put_with(&id(d), &next, PutOptions::default().time(newest - 1));
+            check(
+                matches!(refused, Err(StoreError::TimeGoesBack { time_ms, newest_ms, .. }) if time_ms == newest - 1 && newest_ms == newest),
+                || format!("step {step}: a put dated before {key}'s newest gave {refused:?}"),
+            )?;
+            let len = real
+                .store()
+                .history(&id(d))
+                .map_err(|e| err(step, e))?
+                .len() as u64;
+            return check(len == model.head(&key), || {
+                format!("step {step}: a refused timed put changed the history")
+            });
+        }
+    };
+    let rec = real
+        .store()
+        .put_with(&id(d), &next, PutOptions::default().time(time))
+        .map_err(|e| err(step, e))?;
+    full.store().put(&id(d), &next).map_err(|e| err(step, e))?;
+    let v = model.put(&key, next);
+    model.set_time(&key, v, rec.created_at_ms);
+    check(rec.version.get() == v && rec.created_at_ms == time, || {
+        format!(
+            "step {step}: timed put made {key}@{} at {}, want @{v} at {time}",
+            rec.version, rec.created_at_ms
+        )
+    })
+}
+
+/// The store's change feed from `from` matches the model's writes: same documents and
+/// versions in the same order, sequence numbers gap-free from `from`, records that match.
+fn check_feed(step: usize, real: &TestStore, model: &Model, from: u64) -> RunResult {
+    let got: Vec<_> = real
+        .store()
+        .feed(from)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(step, e))?;
+    let want = model.feed_from(from);
+    check(got.len() == want.len(), || {
+        format!(
+            "step {step}: feed from {from} has {} entries, model {}",
+            got.len(),
+            want.len()
+        )
+    })?;
+    for (i, (entry, (key, v))) in got.iter().zip(want).enumerate() {
+        let content = model
+            .get(key, *v)
+            .expect("the model's feed names its versions");
+        check(
+            entry.seq == from + i as u64
+                && entry.doc.as_str() == key
+                && entry.record.version.get() == *v
+                && entry.record.hash == ContentHash::of(content)
+                && Some(entry.record.created_at_ms) == model.time(key, *v),
+            || {
+                format!(
+                    "step {step}: feed entry {} is {}@{}, model {key}@{v}",
+                    entry.seq, entry.doc, entry.record.version
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn put_both(
@@ -190,6 +313,7 @@ fn put_both(
         .put(&id(d), content)
         .map_err(|e| err(step, e))?;
     let v = model.put(&doc_key(d), content.to_vec());
+    model.set_time(&doc_key(d), v, rec.created_at_ms);
     check(rec.version.get() == v && frec.version.get() == v, || {
         format!(
             "step {step}: put made version {} (full store {}), model {v}",

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     docs: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Every write in order: (document, version).
+    feed: Vec<(String, u64)>,
+    /// Each document's version times, as the store recorded them.
+    times: BTreeMap<String, Vec<u64>>,
 }
 
 impl Model {
@@ -13,7 +17,43 @@ impl Model {
     pub fn put(&mut self, doc: &str, content: Vec<u8>) -> u64 {
         let versions = self.docs.entry(doc.to_owned()).or_default();
         versions.push(content);
-        versions.len() as u64
+        let v = versions.len() as u64;
+        self.feed.push((doc.to_owned(), v));
+        v
+    }
+
+    /// Records the time the store gave version `v` of `doc`.
+    pub fn set_time(&mut self, doc: &str, v: u64, ms: u64) {
+        let times = self.times.entry(doc.to_owned()).or_default();
+        let idx = usize::try_from(v - 1).expect("small version numbers");
+        if times.len() <= idx {
+            times.resize(idx + 1, 0);
+        }
+        times[idx] = ms;
+    }
+
+    /// The time of version `v` of `doc` (1-based).
+    pub fn time(&self, doc: &str, v: u64) -> Option<u64> {
+        let idx = usize::try_from(v.checked_sub(1)?).ok()?;
+        self.times.get(doc)?.get(idx).copied()
+    }
+
+    /// The version of `doc` that was newest at `ms`: the last one with a time at or before it.
+    pub fn at_time(&self, doc: &str, ms: u64) -> Option<u64> {
+        let times = self.times.get(doc)?;
+        let n = times.partition_point(|t| *t <= ms);
+        (n > 0).then_some(n as u64)
+    }
+
+    /// The feed from sequence number `from` (1-based): (document, version) per write.
+    pub fn feed_from(&self, from: u64) -> &[(String, u64)] {
+        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.feed.get(start..).unwrap_or(&[])
+    }
+
+    /// How many writes the feed holds.
+    pub fn feed_len(&self) -> u64 {
+        self.feed.len() as u64
     }
 
     /// Returns version `v` (1-based) of `doc`.

@@ -181,6 +181,40 @@ pub enum Op {
     Diff(usize, Index, usize, Index),
     /// Close and reopen the store.
     Reopen,
+    /// Put with an explicit time: the document's newest time plus a step (0, 1 ms, 1 s, a
+    /// day), or one millisecond before it (must be refused).
+    PutTimed(usize, Edit, TimeStep),
+    /// Read the version that was newest at a recorded version's time (minus one ms or not).
+    GetAt(usize, Index, bool),
+    /// Read the change feed from a position (an index into the writes, or one past the end).
+    Feed(Index),
+}
+
+/// How far after (or before) the document's newest version a timed put is dated.
+#[derive(Clone, Copy, Debug)]
+pub enum TimeStep {
+    /// The same millisecond.
+    Same,
+    /// One millisecond later.
+    Milli,
+    /// One second later.
+    Second,
+    /// One day later.
+    Day,
+    /// One millisecond earlier: the put is refused.
+    Back,
+}
+
+impl TimeStep {
+    fn any() -> impl Strategy<Value = Self> {
+        prop_oneof![
+            Just(Self::Same),
+            Just(Self::Milli),
+            Just(Self::Second),
+            Just(Self::Day),
+            Just(Self::Back),
+        ]
+    }
 }
 
 /// A sequence of operations, weighted toward puts so histories grow.
@@ -193,8 +227,11 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         3 => (doc.clone(), any::<Index>()).prop_map(|(d, i)| Op::Get(d, i)),
         1 => doc.clone().prop_map(Op::GetLatest),
         1 => doc.clone().prop_map(Op::History),
-        2 => (doc.clone(), any::<Index>(), doc, any::<Index>()).prop_map(|(a, i, b, j)| Op::Diff(a, i, b, j)),
+        2 => (doc.clone(), any::<Index>(), doc.clone(), any::<Index>()).prop_map(|(a, i, b, j)| Op::Diff(a, i, b, j)),
         1 => Just(Op::Reopen),
+        1 => (doc.clone(), edit(), TimeStep::any()).prop_map(|(d, e, t)| Op::PutTimed(d, e, t)),
+        1 => (doc, any::<Index>(), any::<bool>()).prop_map(|(d, i, b)| Op::GetAt(d, i, b)),
+        1 => any::<Index>().prop_map(Op::Feed),
     ];
     // Start from a document, not only edits of emptiness.
     (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {

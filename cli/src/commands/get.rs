@@ -27,6 +27,25 @@ pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<
 pub(crate) fn missing(store: &Store, doc: &strata_core::DocId, at: strata_storage::At) -> CliError {
     match store.record(doc, strata_storage::At::Latest) {
         Ok(None) => CliError::NotFound(format!("no document '{doc}'")),
+        Ok(Some(_)) if matches!(at, strata_storage::At::Time(_)) => {
+            let first = store
+                .record(
+                    doc,
+                    strata_storage::At::Version(strata_core::VersionNo::FIRST),
+                )
+                .ok()
+                .flatten()
+                .map_or_else(String::new, |r| {
+                    format!(
+                        ": its first version is from {}",
+                        crate::time::rfc3339(r.created_at_ms)
+                    )
+                });
+            CliError::NotFound(format!(
+                "{} did not exist yet{first}",
+                spec::describe(doc, at)
+            ))
+        }
         _ => CliError::NotFound(format!("no version {}", spec::describe(doc, at))),
     }
 }

@@ -1,5 +1,6 @@
 //! `strata import DIR`: bulk import of document histories.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,8 +15,72 @@ const MAX_BATCH_BYTES: u64 = 64 << 20;
 
 struct Plan {
     docs: Vec<(String, Vec<PathBuf>)>,
+    /// The time of each version file that a `.commits.tsv` dates: (ms, as written there).
+    times: HashMap<PathBuf, (u64, String)>,
     versions: usize,
     bytes: u64,
+}
+
+/// The name of the file that dates a folder's versions, beside the folder.
+fn commits_tsv(folder: &Path) -> Option<PathBuf> {
+    let folder = folder.canonicalize().ok()?;
+    let mut name = folder.file_name()?.to_owned();
+    name.push(".commits.tsv");
+    Some(folder.with_file_name(name))
+}
+
+/// Reads the times of the versions in `docs` from `tsv` when it exists. Its lines are
+/// tab-separated, as in shared/corpus: `index, commit, date, ...` for one document (the index
+/// names the version file), or `document, index, commit, date, ...` for a folder of document
+/// folders. The date is an RFC 3339 time or a date (the start of that day, UTC).
+fn read_times(
+    tsv: &Path,
+    docs: &[(String, Vec<PathBuf>)],
+    times: &mut HashMap<PathBuf, (u64, String)>,
+) -> Result<(), CliError> {
+    let text = match std::fs::read_to_string(tsv) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CliError::failed(format!(
+                "cannot read '{}': {e}",
+                tsv.display()
+            )));
+        }
+    };
+    // Version files by (document, file name).
+    let mut files: HashMap<(&str, String), &PathBuf> = HashMap::new();
+    for (name, versions) in docs {
+        for f in versions {
+            files.insert((name.as_str(), name_of(f)), f);
+        }
+    }
+    let single = match docs {
+        [(name, _)] => Some(name.as_str()),
+        _ => None,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (key, date) = match (single, cols.as_slice()) {
+            (Some(doc), [index, _, date, ..])
+                if files.contains_key(&(doc, (*index).to_owned())) =>
+            {
+                ((doc, (*index).to_owned()), *date)
+            }
+            (_, [doc, index, _, date, ..]) if files.contains_key(&(*doc, (*index).to_owned())) => {
+                ((*doc, (*index).to_owned()), *date)
+            }
+            // A line for a version or document this import does not hold.
+            _ => continue,
+        };
+        let ms = crate::time::parse(date.trim())
+            .map_err(|e| CliError::failed(format!("{} line {}: {e}", tsv.display(), i + 1)))?;
+        times.insert(files[&key].clone(), (ms, date.trim().to_owned()));
+    }
+    Ok(())
 }
 
 /// The entries of `dir` except dotfiles, in version order: numerically where names are
@@ -87,7 +152,8 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
         entries.into_iter().partition(|p| p.is_dir());
     let mut docs = Vec::new();
     let mut skipped = Vec::new();
-    if folders.is_empty() {
+    let many = !folders.is_empty();
+    if !many {
         let name = dir
             .canonicalize()
             .ok()
@@ -98,6 +164,10 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
         docs.push((name, version_files(dir)?));
     } else {
         for f in &files {
+            if name_of(f).ends_with(".commits.tsv") {
+                // Dates a document folder beside it (read below).
+                continue;
+            }
             skipped.push(format!(
                 "{} (a file beside the document folders)",
                 name_of(f)
@@ -133,6 +203,20 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
             }
         );
     }
+    // Version times: from `<dir>.commits.tsv` beside the imported folder, and from
+    // `<doc>.commits.tsv` beside each document folder.
+    let mut times = HashMap::new();
+    if let Some(tsv) = commits_tsv(dir) {
+        read_times(&tsv, &docs, &mut times)?;
+    }
+    if many {
+        for (name, files) in &docs {
+            let one = [(name.clone(), files.clone())];
+            if let Some(tsv) = commits_tsv(&dir.join(name)) {
+                read_times(&tsv, &one, &mut times)?;
+            }
+        }
+    }
     let mut versions = 0;
     let mut bytes = 0;
     for (name, files) in &docs {
@@ -152,6 +236,7 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
     }
     Ok(Plan {
         docs,
+        times,
         versions,
         bytes,
     })
@@ -199,6 +284,10 @@ pub(crate) fn run(
         queue.extend(files.iter().map(|f| (doc.clone(), f)));
     }
     let mut rest: &[(strata_core::DocId, &PathBuf)] = &queue;
+    // A document's times never go back: a version dated before the one before it (git author
+    // dates do, after a rebase) gets that version's time, and keeps its own date as metadata.
+    let mut newest: HashMap<strata_core::DocId, u64> = HashMap::new();
+    let mut raised = 0usize;
     while !rest.is_empty() {
         // A batch holds its contents until commit: bound it by bytes as well as versions.
         let mut batch = store.batch();
@@ -209,7 +298,23 @@ pub(crate) fn run(
                 .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", f.display())))?;
             done_bytes += content.len() as u64;
             batch_bytes += content.len() as u64;
-            batch.put(doc, &content, PutOptions::default())?;
+            let mut options = PutOptions::default();
+            if let Some((ms, text)) = plan.times.get(*f) {
+                let floor = match newest.get(doc) {
+                    Some(t) => *t,
+                    None => store
+                        .record(doc, strata_storage::At::Latest)?
+                        .map_or(0, |r| r.created_at_ms),
+                };
+                let time = (*ms).max(floor);
+                if time > *ms {
+                    raised += 1;
+                    options.meta.extra.push(("date".to_owned(), text.clone()));
+                }
+                newest.insert(doc.clone(), time);
+                options.time_ms = Some(time);
+            }
+            batch.put(doc, &content, options)?;
             taken += 1;
             if batch_bytes >= MAX_BATCH_BYTES {
                 break;
@@ -237,9 +342,25 @@ pub(crate) fn run(
     // each run: the import ends by merging them when there are many.
     store.settle_records()?;
     let secs = started.elapsed().as_secs_f64();
+    let dated = if plan.times.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} dated by .commits.tsv{}",
+            plan.times.len(),
+            if raised > 0 {
+                format!(
+                    " ({raised} dated before the version before them got that version's time \
+                     and keep their own date as metadata 'date')"
+                )
+            } else {
+                String::new()
+            }
+        )
+    };
     writeln!(
         out,
-        "imported {} of {} ({done_bytes} bytes) in {secs:.2}s",
+        "imported {} of {} ({done_bytes} bytes) in {secs:.2}s{dated}",
         super::plural(done, "version"),
         super::plural(plan.docs.len(), "document"),
     )?;

@@ -23,11 +23,34 @@ struct LogEntry<'a> {
 
 pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
     let doc = crate::spec::parse_doc(&args.doc, "log")?;
+    let time = |flag: &str, t: &Option<String>| -> Result<Option<u64>, CliError> {
+        t.as_deref()
+            .map(|t| crate::time::parse(t).map_err(|e| CliError::failed(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let since = time("--since", &args.since)?.unwrap_or(0);
+    // A date alone for --until means the whole of that day.
+    let until = time("--until", &args.until)?.map_or(u64::MAX, |t| {
+        if args.until.as_deref().is_some_and(|u| u.len() == 10) {
+            t + 86_400_000 - 1
+        } else {
+            t
+        }
+    });
     let history = store.history(&doc)?;
     if history.is_empty() {
         return Err(CliError::NotFound(format!("no document '{doc}'")));
     }
-    for rec in &history {
+    let contains = |field: &Option<String>, want: &Option<String>| match want {
+        None => true,
+        Some(w) => field.as_deref().is_some_and(|f| f.contains(w.as_str())),
+    };
+    let shown = history.iter().filter(|rec| {
+        (since..=until).contains(&rec.created_at_ms)
+            && contains(&rec.meta.author, &args.author)
+            && contains(&rec.meta.message, &args.grep)
+    });
+    for rec in shown {
         let stored = super::storage_note(store, &rec.hash)?;
         let time = crate::time::rfc3339(rec.created_at_ms);
         if args.json {

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` opens the store and dispatches.
 
 mod diff;
+mod feed;
 mod get;
 mod import;
 mod json_patch;
@@ -49,6 +50,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
         Command::Quickstart(_) => quickstart::run(given_store(cli), out),
+        Command::Feed(args) => feed::run(args, &open(cli)?, out),
     }
 }
 

@@ -15,6 +15,12 @@ pub(crate) fn run(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let doc = crate::spec::parse_doc(&args.doc, "put")?;
+    let time_ms = match &args.time {
+        Some(t) => {
+            Some(crate::time::parse(t).map_err(|e| CliError::failed(format!("--time: {e}")))?)
+        }
+        None => None,
+    };
     let limit = args.limit.max_size;
     let content = match args.file.as_deref() {
         None => read_stdin(limit)?,
@@ -34,6 +40,7 @@ pub(crate) fn run(
     };
     let mut options = PutOptions {
         expected: args.expect,
+        time_ms,
         ..PutOptions::default()
     };
     options.meta.message.clone_from(&args.message);

@@ -59,8 +59,19 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) expected: Option<u64>,
     pub(crate) hash: ContentHash,
     pub(crate) size: u64,
-    pub(crate) created_at_ms: u64,
+    pub(crate) time: VersionTime,
     pub(crate) meta: &'a Metadata,
+}
+
+/// When a new version was made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum VersionTime {
+    /// The writer's clock (ms since the epoch): raised to the document's newest version's time
+    /// when the clock is behind it, so a document's times never go back.
+    Now(u64),
+    /// A time the writer gave (an imported history's): refused when before the document's
+    /// newest version's.
+    Given(u64),
 }
 
 /// Why a commit stopped.
@@ -69,6 +80,11 @@ pub(crate) enum CommitAbort {
         index: usize,
         expected: u64,
         actual: u64,
+    },
+    TimeGoesBack {
+        index: usize,
+        time_ms: u64,
+        newest_ms: u64,
     },
     Corrupt(StoreError),
 }
@@ -431,17 +447,7 @@ impl Kv {
                 }
             }
             let version = head.map_or(VersionNo::FIRST, VersionNo::next);
-            let seq = counters.next_seq;
-            counters.next_seq += 1;
-            let rec = VersionRecord {
-                version,
-                hash: put.hash,
-                size: put.size,
-                created_at_ms: put.created_at_ms,
-                seq,
-                meta: put.meta.clone(),
-            };
-            // Append to the document's newest version page, or start a new one.
+            // The document's newest version page (it holds the head's record), or a new one.
             let mut page = match &doc_rec {
                 Some(r) => o.require(Space::Versions, &pair_key(doc, r.page.get()), || {
                     format!("newest version page of document {doc}")
@@ -450,6 +456,28 @@ impl Kv {
                     first: version,
                     records: Vec::new(),
                 },
+            };
+            let newest_ms = page.records.last().map_or(0, |r| r.created_at_ms);
+            let created_at_ms = match put.time {
+                VersionTime::Now(now) => now.max(newest_ms),
+                VersionTime::Given(t) if t < newest_ms => {
+                    return Err(CommitAbort::TimeGoesBack {
+                        index,
+                        time_ms: t,
+                        newest_ms,
+                    });
+                }
+                VersionTime::Given(t) => t,
+            };
+            let seq = counters.next_seq;
+            counters.next_seq += 1;
+            let rec = VersionRecord {
+                version,
+                hash: put.hash,
+                size: put.size,
+                created_at_ms,
+                seq,
+                meta: put.meta.clone(),
             };
             if page_is_full(page.records.len(), &page, &rec) {
                 page = VersionPage {

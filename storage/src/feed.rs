@@ -1,0 +1,101 @@
+//! The change feed as an iterator: every version in the order it was written, with its
+//! record, from any position (the event store's read side).
+
+use std::collections::{HashMap, VecDeque};
+
+use strata_core::{DocId, VersionRecord};
+
+use crate::error::{StoreError, StoreResult};
+use crate::store::Store;
+
+/// One entry of the change feed: a version, with the sequence number of its write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// The store-wide sequence number of the write (from 1, gap-free).
+    pub seq: u64,
+    /// The document written.
+    pub doc: DocId,
+    /// The version's record: number, content id, size, time and metadata.
+    pub record: VersionRecord,
+}
+
+/// Feed entries read from the engine per page.
+const PAGE: usize = 256;
+
+/// An iterator over the change feed from a sequence number to the last write made before
+/// the iterator reached the end (see [`Store::feed`]).
+#[derive(Debug)]
+pub struct Feed<'s> {
+    store: &'s Store,
+    next: u64,
+    buffer: VecDeque<FeedEntry>,
+    /// Document keys by internal number, loaded once and again when a new document appears.
+    names: HashMap<u64, DocId>,
+    failed: bool,
+}
+
+impl<'s> Feed<'s> {
+    pub(crate) fn new(store: &'s Store, from: u64) -> Self {
+        Self {
+            store,
+            next: from.max(1),
+            buffer: VecDeque::new(),
+            names: HashMap::new(),
+            failed: false,
+        }
+    }
+
+    /// The sequence number the next entry read from the store will have at least.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.buffer.front().map_or(self.next, |e| e.seq)
+    }
+
+    fn name(&mut self, num: u64, seq: u64) -> StoreResult<DocId> {
+        if !self.names.contains_key(&num) {
+            self.names.clear();
+            for (n, key, _) in self.store.inner.kv.documents()? {
+                let doc = DocId::new(key)
+                    .map_err(|e| StoreError::corrupt(format!("document record {n}"), e))?;
+                self.names.insert(n, doc);
+            }
+        }
+        self.names.get(&num).cloned().ok_or_else(|| {
+            StoreError::corrupt(format!("feed entry {seq}"), "names an unknown document")
+        })
+    }
+
+    fn fill(&mut self) -> StoreResult<()> {
+        let kv = &self.store.inner.kv;
+        for (seq, num, version) in kv.feed(self.next, PAGE)? {
+            let doc = self.name(num, seq)?;
+            let record = kv.version(num, version)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("feed entry {seq}"),
+                    format!("names version {version} of '{doc}', which has no record"),
+                )
+            })?;
+            self.next = seq + 1;
+            self.buffer.push_back(FeedEntry { seq, doc, record });
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Feed<'_> {
+    type Item = StoreResult<FeedEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.buffer.is_empty()
+            && let Err(e) = self.fill()
+        {
+            // An error ends the iteration: it would repeat on every further call.
+            self.failed = true;
+            return Some(Err(e));
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}
