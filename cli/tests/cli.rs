@@ -1,34 +1,12 @@
 //! End-to-end checks that the commands are wired up: the README's "done means" scenario,
 //! errors and exit codes.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn strata(dir: &Path, args: &[&str]) -> Output {
-    strata_stdin(dir, args, None)
-}
-
-fn strata_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(dir)
-        .env_remove("STRATA_DIR")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        // A command that fails on its arguments exits without reading its input.
-        let _ = child.stdin.take().unwrap().write_all(input);
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{ok, one_line_error, strata, strata_stdin};
 
 /// Applies `patch` with GNU patch to a copy of `file` in `dir` and returns the result; `None`
 /// when GNU patch is not installed. Fails the test when the patch does not apply.
@@ -43,28 +21,6 @@ fn gnu_patch(dir: &Path, file: &str, patch: &[u8]) -> Option<Vec<u8>> {
         .unwrap();
     assert!(st.success(), "GNU patch did not apply the diff");
     Some(std::fs::read(dir.join("c.txt")).unwrap())
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn one_line_error(o: &Output, code: i32) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let err = String::from_utf8(o.stderr.clone()).unwrap();
-    assert_eq!(err.lines().count(), 1, "error is not one line: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
 }
 
 #[test]

@@ -1,0 +1,246 @@
+//! The event-store side of the CLI: version times, time travel, log filters, dated imports
+//! and the change feed.
+
+mod common;
+
+use common::{ok, one_line_error, strata};
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn times_travel_and_never_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (i, (text, time)) in [
+        ("one\n", "2024-05-01T10:00:00Z"),
+        ("two\n", "2024-05-01T12:00:00.500+02:00"),
+        ("three\n", "2024-05-03"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(d.join(format!("v{i}")), text).unwrap();
+        ok(&strata(
+            d,
+            &[
+                "put",
+                "doc",
+                &format!("v{i}"),
+                "--time",
+                time,
+                "--author",
+                "ann",
+            ],
+        ));
+    }
+    // The version that was newest at each moment.
+    let at = |spec: &str| ok(&strata(d, &["get", &format!("doc@{spec}")]));
+    assert_eq!(at("2024-05-01T10:00:00Z"), "one\n");
+    // 12:00:00.500+02:00 is 10:00:00.500Z.
+    assert_eq!(at("2024-05-01T10:00:00.499Z"), "one\n");
+    assert_eq!(at("2024-05-01T10:00:00.500Z"), "two\n");
+    let err = one_line_error(&strata(d, &["get", "doc@2024-05-01T09:59:59.999Z"]), 1);
+    assert!(err.contains("did not exist yet"), "{err}");
+    assert_eq!(at("2024-05-02"), "two\n");
+    assert_eq!(at("2024-05-03"), "three\n");
+    assert_eq!(at("2030-01-01T00:00:00-05:00"), "three\n");
+    // Before the first version: "did not exist yet", exit 1.
+    let err = one_line_error(&strata(d, &["get", "doc@2024-04-30"]), 1);
+    assert!(
+        err.contains("did not exist yet") && err.contains("2024-05-01T10:00:00Z"),
+        "{err}"
+    );
+    // A bad time names what is wrong, exit 2.
+    let err = one_line_error(&strata(d, &["get", "doc@2024-02-30"]), 2);
+    assert!(err.contains("does not exist in that month"), "{err}");
+    // A put dated before the newest version is refused and writes nothing.
+    std::fs::write(d.join("late"), "late\n").unwrap();
+    let err = one_line_error(
+        &strata(d, &["put", "doc", "late", "--time", "2024-05-02"]),
+        2,
+    );
+    assert!(err.contains("never go back"), "{err}");
+    let log = ok(&strata(d, &["log", "doc"]));
+    assert_eq!(log.lines().count(), 3, "{log}");
+    // log filters: --since/--until (a date is the whole day), --author, --grep.
+    let versions = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["log", "doc", "--json"];
+        all.extend_from_slice(args);
+        json_lines(&ok(&strata(d, &all)))
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(versions(&["--since", "2024-05-01T10:00:00.001Z"]), [2, 3]);
+    assert_eq!(versions(&["--until", "2024-05-01"]), [1, 2]);
+    assert_eq!(
+        versions(&["--since", "2024-05-02", "--until", "2024-05-02"]),
+        Vec::<u64>::new()
+    );
+    assert_eq!(versions(&["--author", "an"]), [1, 2, 3]);
+    assert_eq!(versions(&["--author", "bob"]), Vec::<u64>::new());
+    std::fs::write(d.join("four"), "four\n").unwrap();
+    ok(&strata(d, &["put", "doc", "four", "-m", "fix the typo"]));
+    assert_eq!(versions(&["--grep", "typo"]), [4]);
+    // A put without --time on a document dated in the future keeps times in order.
+    std::fs::write(d.join("f"), "f\n").unwrap();
+    ok(&strata(d, &["put", "fut", "f", "--time", "2999-01-01"]));
+    std::fs::write(d.join("g"), "g\n").unwrap();
+    ok(&strata(d, &["put", "fut", "g"]));
+    let times: Vec<u64> = json_lines(&ok(&strata(d, &["log", "fut", "--json"])))
+        .iter()
+        .map(|v| v["created_at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(times[1] >= times[0], "{times:?}");
+}
+
+#[test]
+fn import_dates_versions_from_commits_tsv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One document's folder with a tsv beside it (shared/corpus's layout); the third date
+    // goes back, as git author dates do after a rebase.
+    let hist = d.join("hist");
+    std::fs::create_dir(&hist).unwrap();
+    for (i, text) in ["a\n", "b\n", "c\n", "d\n"].iter().enumerate() {
+        std::fs::write(hist.join(format!("{i:06}")), text).unwrap();
+    }
+    std::fs::write(
+        d.join("hist.commits.tsv"),
+        "000000\tc0\t2020-01-01\tf\tb0\t2\n000001\tc1\t2020-02-01\tf\tb1\t2\n\
+         000002\tc2\t2020-01-15\tf\tb2\t2\n000003\tc3\t2020-03-01T12:00:00Z\tf\tb3\t2\n",
+    )
+    .unwrap();
+    let out = ok(&strata(d, &["import", "hist"]));
+    assert!(
+        out.contains("4 dated by .commits.tsv") && out.contains("1 dated before"),
+        "{out}"
+    );
+    let log = json_lines(&ok(&strata(d, &["log", "hist", "--json"])));
+    let times: Vec<&str> = log.iter().map(|v| v["time"].as_str().unwrap()).collect();
+    assert_eq!(
+        times,
+        [
+            "2020-01-01T00:00:00Z",
+            "2020-02-01T00:00:00Z",
+            "2020-02-01T00:00:00Z",
+            "2020-03-01T12:00:00Z"
+        ]
+    );
+    assert_eq!(ok(&strata(d, &["get", "hist@2020-01-20"])), "a\n");
+    assert_eq!(ok(&strata(d, &["get", "hist@2020-02-02"])), "c\n");
+    // The raised version keeps its own date as metadata, which the feed shows.
+    let feed = json_lines(&ok(&strata(d, &["feed"])));
+    assert_eq!(feed[2]["meta"]["date"], "2020-01-15");
+    // A folder of document folders with one tsv whose first column is the document.
+    let many = d.join("many");
+    for doc in ["x", "y"] {
+        std::fs::create_dir_all(many.join(doc)).unwrap();
+        std::fs::write(many.join(doc).join("000000"), format!("{doc}\n")).unwrap();
+    }
+    std::fs::write(
+        d.join("many.commits.tsv"),
+        "x\t000000\tc\t2021-06-01\tp\tb\t2\ny\t000000\tc\t2021-07-01\tp\tb\t2\n",
+    )
+    .unwrap();
+    ok(&strata(d, &["--store", "m", "import", "many"]));
+    let err = one_line_error(&strata(d, &["--store", "m", "get", "y@2021-06-15"]), 1);
+    assert!(err.contains("did not exist yet"), "{err}");
+    assert_eq!(
+        ok(&strata(d, &["--store", "m", "get", "x@2021-06-15"])),
+        "x\n"
+    );
+    // A bad date in the tsv is an error naming the file and line, before any store exists.
+    std::fs::write(
+        d.join("hist.commits.tsv"),
+        "000000\tc0\tyesterday\tf\tb0\t2\n",
+    )
+    .unwrap();
+    let err = one_line_error(&strata(d, &["--store", "bad", "import", "hist"]), 2);
+    assert!(
+        err.contains("hist.commits.tsv line 1") && err.contains("yesterday"),
+        "{err}"
+    );
+    assert!(!d.join("bad").exists());
+}
+
+#[test]
+fn feed_lists_every_write_in_order_with_contents_or_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let put = |doc: &str, content: &[u8], extra: &[&str]| {
+        std::fs::write(d.join("in"), content).unwrap();
+        let mut args = vec!["put", doc, "in"];
+        args.extend_from_slice(extra);
+        ok(&strata(d, &args));
+    };
+    put("cfg.json", b"{\"a\":1}\n", &[]);
+    put(
+        "notes/a.txt",
+        b"hello\nworld\n",
+        &["-m", "first", "--author", "ann"],
+    );
+    put("cfg.json", b"{\"a\":2,\"b\":[1]}\n", &[]);
+    put("notes/a.txt", b"hello\nthere\nworld\n", &[]);
+    put("bin", &[0xff, 0x00, 0x01], &[]);
+    let all = json_lines(&ok(&strata(d, &["feed"])));
+    let seen: Vec<(u64, &str, u64)> = all
+        .iter()
+        .map(|v| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["doc"].as_str().unwrap(),
+                v["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "cfg.json", 1),
+            (2, "notes/a.txt", 1),
+            (3, "cfg.json", 2),
+            (4, "notes/a.txt", 2),
+            (5, "bin", 1)
+        ]
+    );
+    assert_eq!(all[1]["author"], "ann");
+    assert_eq!(all[1]["message"], "first");
+    assert!(all[0].get("content").is_none() && all[0].get("diff").is_none());
+    // --since N starts after N; --limit; --doc filters by key prefix.
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut a = vec!["feed"];
+        a.extend_from_slice(args);
+        json_lines(&ok(&strata(d, &a)))
+            .iter()
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&["--since", "3"]), [4, 5]);
+    assert_eq!(seqs(&["--since", "1", "--limit", "2"]), [2, 3]);
+    assert_eq!(seqs(&["--doc", "notes/"]), [2, 4]);
+    assert_eq!(seqs(&["--since", "5"]), Vec::<u64>::new());
+    // Contents: text as is, other bytes in base64.
+    let with = json_lines(&ok(&strata(d, &["feed", "--with", "content"])));
+    assert_eq!(with[3]["content"], "hello\nthere\nworld\n");
+    assert_eq!(with[4]["content_base64"], "/wAB");
+    // Changes: an RFC 6902 patch for JSON, a unified diff for text, a summary otherwise.
+    let diffs = json_lines(&ok(&strata(d, &["feed", "--with", "diff"])));
+    assert_eq!(diffs[0]["diff"]["kind"], "json-patch");
+    assert_eq!(diffs[0]["diff"]["patch"][0]["op"], "add");
+    assert_eq!(diffs[2]["diff"]["patch"][0]["path"], "/a");
+    assert_eq!(diffs[2]["diff"]["patch"][1]["path"], "/b");
+    let text = diffs[3]["diff"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("+there\n") && text.contains("--- a/notes/a.txt@1"),
+        "{text}"
+    );
+    assert_eq!(diffs[4]["diff"]["kind"], "binary");
+    assert_eq!(diffs[4]["diff"]["new_size"], 3);
+    // Bad use is a one-line error.
+    one_line_error(&strata(d, &["feed", "--with", "everything"]), 2);
+}
