@@ -63,6 +63,8 @@ pub(crate) enum Command {
     Quickstart(StoreArg),
     /// Print the change feed: every version in the order it was written, one JSON object per line
     Feed(FeedArgs),
+    /// List the feed's durable consumers with their positions and lag; reset or remove one
+    Consumers(ConsumersArgs),
 }
 
 /// The `--store` option, for the commands that use a store.
@@ -124,6 +126,7 @@ impl Command {
             Self::Import(a) => &a.at,
             Self::Repack(a) => &a.at,
             Self::Feed(a) => &a.at,
+            Self::Consumers(a) => &a.at,
             Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
         };
         arg.store.as_ref()
@@ -162,6 +165,35 @@ pub(crate) struct FeedArgs {
     /// What each entry carries besides metadata.
     #[arg(long, value_enum, default_value_t = FeedWith::None)]
     pub(crate) with: FeedWith,
+    /// Keep waiting for versions written later, by this or another process, and print each
+    /// once, in order, until interrupted. The store is opened only to read (every 100 ms), so
+    /// other processes can write meanwhile.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Resume after the position stored in the store under NAME (created at 0), and store
+    /// the position of each entry once its line is written (at least once: after a crash
+    /// or Ctrl-C the last few lines may come again). See `strata consumers`.
+    #[arg(long, value_name = "NAME", conflicts_with = "since")]
+    pub(crate) consumer: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata consumers`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumersArgs {
+    /// Print one JSON object per consumer.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Set consumer NAME's position (to 0, or to --to N), creating it if needed.
+    #[arg(long, value_name = "NAME", conflicts_with = "remove")]
+    pub(crate) reset: Option<String>,
+    /// The position --reset sets: the last sequence number the consumer has processed.
+    #[arg(long, value_name = "N", requires = "reset", default_value_t = 0)]
+    pub(crate) to: u64,
+    /// Remove consumer NAME.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) remove: Option<String>,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

@@ -121,6 +121,12 @@ pub enum StoreError {
         /// The newest version's time.
         newest_ms: u64,
     },
+    /// A feed consumer's name or position is not acceptable.
+    #[error("{reason}")]
+    BadConsumer {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The content is larger than the store's configured maximum.
     #[error(
         "content for '{doc}' is {size} bytes, over the limit of {limit} bytes; raise it with StoreOptions::max_content_len (the CLI's --max-size)"

@@ -99,3 +99,71 @@ impl Iterator for Feed<'_> {
         self.buffer.pop_front().map(Ok)
     }
 }
+
+/// A feed that waits for new writes once it has given every version (see
+/// [`Store::subscribe`]).
+#[derive(Debug)]
+pub struct Subscription {
+    store: Store,
+    next: u64,
+}
+
+impl Subscription {
+    pub(crate) fn new(store: Store, from: u64) -> Self {
+        Self {
+            store,
+            next: from.max(1),
+        }
+    }
+
+    /// The sequence number of the next entry it will give.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// The next entry, waiting for a commit while there is none; `None` when `timeout`
+    /// passed without one.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn next_timeout(&mut self, timeout: std::time::Duration) -> StoreResult<Option<FeedEntry>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            // Read the commit count before looking, so a commit made after the look wakes
+            // the wait below.
+            let seen = *crate::read::lock(&self.store.inner.commits.0);
+            if let Some(entry) = Feed::new(&self.store, self.next).next().transpose()? {
+                self.next = entry.seq + 1;
+                return Ok(Some(entry));
+            }
+            let (count, wake) = &self.store.inner.commits;
+            let mut guard = crate::read::lock(count);
+            while *guard == seen {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                guard = wake
+                    .wait_timeout(guard, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = StoreResult<FeedEntry>;
+
+    /// Blocks until the next entry exists.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_timeout(std::time::Duration::from_secs(3600)) {
+                Ok(Some(entry)) => return Some(Ok(entry)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}

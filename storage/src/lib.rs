@@ -68,12 +68,12 @@ mod write;
 
 pub use engine::memory::MemoryEngine;
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
-pub use feed::{Feed, FeedEntry};
+pub use feed::{Feed, FeedEntry, Subscription};
 pub use format::STORE_FORMAT;
 pub use options::{Durability, StoreOptions};
 pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};
-pub use store::{At, Change, DocEntry, Store};
+pub use store::{At, Change, DocEntry, MAX_CONSUMER_NAME, Store};
 pub use strata_core::{ContentHash, DocId, Metadata, Policy, VersionNo, VersionRecord};
 pub use strata_diff::{DiffOptions, DocDiff, render};
 pub use verify::{StoreStats, VerifyReport};

@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) object_gate: RwLock<()>,
     /// What was repaired at open, one line each.
     repairs: Vec<String>,
+    /// Bumped after every commit; subscribers wait on it (see [`Store::subscribe`]).
+    pub(crate) commits: (Mutex<u64>, std::sync::Condvar),
     /// The canonical path registered in [`OPEN_IN_PROCESS`], removed on drop.
     registered: Option<PathBuf>,
     path: PathBuf,
@@ -124,6 +126,21 @@ pub struct DocEntry {
     pub doc: DocId,
     /// Its newest version.
     pub latest: VersionNo,
+}
+
+/// The longest consumer name, in bytes.
+pub const MAX_CONSUMER_NAME: usize = 200;
+
+fn check_consumer_name(name: &str) -> StoreResult<()> {
+    if name.is_empty() || name.len() > MAX_CONSUMER_NAME || name.chars().any(char::is_control) {
+        return Err(StoreError::BadConsumer {
+            reason: format!(
+                "'{}' is not a consumer name: give 1 to {MAX_CONSUMER_NAME} bytes without control characters",
+                name.escape_debug()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// One entry of the change feed: the version written with sequence number `seq`.
@@ -291,6 +308,7 @@ impl Store {
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
                 repairs: opened.repairs,
+                commits: (Mutex::new(0), std::sync::Condvar::new()),
                 registered: opened.registered,
                 path: path.to_owned(),
                 _temp: opened.temp,
@@ -622,6 +640,110 @@ impl Store {
     /// ```
     pub fn feed(&self, from: u64) -> crate::feed::Feed<'_> {
         crate::feed::Feed::new(self, from)
+    }
+
+    /// Like [`Store::feed`], but when it has given every version written so far it waits for
+    /// the next commit through any handle of this store (clones share it), so it never ends
+    /// on its own. [`crate::Subscription::next_timeout`] waits at most a given time.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use strata_storage::{DocId, Store};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("orders")?;
+    /// let mut sub = store.subscribe(1);
+    /// let writer = store.clone();
+    /// let t = std::thread::spawn(move || writer.put(&doc, b"order 1\n").map(|_| ()));
+    /// let first = sub.next_timeout(Duration::from_secs(10))?.expect("the put wakes it");
+    /// assert_eq!((first.seq, first.doc.as_str()), (1, "orders"));
+    /// t.join().unwrap()?;
+    /// assert!(sub.next_timeout(Duration::from_millis(10))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe(&self, from: u64) -> crate::feed::Subscription {
+        crate::feed::Subscription::new(self.clone(), from)
+    }
+
+    /// The sequence number of the last write (0 in an empty store): the end of the feed.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn last_seq(&self) -> StoreResult<u64> {
+        Ok(self.inner.kv.next_seq()?.saturating_sub(1))
+    }
+
+    /// The position of the durable feed consumer `name`: the last sequence number it has
+    /// processed (Kafka's committed offset), or `None` when there is no such consumer.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn consumer(&self, name: &str) -> StoreResult<Option<u64>> {
+        check_consumer_name(name)?;
+        self.inner.kv.consumer(name)
+    }
+
+    /// Stores the position of consumer `name` (created if new), durably: it has processed
+    /// every version up to sequence number `position`. A consumer resumes after it.
+    ///
+    /// # Errors
+    /// [`StoreError::BadConsumer`] for an empty or over-long name or a position past the last
+    /// write; engine errors.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, Store};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("log")?;
+    /// for i in 0..3 {
+    ///     store.put(&doc, format!("{i}\n").as_bytes())?;
+    /// }
+    /// let start = store.consumer("mailer")?.unwrap_or(0) + 1;
+    /// for entry in store.feed(start).take(2) {
+    ///     let entry = entry?;
+    ///     // ... process it, then record that it was processed:
+    ///     store.set_consumer("mailer", entry.seq)?;
+    /// }
+    /// assert_eq!(store.consumers()?, [("mailer".to_owned(), 2)]);
+    /// assert_eq!(store.last_seq()? - store.consumer("mailer")?.unwrap(), 1, "lag");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_consumer(&self, name: &str, position: u64) -> StoreResult<()> {
+        check_consumer_name(name)?;
+        let last = self.last_seq()?;
+        if position > last {
+            return Err(StoreError::BadConsumer {
+                reason: format!(
+                    "position {position} for consumer '{name}' is past the last write ({last})"
+                ),
+            });
+        }
+        self.inner.kv.set_consumer(name, Some(position))?;
+        self.inner.kv.flush()
+    }
+
+    /// Removes consumer `name`; returns whether it existed.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn remove_consumer(&self, name: &str) -> StoreResult<bool> {
+        check_consumer_name(name)?;
+        let existed = self.inner.kv.consumer(name)?.is_some();
+        if existed {
+            self.inner.kv.set_consumer(name, None)?;
+            self.inner.kv.flush()?;
+        }
+        Ok(existed)
+    }
+
+    /// Every durable consumer with its position, by name.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn consumers(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.inner.kv.consumers()
     }
 
     /// Compares two versions, of the same document or of two documents. Returns `None` if

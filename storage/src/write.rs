@@ -376,7 +376,13 @@ impl Store {
                 meta: &p.options.meta,
             })
             .collect();
-        self.inner.kv.commit(&new).map_err(|abort| match abort {
+        let committed = self.inner.kv.commit(&new);
+        if committed.is_ok() {
+            let (count, wake) = &self.inner.commits;
+            *lock(count) += 1;
+            wake.notify_all();
+        }
+        committed.map_err(|abort| match abort {
             CommitAbort::Conflict {
                 index,
                 expected,

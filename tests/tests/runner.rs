@@ -5,6 +5,7 @@ mod conformance;
 mod corpus;
 mod crash;
 mod damage;
+mod feed;
 mod guard;
 mod packs;
 mod prop_diff;

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use strata_storage::{At, FeedEntry, Store};
 
-use crate::cli::{FeedArgs, FeedWith};
+use crate::cli::{ConsumersArgs, FeedArgs, FeedWith};
 use crate::error::CliError;
 
 #[derive(Serialize)]
@@ -28,31 +28,106 @@ struct Line<'a> {
     diff: Option<serde_json::Value>,
 }
 
-pub(crate) fn run(args: &FeedArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+/// How often `--follow` looks for new versions.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A consumer's position is stored after this many entries (and whenever output pauses).
+const COMMIT_EVERY: u64 = 256;
+
+pub(crate) fn run(
+    args: &FeedArgs,
+    open: impl Fn() -> Result<Store, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut out = std::io::BufWriter::new(out);
     let mut printed = 0u64;
-    let from = args.since.checked_add(1).ok_or_else(|| {
-        CliError::failed(format!(
-            "--since {} is past any sequence number",
-            args.since
-        ))
-    })?;
-    for entry in store.feed(from) {
-        if args.limit.is_some_and(|l| printed >= l) {
-            break;
+    let mut store = open()?;
+    // `last`: the last sequence number handled (printed or filtered out).
+    let mut last = match &args.consumer {
+        Some(name) => match store.consumer(name)? {
+            Some(position) => position,
+            None => {
+                store.set_consumer(name, 0)?;
+                0
+            }
+        },
+        None => args.since,
+    };
+    let mut committed = last;
+    loop {
+        let from = last.checked_add(1).ok_or_else(|| {
+            CliError::failed(format!("--since {last} is past any sequence number"))
+        })?;
+        for entry in store.feed(from) {
+            if args.limit.is_some_and(|l| printed >= l) {
+                break;
+            }
+            let entry = entry?;
+            let wanted = args
+                .doc
+                .as_deref()
+                .is_none_or(|p| entry.doc.as_str().starts_with(p));
+            if wanted {
+                write_entry(&store, &entry, args.with, &mut out)?;
+                printed += 1;
+            }
+            last = entry.seq;
+            if let Some(name) = &args.consumer
+                && last - committed >= COMMIT_EVERY
+            {
+                // The lines are out before the position moves past them.
+                out.flush()?;
+                store.set_consumer(name, last)?;
+                committed = last;
+            }
         }
-        let entry = entry?;
-        if args
-            .doc
-            .as_deref()
-            .is_some_and(|p| !entry.doc.as_str().starts_with(p))
+        out.flush()?;
+        if let Some(name) = &args.consumer
+            && last != committed
         {
-            continue;
+            store.set_consumer(name, last)?;
+            committed = last;
         }
-        write_entry(store, &entry, args.with, &mut out)?;
-        printed += 1;
+        if !args.follow || args.limit.is_some_and(|l| printed >= l) {
+            return Ok(());
+        }
+        // Let other processes write while waiting, then look again.
+        drop(store);
+        std::thread::sleep(FOLLOW_POLL);
+        store = open()?;
     }
-    out.flush()?;
+}
+
+/// `strata consumers`: list, reset or remove durable feed consumers.
+pub(crate) fn run_consumers(
+    args: &ConsumersArgs,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if let Some(name) = &args.reset {
+        store.set_consumer(name, args.to)?;
+        writeln!(out, "consumer '{name}' is at {}", args.to)?;
+        return Ok(());
+    }
+    if let Some(name) = &args.remove {
+        if !store.remove_consumer(name)? {
+            return Err(CliError::NotFound(format!("no consumer '{name}'")));
+        }
+        writeln!(out, "removed consumer '{name}'")?;
+        return Ok(());
+    }
+    let last = store.last_seq()?;
+    for (name, position) in store.consumers()? {
+        let lag = last.saturating_sub(position);
+        if args.json {
+            super::write_json(
+                out,
+                &serde_json::json!({"name": name, "position": position, "lag": lag}),
+            )?;
+        } else {
+            writeln!(out, "{name}  position {position}  lag {lag}")?;
+        }
+    }
     Ok(())
 }
 

@@ -50,7 +50,8 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::JsonPatch(args) => json_patch::run(args, out),
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
         Command::Quickstart(_) => quickstart::run(given_store(cli), out),
-        Command::Feed(args) => feed::run(args, &open(cli)?, out),
+        Command::Feed(args) => feed::run(args, || open(cli), out),
+        Command::Consumers(args) => feed::run_consumers(args, &open(cli)?, out),
     }
 }
 

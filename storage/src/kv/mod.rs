@@ -38,6 +38,15 @@ use crate::read::lock;
 
 const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
+/// Meta keys of durable feed consumers: this prefix, then the consumer's name (UTF-8); the
+/// value is the last sequence number it processed, `u64` big-endian.
+const CONSUMER_PREFIX: &[u8] = b"consumer/";
+
+fn consumer_key(name: &str) -> Vec<u8> {
+    let mut k = CONSUMER_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
 const META_COUNTERS: &[u8] = b"counters";
 const META_PACKS: &[u8] = b"packs";
 
@@ -229,6 +238,51 @@ impl Kv {
         let mut b = Batch::default();
         b.put(Space::Meta, META_POLICY, encode_record(policy));
         self.write(b)
+    }
+
+    /// The sequence number the next write will get (1 in an empty store).
+    pub(crate) fn next_seq(&self) -> StoreResult<u64> {
+        Ok(self.counters()?.map_or(1, |c| c.next_seq))
+    }
+
+    /// The position (last processed sequence number) stored for consumer `name`.
+    pub(crate) fn consumer(&self, name: &str) -> StoreResult<Option<u64>> {
+        self.engine
+            .get(Space::Meta, &consumer_key(name))?
+            .map(|b| {
+                <[u8; 8]>::try_from(&b[..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt(format!("consumer '{name}'"), "bad record"))
+            })
+            .transpose()
+    }
+
+    /// Stores consumer `name`'s position, or removes the consumer (`None`).
+    pub(crate) fn set_consumer(&self, name: &str, position: Option<u64>) -> StoreResult<()> {
+        let mut b = Batch::default();
+        match position {
+            Some(p) => b.put(Space::Meta, consumer_key(name), p.to_be_bytes().to_vec()),
+            None => b.remove(Space::Meta, consumer_key(name)),
+        }
+        self.write(b)
+    }
+
+    /// Every consumer with its position, by name.
+    pub(crate) fn consumers(&self) -> StoreResult<Vec<(String, u64)>> {
+        let from = CONSUMER_PREFIX.to_vec();
+        let mut to = CONSUMER_PREFIX.to_vec();
+        *to.last_mut().expect("the prefix is not empty") += 1;
+        self.engine
+            .range(Space::Meta, Bound::Included(from), Bound::Excluded(to))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let name = String::from_utf8_lossy(&k[CONSUMER_PREFIX.len()..]).into_owned();
+                let position = <[u8; 8]>::try_from(&v[..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt(format!("consumer '{name}'"), "bad record"))?;
+                Ok((name, position))
+            })
+            .collect()
     }
 
     /// Applies a batch without expectations.
