@@ -65,6 +65,26 @@ pub(crate) enum Command {
     Feed(FeedArgs),
     /// List the feed's durable consumers with their positions and lag; reset or remove one
     Consumers(ConsumersArgs),
+    /// Store several versions at once, all or nothing, from JSON lines
+    ///
+    /// Each line is an object: "doc", then "content" (text) or "file" (a path), and optionally
+    /// "expect" (the version the document must be at; 0: it must not exist), "message",
+    /// "author", "time" (RFC 3339 or a date). The versions get consecutive feed positions; on
+    /// a conflict nothing is stored and the message names the document and versions.
+    Batch(BatchArgs),
+}
+
+/// Arguments of `strata batch`.
+#[derive(Debug, Args)]
+pub(crate) struct BatchArgs {
+    /// The JSON-lines file; '-' for standard input.
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArg,
+    #[command(flatten)]
+    pub(crate) limit: LimitArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// The `--store` option, for the commands that use a store.
@@ -127,6 +147,7 @@ impl Command {
             Self::Repack(a) => &a.at,
             Self::Feed(a) => &a.at,
             Self::Consumers(a) => &a.at,
+            Self::Batch(a) => &a.at,
             Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
         };
         arg.store.as_ref()

@@ -345,3 +345,67 @@ fn follow_sees_puts_of_other_processes_once_in_order_and_consumers_resume() {
     assert!(err.contains("past the last write"), "{err}");
     one_line_error(&strata(d, &["feed", "--consumer", "x", "--since", "3"]), 2);
 }
+
+#[test]
+fn batch_is_all_or_nothing_and_retried_puts_are_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("fx"), "from a file\n").unwrap();
+    std::fs::write(
+        d.join("b.jsonl"),
+        "{\"doc\":\"a\",\"content\":\"one\\n\",\"expect\":0}\n\n\
+         {\"doc\":\"b\",\"file\":\"fx\",\"message\":\"m\",\"author\":\"z\"}\n\
+         {\"doc\":\"a\",\"content\":\"two\\n\",\"time\":\"2030-01-01\"}\n",
+    )
+    .unwrap();
+    let out = ok(&strata(d, &["batch", "b.jsonl"]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.starts_with("a@1 ") && out.contains("b@1 ") && out.contains("a@2 "),
+        "{out}"
+    );
+    let feed = json_lines(&ok(&strata(d, &["feed"])));
+    assert_eq!(feed.len(), 3);
+    assert_eq!(feed[1]["author"], "z");
+    assert_eq!(feed[2]["time"], "2030-01-01T00:00:00Z");
+    assert_eq!(ok(&strata(d, &["get", "b"])), "from a file\n");
+    // A conflict anywhere stores nothing and names the document and versions.
+    let conflict =
+        b"{\"doc\":\"c\",\"content\":\"c\"}\n{\"doc\":\"a\",\"content\":\"3\",\"expect\":1}\n";
+    let err = one_line_error(&common::strata_stdin(d, &["batch", "-"], Some(conflict)), 2);
+    assert!(
+        err.contains("'a'") && err.contains("version 1") && err.contains("version 2"),
+        "{err}"
+    );
+    assert_eq!(json_lines(&ok(&strata(d, &["feed"]))).len(), 3);
+    one_line_error(&strata(d, &["get", "c"]), 1);
+    // Bad lines are refused before the store is touched, naming the line.
+    for (input, want) in [
+        (&b"{\"doc\":\"a\"}\n"[..], "exactly one of"),
+        (
+            b"{\"doc\":\"a\",\"content\":\"x\",\"bogus\":1}\n",
+            "unknown field",
+        ),
+        (b"[1]\n", "line 1"),
+        (
+            b"{\"doc\":\"\",\"content\":\"x\"}\n",
+            "invalid document key",
+        ),
+        (b"\n\n", "no lines"),
+    ] {
+        let err = one_line_error(&common::strata_stdin(d, &["batch", "-"], Some(input)), 2);
+        assert!(err.contains(want), "{err}");
+    }
+    assert_eq!(json_lines(&ok(&strata(d, &["feed"]))).len(), 3);
+    // A retried put (same content, same expected version) reports the version it made.
+    std::fs::write(d.join("two"), "two\n").unwrap();
+    let again = ok(&strata(d, &["put", "a", "two", "--expect", "1"]));
+    assert!(again.starts_with("a@2 "), "{again}");
+    assert_eq!(
+        json_lines(&ok(&strata(d, &["feed"]))).len(),
+        3,
+        "nothing written twice"
+    );
+    std::fs::write(d.join("other"), "other\n").unwrap();
+    one_line_error(&strata(d, &["put", "a", "other", "--expect", "1"]), 2);
+}

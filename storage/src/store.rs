@@ -364,10 +364,30 @@ impl Store {
     /// Stores `content` as the next version of `doc` with metadata and an optional expected
     /// version (optimistic concurrency).
     ///
+    /// A retry is safe: when `options.expected` is N, the document has moved past N, and its
+    /// version N + 1 has exactly this content, that version is returned instead of a conflict
+    /// (a writer that lost the answer to its put gets it now, and nothing is written twice).
+    ///
     /// # Errors
     /// As [`Store::put`]; also [`StoreError::Conflict`] when `options.expected` is set and the
     /// document is at another version (nothing is recorded), and
     /// [`StoreError::MetadataTooLarge`].
+    ///
+    /// # Example: a retried put
+    /// ```
+    /// use strata_storage::{DocId, PutOptions, Store, StoreError};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("cart")?;
+    /// let first = store.put_with(&doc, b"apple\n", PutOptions::default().expect_new())?;
+    /// // The same put again (its answer was lost): the version it made, not a conflict.
+    /// let again = store.put_with(&doc, b"apple\n", PutOptions::default().expect_new())?;
+    /// assert_eq!((again.version, again.seq), (first.version, first.seq));
+    /// // Other content at a stale expected version is a conflict.
+    /// let other = store.put_with(&doc, b"pear\n", PutOptions::default().expect_new());
+    /// assert!(matches!(other, Err(StoreError::Conflict { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Example: a conflicting writer
     /// ```
@@ -387,10 +407,22 @@ impl Store {
         content: &[u8],
         options: PutOptions,
     ) -> StoreResult<VersionRecord> {
-        let mut batch = WriteBatch::new(self);
-        batch.put(doc, content, options)?;
-        let mut records =
-            batch.commit_with(self.inner.options.durability == Durability::EveryPut)?;
+        let attempt = || -> StoreResult<Vec<VersionRecord>> {
+            let mut batch = WriteBatch::new(self);
+            batch.put(doc, content, options)?;
+            batch.commit_with(self.inner.options.durability == Durability::EveryPut)
+        };
+        let mut records = match attempt() {
+            Err(StoreError::Conflict {
+                expected, actual, ..
+            }) if actual > expected
+                && let Some(done) = self.record(doc, At::Version(VersionNo(expected + 1)))?
+                && done.hash == ContentHash::of(content) =>
+            {
+                return Ok(done);
+            }
+            other => other?,
+        };
         self.fold_if_due(&records, false)?;
         Ok(records
             .pop()

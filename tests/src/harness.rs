@@ -62,7 +62,14 @@ pub fn run_ops(
                 if *stale {
                     let expected = if head == 0 { 1 } else { head - 1 };
                     let opts = PutOptions::default().expect(strata_core::VersionNo(expected));
+                    let retry = expected < head && model.get(&key, expected + 1) == Some(&next[..]);
                     match real.store().put_with(&id(*d), &next, opts) {
+                        // A retry of the put that made version expected + 1: that version.
+                        Ok(rec) if retry => {
+                            check(rec.version.get() == expected + 1, || {
+                                format!("step {step}: a retried put gave version {}", rec.version)
+                            })?;
+                        }
                         Err(StoreError::Conflict {
                             expected: e,
                             actual,
@@ -184,6 +191,27 @@ pub fn run_ops(
                     check(got == want, || {
                         format!("step {step}: {key} at time {t} is {got:?}, model {want:?}")
                     })?;
+                }
+            }
+            Op::Retry(d) => {
+                let key = doc_key(*d);
+                let head = model.head(&key);
+                if let Some(latest) = model.latest(&key).map(<[u8]>::to_vec) {
+                    let opts = PutOptions::default().expect(VersionNo(head - 1));
+                    let rec = real
+                        .store()
+                        .put_with(&id(*d), &latest, opts)
+                        .map_err(|e| err(step, e))?;
+                    let feed_len = real.store().last_seq().map_err(|e| err(step, e))?;
+                    check(
+                        rec.version.get() == head && feed_len == model.feed_len(),
+                        || {
+                            format!(
+                                "step {step}: retrying {key}@{head} gave @{}, feed at {feed_len}",
+                                rec.version
+                            )
+                        },
+                    )?;
                 }
             }
             Op::Feed(i) => check_feed(

@@ -188,6 +188,9 @@ pub enum Op {
     GetAt(usize, Index, bool),
     /// Read the change feed from a position (an index into the writes, or one past the end).
     Feed(Index),
+    /// Put the latest content again, expecting the version before it: a retry of the put
+    /// that made the latest version, which must return that version and write nothing.
+    Retry(usize),
 }
 
 /// How far after (or before) the document's newest version a timed put is dated.
@@ -232,6 +235,7 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => (doc.clone(), edit(), TimeStep::any()).prop_map(|(d, e, t)| Op::PutTimed(d, e, t)),
         1 => (doc, any::<Index>(), any::<bool>()).prop_map(|(d, i, b)| Op::GetAt(d, i, b)),
         1 => any::<Index>().prop_map(Op::Feed),
+        1 => (0..DOCS).prop_map(Op::Retry),
     ];
     // Start from a document, not only edits of emptiness.
     (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` opens the store and dispatches.
 
+mod batch;
 mod diff;
 mod feed;
 mod get;
@@ -51,6 +52,11 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
         Command::Quickstart(_) => quickstart::run(given_store(cli), out),
         Command::Feed(args) => feed::run(args, || open(cli), out),
+        Command::Batch(args) => batch::run(
+            args,
+            || open_writer(cli, false, args.policy.policy, args.limit.max_size),
+            out,
+        ),
         Command::Consumers(args) => feed::run_consumers(args, &open(cli)?, out),
     }
 }

@@ -1,0 +1,104 @@
+//! `strata batch FILE|-`: several puts, all or nothing.
+
+use std::io::{Read, Write};
+
+use serde::Deserialize;
+use strata_storage::{PutOptions, Store};
+
+use crate::cli::BatchArgs;
+use crate::error::CliError;
+
+/// One line of the input.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    doc: String,
+    content: Option<String>,
+    file: Option<std::path::PathBuf>,
+    expect: Option<u64>,
+    message: Option<String>,
+    author: Option<String>,
+    time: Option<String>,
+}
+
+/// Reads and checks every line (and every file it names) before `open` is called, so bad
+/// input leaves the store untouched; then commits all the puts in one batch.
+pub(crate) fn run(
+    args: &BatchArgs,
+    open: impl FnOnce() -> Result<Store, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let limit = args.limit.max_size;
+    let text = if args.file.as_os_str() == "-" {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", args.file.display())))?
+    };
+    let mut puts = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let at = |what: String| CliError::failed(format!("batch line {}: {what}", i + 1));
+        let line: Line = serde_json::from_str(raw).map_err(|e| {
+            at(format!(
+                "{e}; each line is an object with \"doc\" and \"content\" or \"file\" (and \
+                 optionally \"expect\", \"message\", \"author\", \"time\")"
+            ))
+        })?;
+        let doc = strata_core::DocId::new(line.doc.as_str())
+            .map_err(|e| at(format!("invalid document key '{}': {e}", line.doc)))?;
+        let content = match (line.content, &line.file) {
+            (Some(c), None) => c.into_bytes(),
+            (None, Some(path)) => std::fs::read(path)
+                .map_err(|e| at(format!("cannot read '{}': {e}", path.display())))?,
+            _ => return Err(at("give exactly one of \"content\" and \"file\"".into())),
+        };
+        if content.len() as u64 > limit {
+            return Err(at(format!(
+                "the content is {} bytes, over the limit of {limit}; raise it with --max-size",
+                content.len()
+            )));
+        }
+        let time_ms = line
+            .time
+            .as_deref()
+            .map(crate::time::parse)
+            .transpose()
+            .map_err(at)?;
+        let mut options = PutOptions {
+            expected: line.expect,
+            time_ms,
+            ..PutOptions::default()
+        };
+        options.meta.message = line.message;
+        options.meta.author = line.author;
+        puts.push((doc, content, options));
+    }
+    if puts.is_empty() {
+        return Err(CliError::failed(
+            "the batch holds no lines: nothing to store",
+        ));
+    }
+    let store = open()?;
+    let mut batch = store.batch();
+    let mut docs = Vec::with_capacity(puts.len());
+    for (doc, content, options) in puts {
+        batch.put(&doc, &content, options)?;
+        docs.push(doc);
+    }
+    let records = batch.commit()?;
+    for (doc, rec) in docs.iter().zip(&records) {
+        writeln!(
+            out,
+            "{doc}@{} {} {} bytes (seq {})",
+            rec.version, rec.hash, rec.size, rec.seq
+        )?;
+    }
+    Ok(())
+}
