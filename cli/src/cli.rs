@@ -72,6 +72,40 @@ pub(crate) enum Command {
     /// "author", "time" (RFC 3339 or a date). The versions get consecutive feed positions; on
     /// a conflict nothing is stored and the message names the document and versions.
     Batch(BatchArgs),
+    /// Name a version: `strata tag DOC@N NAME`, then DOC@NAME reads it
+    Tag(TagArgs),
+    /// List tags, of one document or of all
+    Tags(TagsArgs),
+}
+
+/// Arguments of `strata tag`.
+#[derive(Debug, Args)]
+pub(crate) struct TagArgs {
+    /// The version to tag: DOC (latest), DOC@N, DOC@-N, DOC@TIME, DOC@ID or DOC@OTHER-TAG;
+    /// with --delete, the document.
+    pub(crate) spec: String,
+    /// The tag: a letter, then letters, digits, '.', '_' or '-' (for example v1.2).
+    pub(crate) name: String,
+    /// Move the tag when it names another version (a tag never moves silently).
+    #[arg(long, conflicts_with = "delete")]
+    pub(crate) force: bool,
+    /// Remove the tag instead.
+    #[arg(long)]
+    pub(crate) delete: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata tags`.
+#[derive(Debug, Args)]
+pub(crate) struct TagsArgs {
+    /// Only this document's tags.
+    pub(crate) doc: Option<String>,
+    /// Print one JSON object per tag.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
 }
 
 /// Arguments of `strata batch`.
@@ -148,6 +182,8 @@ impl Command {
             Self::Feed(a) => &a.at,
             Self::Consumers(a) => &a.at,
             Self::Batch(a) => &a.at,
+            Self::Tag(a) => &a.at,
+            Self::Tags(a) => &a.at,
             Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
         };
         arg.store.as_ref()

@@ -19,13 +19,58 @@ pub(crate) fn doc(key: &str) -> Result<DocId, CliError> {
 /// document `user@host`). So every key has one reading, and a malformed version is always an
 /// error, never a lookup of another document.
 pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
+    match parse_target(spec)? {
+        (doc, Target::At(at)) => Ok((doc, at)),
+        (doc, Target::Tag(name)) => Err(CliError::failed(format!(
+            "'{spec}' names tag '{name}' of '{doc}', and tags are not taken here; give a \
+             version number, -N, a time or a content id"
+        ))),
+    }
+}
+
+/// What a spec's suffix names: a version the store resolves by itself, or a tag.
+pub(crate) enum Target {
+    At(At),
+    Tag(String),
+}
+
+/// As [`parse`], and `KEY@TAG` (a suffix that starts with a letter and is no other form)
+/// names the version tagged so in `store`.
+pub(crate) fn resolve(store: &strata_storage::Store, spec: &str) -> Result<(DocId, At), CliError> {
+    let (doc, target) = parse_target(spec)?;
+    match lookup(store, &doc, &target)? {
+        Some(at) => Ok((doc, at)),
+        None => Err(CliError::NotFound(format!(
+            "no tag '{}' on '{doc}' (strata tags {doc} lists its tags)",
+            match &target {
+                Target::Tag(name) => name.as_str(),
+                Target::At(_) => "",
+            }
+        ))),
+    }
+}
+
+/// The version `target` names in `store`: `None` for a tag the document does not have.
+pub(crate) fn lookup(
+    store: &strata_storage::Store,
+    doc: &DocId,
+    target: &Target,
+) -> Result<Option<At>, CliError> {
+    Ok(match target {
+        Target::At(at) => Some(*at),
+        Target::Tag(name) => store.tagged(doc, name)?.map(At::Version),
+    })
+}
+
+/// Parses a spec whose suffix may also be a tag name (see [`resolve`]).
+pub(crate) fn parse_target(spec: &str) -> Result<(DocId, Target), CliError> {
     let Some((key, suffix)) = spec.rsplit_once('@').filter(|(key, _)| !key.is_empty()) else {
-        return Ok((doc(spec)?, At::Latest));
+        return Ok((doc(spec)?, Target::At(At::Latest)));
     };
     let bad = |why: &str| {
         CliError::failed(format!(
             "invalid version '{suffix}' in '{spec}': {why}; a version is N, -N or a 64-hex-digit \
-             content id, or a time (2024-05-01T12:00:00Z, 2024-05-01), and a key containing '@' \
+             content id, a time (2024-05-01T12:00:00Z, 2024-05-01) or a tag, and a key containing '@' \
              is written with a trailing '@' ('{spec}@')"
         ))
     };
@@ -52,16 +97,18 @@ pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
             Ok(n) => At::Version(VersionNo(n)),
             Err(_) => return Err(bad("the number is too large")),
         }
+    } else if suffix.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Ok((doc(key)?, Target::Tag(suffix.to_owned())));
     } else {
         return Err(bad("not a version"));
     };
-    Ok((doc(key)?, at))
+    Ok((doc(key)?, Target::At(at)))
 }
 
 /// Parses a spec that must name a whole document (`KEY` or `KEY@`), for `put` and `log`.
 pub(crate) fn parse_doc(spec: &str, command: &str) -> Result<DocId, CliError> {
-    match parse(spec)? {
-        (doc, At::Latest) => Ok(doc),
+    match parse_target(spec)? {
+        (doc, Target::At(At::Latest)) => Ok(doc),
         (doc, _) => Err(CliError::failed(format!(
             "{command} takes a document, not a version: '{spec}' names a version of '{doc}'; \
              for a document whose key is '{spec}', write '{spec}@'"

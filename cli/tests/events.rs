@@ -409,3 +409,55 @@ fn batch_is_all_or_nothing_and_retried_puts_are_safe() {
     std::fs::write(d.join("other"), "other\n").unwrap();
     one_line_error(&strata(d, &["put", "a", "other", "--expect", "1"]), 2);
 }
+
+#[test]
+fn tags_name_versions_and_never_move_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 1..=3 {
+        std::fs::write(d.join("v"), format!("v{i}\n")).unwrap();
+        ok(&strata(d, &["put", "doc", "v"]));
+    }
+    assert_eq!(
+        ok(&strata(d, &["tag", "doc@2", "v1.0"])),
+        "doc@2 is 'v1.0'\n"
+    );
+    assert_eq!(ok(&strata(d, &["get", "doc@v1.0"])), "v2\n");
+    // Tagging the same version again is fine; another version needs --force.
+    ok(&strata(d, &["tag", "doc@2", "v1.0"]));
+    let err = one_line_error(&strata(d, &["tag", "doc", "v1.0"]), 2);
+    assert!(
+        err.contains("--force") && err.contains("version 2"),
+        "{err}"
+    );
+    assert_eq!(ok(&strata(d, &["get", "doc@v1.0"])), "v2\n");
+    let moved = ok(&strata(d, &["tag", "doc", "v1.0", "--force"]));
+    assert!(moved.contains("from version 2 to 3"), "{moved}");
+    // A tag can name the version another tag names; tags work in diff and get --batch.
+    ok(&strata(d, &["tag", "doc@-2", "first"]));
+    assert_eq!(ok(&strata(d, &["tags"])), "doc@1 first\ndoc@3 v1.0\n");
+    let json = json_lines(&ok(&strata(d, &["tags", "doc", "--json"])));
+    assert_eq!(json[0]["tag"], "first");
+    let diff = ok(&strata(d, &["diff", "doc@first", "doc@v1.0"]));
+    assert!(diff.contains("-v1") && diff.contains("+v3"), "{diff}");
+    let batch = ok(&common::strata_stdin(
+        d,
+        &["get", "--batch"],
+        Some(b"doc@first\ndoc@nope\n"),
+    ));
+    assert!(
+        batch.contains("v1\n") && batch.ends_with("doc@nope missing\n"),
+        "{batch}"
+    );
+    // Missing tags and bad names are one-line errors; put does not take a tag.
+    let err = one_line_error(&strata(d, &["get", "doc@nope"]), 1);
+    assert!(err.contains("no tag 'nope'"), "{err}");
+    one_line_error(&strata(d, &["tag", "doc", "1.0"]), 2);
+    one_line_error(&strata(d, &["tag", "doc@9", "late"]), 1);
+    one_line_error(&strata(d, &["put", "doc@first", "v"]), 2);
+    // Deleting.
+    ok(&strata(d, &["tag", "--delete", "doc", "first"]));
+    one_line_error(&strata(d, &["tag", "--delete", "doc", "first"]), 1);
+    assert_eq!(ok(&strata(d, &["tags", "doc"])), "doc@3 v1.0\n");
+    one_line_error(&strata(d, &["tags", "nodoc"]), 1);
+}

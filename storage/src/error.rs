@@ -121,6 +121,12 @@ pub enum StoreError {
         /// The newest version's time.
         newest_ms: u64,
     },
+    /// A tag cannot be set or used as asked.
+    #[error("{reason}")]
+    Tag {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A feed consumer's name or position is not acceptable.
     #[error("{reason}")]
     BadConsumer {

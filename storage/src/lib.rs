@@ -73,7 +73,7 @@ pub use format::STORE_FORMAT;
 pub use options::{Durability, StoreOptions};
 pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};
-pub use store::{At, Change, DocEntry, MAX_CONSUMER_NAME, Store};
+pub use store::{At, Change, DocEntry, MAX_CONSUMER_NAME, MAX_TAG_NAME, Store};
 pub use strata_core::{ContentHash, DocId, Metadata, Policy, VersionNo, VersionRecord};
 pub use strata_diff::{DiffOptions, DocDiff, render};
 pub use verify::{StoreStats, VerifyReport};

@@ -131,6 +131,28 @@ pub struct DocEntry {
 /// The longest consumer name, in bytes.
 pub const MAX_CONSUMER_NAME: usize = 200;
 
+/// The longest tag name, in bytes.
+pub const MAX_TAG_NAME: usize = 100;
+
+fn check_tag_name(name: &str) -> StoreResult<()> {
+    let ok = name.len() <= MAX_TAG_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !(name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Tag {
+            reason: format!(
+                "'{}' is not a tag name: start with a letter, then letters, digits, '.', '_' or '-' (at most {MAX_TAG_NAME}, not 64 hex digits)",
+                name.escape_debug()
+            ),
+        })
+    }
+}
+
 fn check_consumer_name(name: &str) -> StoreResult<()> {
     if name.is_empty() || name.len() > MAX_CONSUMER_NAME || name.chars().any(char::is_control) {
         return Err(StoreError::BadConsumer {
@@ -768,6 +790,131 @@ impl Store {
             self.inner.kv.flush()?;
         }
         Ok(existed)
+    }
+
+    /// Tags version `version` of `doc` as `name`, so that [`Store::tagged`] finds it (the
+    /// CLI's `DOC@NAME`). A tag never moves silently: a tag that names another version is
+    /// moved only with `force`. Setting it again on the same version does nothing.
+    ///
+    /// A name starts with a letter and holds letters, digits, '.', '_' and '-' (at most 100
+    /// bytes), and is not 64 hex digits, so it never reads as a version number, a time or a
+    /// content id.
+    ///
+    /// # Errors
+    /// [`StoreError::Tag`] for a bad name, a missing version, or a tag on another version
+    /// without `force`; engine errors.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, Store, StoreError, VersionNo};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("spec.md")?;
+    /// store.put(&doc, b"draft\n")?;
+    /// store.put(&doc, b"final\n")?;
+    /// store.tag(&doc, VersionNo(2), "v1.0", false)?;
+    /// assert_eq!(store.tagged(&doc, "v1.0")?, Some(VersionNo(2)));
+    /// let moved = store.tag(&doc, VersionNo(1), "v1.0", false);
+    /// assert!(matches!(moved, Err(StoreError::Tag { .. })));
+    /// store.tag(&doc, VersionNo(1), "v1.0", true)?;
+    /// assert_eq!(store.tags(Some(&doc))?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tag(&self, doc: &DocId, version: VersionNo, name: &str, force: bool) -> StoreResult<()> {
+        check_tag_name(name)?;
+        let kv = &self.inner.kv;
+        let exists = match kv.doc_num(doc.as_str())? {
+            Some(num) => kv.version(num, version)?.map(|_| num),
+            None => None,
+        };
+        let Some(num) = exists else {
+            return Err(StoreError::Tag {
+                reason: format!("cannot tag '{doc}@{version}': there is no such version"),
+            });
+        };
+        match kv.tag(num, name)? {
+            Some(v) if v == version => return Ok(()),
+            Some(v) if !force => {
+                return Err(StoreError::Tag {
+                    reason: format!(
+                        "tag '{name}' of '{doc}' is on version {v}; moving it to {version} needs force (the CLI's --force)"
+                    ),
+                });
+            }
+            _ => {}
+        }
+        kv.set_tag(num, name, Some(version))?;
+        kv.flush()
+    }
+
+    /// The version tag `name` of `doc` names, if any.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn tagged(&self, doc: &DocId, name: &str) -> StoreResult<Option<VersionNo>> {
+        let kv = &self.inner.kv;
+        match kv.doc_num(doc.as_str())? {
+            Some(num) => kv.tag(num, name),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes tag `name` of `doc`; returns whether it existed.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn untag(&self, doc: &DocId, name: &str) -> StoreResult<bool> {
+        let kv = &self.inner.kv;
+        let Some(num) = kv.doc_num(doc.as_str())? else {
+            return Ok(false);
+        };
+        if kv.tag(num, name)?.is_none() {
+            return Ok(false);
+        }
+        kv.set_tag(num, name, None)?;
+        kv.flush()?;
+        Ok(true)
+    }
+
+    /// Every tag as (document, name, version), by document (in creation order) then name;
+    /// only `doc`'s when given.
+    ///
+    /// # Errors
+    /// Corruption and engine errors.
+    pub fn tags(&self, doc: Option<&DocId>) -> StoreResult<Vec<(DocId, String, VersionNo)>> {
+        let kv = &self.inner.kv;
+        let num = match doc {
+            Some(d) => match kv.doc_num(d.as_str())? {
+                Some(n) => Some(n),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let tags = kv.tags(num)?;
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: std::collections::HashMap<u64, String> = match doc {
+            Some(d) => num
+                .into_iter()
+                .map(|n| (n, d.as_str().to_owned()))
+                .collect(),
+            None => kv
+                .documents()?
+                .into_iter()
+                .map(|(n, k, _)| (n, k))
+                .collect(),
+        };
+        tags.into_iter()
+            .map(|(n, name, v)| {
+                let key = names.get(&n).ok_or_else(|| {
+                    StoreError::corrupt(format!("tag '{name}'"), "names an unknown document")
+                })?;
+                let doc = DocId::new(key.clone())
+                    .map_err(|e| StoreError::corrupt(format!("document record {n}"), e))?;
+                Ok((doc, name, v))
+            })
+            .collect()
     }
 
     /// Every durable consumer with its position, by name.

@@ -10,8 +10,8 @@ use crate::error::CliError;
 use crate::spec;
 
 pub(crate) fn run(args: &DiffArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    let (old_doc, old_at) = spec::parse(&args.old)?;
-    let (new_doc, new_at) = spec::parse(&args.new)?;
+    let (old_doc, old_at) = spec::resolve(store, &args.old)?;
+    let (new_doc, new_at) = spec::resolve(store, &args.new)?;
     let read = |doc, at| -> Result<Vec<u8>, CliError> {
         store
             .get(doc, at)?

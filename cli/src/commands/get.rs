@@ -12,7 +12,7 @@ pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<
     let Some(spec_text) = args.spec.as_deref().filter(|_| !args.batch) else {
         return run_batch(store, out);
     };
-    let (doc, at) = spec::parse(spec_text)?;
+    let (doc, at) = spec::resolve(store, spec_text)?;
     let content = store
         .get(&doc, at)?
         .ok_or_else(|| missing(store, &doc, at))?;
@@ -92,10 +92,15 @@ fn run_batch(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
         if text.is_empty() {
             continue;
         }
-        let found = match spec::parse(text) {
-            Ok((doc, at)) => store
-                .get_with_record(&doc, at)?
-                .map(|(rec, c)| (rec.hash, c)),
+        // A spec that does not parse, or names a tag the document lacks, is missing; store
+        // errors stop the batch.
+        let found = match spec::parse_target(text) {
+            Ok((doc, target)) => match spec::lookup(store, &doc, &target)? {
+                Some(at) => store
+                    .get_with_record(&doc, at)?
+                    .map(|(rec, c)| (rec.hash, c)),
+                None => None,
+            },
             Err(_) => None,
         };
         match found {

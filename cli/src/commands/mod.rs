@@ -11,6 +11,7 @@ mod ls;
 mod put;
 mod quickstart;
 mod repack;
+mod tags;
 mod verify;
 
 use std::io::Write;
@@ -57,6 +58,8 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             || open_writer(cli, false, args.policy.policy, args.limit.max_size),
             out,
         ),
+        Command::Tag(args) => tags::run_tag(args, &open(cli)?, out),
+        Command::Tags(args) => tags::run_tags(args, &open(cli)?, out),
         Command::Consumers(args) => feed::run_consumers(args, &open(cli)?, out),
     }
 }

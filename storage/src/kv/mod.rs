@@ -42,6 +42,17 @@ const META_POLICY: &[u8] = b"policy";
 /// value is the last sequence number it processed, `u64` big-endian.
 const CONSUMER_PREFIX: &[u8] = b"consumer/";
 
+/// Meta keys of tags: this prefix, the document's number (`u64` big-endian), then the tag's
+/// name (UTF-8); the value is the tagged version, `u64` big-endian.
+const TAG_PREFIX: &[u8] = b"tag/";
+
+fn tag_key(doc: u64, name: &str) -> Vec<u8> {
+    let mut k = TAG_PREFIX.to_vec();
+    k.extend_from_slice(&doc.to_be_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 fn consumer_key(name: &str) -> Vec<u8> {
     let mut k = CONSUMER_PREFIX.to_vec();
     k.extend_from_slice(name.as_bytes());
@@ -265,6 +276,69 @@ impl Kv {
             None => b.remove(Space::Meta, consumer_key(name)),
         }
         self.write(b)
+    }
+
+    /// The version tag `name` of document `doc` names.
+    pub(crate) fn tag(&self, doc: u64, name: &str) -> StoreResult<Option<VersionNo>> {
+        self.engine
+            .get(Space::Meta, &tag_key(doc, name))?
+            .map(|b| {
+                <[u8; 8]>::try_from(&b[..])
+                    .map(|b| VersionNo(u64::from_be_bytes(b)))
+                    .map_err(|_| StoreError::corrupt(format!("tag '{name}'"), "bad record"))
+            })
+            .transpose()
+    }
+
+    /// Sets tag `name` of document `doc` to `version`, or removes it (`None`).
+    pub(crate) fn set_tag(
+        &self,
+        doc: u64,
+        name: &str,
+        version: Option<VersionNo>,
+    ) -> StoreResult<()> {
+        let mut b = Batch::default();
+        match version {
+            Some(v) => b.put(
+                Space::Meta,
+                tag_key(doc, name),
+                v.get().to_be_bytes().to_vec(),
+            ),
+            None => b.remove(Space::Meta, tag_key(doc, name)),
+        }
+        self.write(b)
+    }
+
+    /// Every tag as (document number, name, version), by document then name; of one
+    /// document when `doc` is given.
+    pub(crate) fn tags(&self, doc: Option<u64>) -> StoreResult<Vec<(u64, String, VersionNo)>> {
+        let from = match doc {
+            Some(d) => tag_key(d, ""),
+            None => TAG_PREFIX.to_vec(),
+        };
+        let to = match doc.and_then(|d| d.checked_add(1)) {
+            Some(next) => Bound::Excluded(tag_key(next, "")),
+            // "tag0" is the first key after every "tag/..." key.
+            None => Bound::Excluded(b"tag0".to_vec()),
+        };
+        self.engine
+            .range(Space::Meta, Bound::Included(from), to)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let bad = || StoreError::corrupt("tag record", format!("bad key {:?}", &k[..]));
+                let rest = k.get(TAG_PREFIX.len()..).ok_or_else(bad)?;
+                let num = rest
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(bad)?;
+                let name = String::from_utf8_lossy(&rest[8..]).into_owned();
+                let version = <[u8; 8]>::try_from(&v[..])
+                    .map(|b| VersionNo(u64::from_be_bytes(b)))
+                    .map_err(|_| bad())?;
+                Ok((num, name, version))
+            })
+            .collect()
     }
 
     /// Every consumer with its position, by name.
