@@ -41,7 +41,8 @@ pub(crate) fn resolve(store: &strata_storage::Store, spec: &str) -> Result<(DocI
     match lookup(store, &doc, &target)? {
         Some(at) => Ok((doc, at)),
         None => Err(CliError::NotFound(format!(
-            "no tag '{}' on '{doc}' (strata tags {doc} lists its tags)",
+            "no tag '{}' on '{doc}' (strata tags {doc} lists its tags; a key containing '@' \
+             is written with a trailing '@': '{spec}@')",
             match &target {
                 Target::Tag(name) => name.as_str(),
                 Target::At(_) => "",
@@ -154,14 +155,16 @@ mod tests {
         assert_eq!((d.as_str(), at), ("@team/plan", At::Latest));
         let (d, at) = parse("@team/plan@4").unwrap();
         assert_eq!((d.as_str(), at), ("@team/plan", At::Version(VersionNo(4))));
-        for malformed in [
-            "user@host",
-            "notes@abc",
-            "notes@-x",
-            "notes@99999999999999999999",
-        ] {
+        for malformed in ["notes@-x", "notes@99999999999999999999", "notes@1x", "a@.b"] {
             let e = parse(malformed).unwrap_err().message();
             assert!(e.contains("invalid version"), "{malformed}: {e}");
+        }
+        // A suffix that starts with a letter names a tag (looked up in a store, never
+        // another document); where no tag is taken it is an error.
+        for tagged in ["user@host", "notes@abc"] {
+            assert!(matches!(parse_target(tagged), Ok((_, Target::Tag(_)))));
+            let e = parse(tagged).unwrap_err().message();
+            assert!(e.contains("names tag"), "{tagged}: {e}");
         }
         assert_eq!(parse_doc("x@1@", "put").unwrap().as_str(), "x@1");
         assert!(
