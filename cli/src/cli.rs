@@ -39,8 +39,8 @@ pub(crate) enum Command {
     Log(LogArgs),
     /// Compare two versions, of one document or of two
     Diff(DiffArgs),
-    /// List all documents with their latest version
-    Ls(JsonArgs),
+    /// List all documents with their latest version (deleted ones with --all)
+    Ls(LsArgs),
     /// Show counts and sizes: versions, objects, stored vs raw bytes
     Stats(JsonArgs),
     /// Rebuild every version and check every content id
@@ -72,6 +72,8 @@ pub(crate) enum Command {
     /// "author", "time" (RFC 3339 or a date). The versions get consecutive feed positions; on
     /// a conflict nothing is stored and the message names the document and versions.
     Batch(BatchArgs),
+    /// Record a document's deletion as its next version; earlier versions stay readable
+    Rm(RmArgs),
     /// Name a version: `strata tag DOC@N NAME`, then DOC@NAME reads it
     Tag(TagArgs),
     /// List tags, of one document or of all
@@ -175,7 +177,9 @@ impl Command {
             Self::Get(a) => &a.at,
             Self::Log(a) => &a.at,
             Self::Diff(a) => &a.at,
-            Self::Ls(a) | Self::Stats(a) | Self::Verify(a) => &a.at,
+            Self::Ls(a) => &a.at,
+            Self::Rm(a) => &a.at,
+            Self::Stats(a) | Self::Verify(a) => &a.at,
             Self::Gc(a) | Self::Quickstart(a) => a,
             Self::Import(a) => &a.at,
             Self::Repack(a) => &a.at,
@@ -417,6 +421,28 @@ pub(crate) struct JsonArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also list deleted documents (marked as such).
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata rm`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The document to delete (a put revives it).
+    pub(crate) doc: String,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

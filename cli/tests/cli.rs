@@ -320,7 +320,10 @@ fn keys_with_at_signs_are_addressable_and_bad_versions_are_errors() {
     // A suffix that starts with a letter reads as a tag (issue 9): the document 'user' has
     // no tag 'host', and the message shows how to name the key 'user@host'.
     let e = one_line_error(&strata(d, &["get", "user@host"]), 1);
-    assert!(e.contains("'user@host@'") && e.contains("no tag 'host'"), "{e}");
+    assert!(
+        e.contains("'user@host@'") && e.contains("no tag 'host'"),
+        "{e}"
+    );
     let e = one_line_error(&strata_stdin(d, &["put", "notes@2"], Some(b"x\n")), 2);
     assert!(e.contains("not a version"), "{e}");
     for bad in ["notes@0", "notes@-x", "notes@1x"] {

@@ -461,3 +461,39 @@ fn tags_name_versions_and_never_move_silently() {
     assert_eq!(ok(&strata(d, &["tags", "doc"])), "doc@3 v1.0\n");
     one_line_error(&strata(d, &["tags", "nodoc"]), 1);
 }
+
+#[test]
+fn rm_records_a_deletion_that_a_put_revives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (doc, text) in [("d", "a\n"), ("d", "b\n"), ("e", "e\n")] {
+        std::fs::write(d.join("in"), text).unwrap();
+        ok(&strata(d, &["put", doc, "in"]));
+    }
+    let out = ok(&strata(d, &["rm", "d"]));
+    assert!(out.contains("at version 3"), "{out}");
+    let err = one_line_error(&strata(d, &["get", "d"]), 1);
+    assert!(
+        err.contains("deleted at version 3") && err.contains("'d@2'"),
+        "{err}"
+    );
+    one_line_error(&strata(d, &["get", "d@3"]), 1);
+    assert_eq!(ok(&strata(d, &["get", "d@2"])), "b\n");
+    assert_eq!(ok(&strata(d, &["ls"])), "e@1\n");
+    assert_eq!(ok(&strata(d, &["ls", "--all"])), "d@3 (deleted)\ne@1\n");
+    let log = json_lines(&ok(&strata(d, &["log", "d", "--json"])));
+    assert_eq!(log[2]["deleted"], true);
+    assert!(log[1].get("deleted").is_none());
+    let feed = json_lines(&ok(&strata(d, &["feed", "--with", "content"])));
+    assert_eq!(feed[3]["deleted"], true);
+    assert!(feed[3].get("content").is_none());
+    let err = one_line_error(&strata(d, &["rm", "d"]), 1);
+    assert!(err.contains("already deleted"), "{err}");
+    one_line_error(&strata(d, &["rm", "nope"]), 1);
+    // A put revives the document.
+    std::fs::write(d.join("in"), "c\n").unwrap();
+    assert!(ok(&strata(d, &["put", "d", "in"])).starts_with("d@4 "));
+    assert_eq!(ok(&strata(d, &["get", "d"])), "c\n");
+    assert_eq!(ok(&strata(d, &["ls"])), "d@4\ne@1\n");
+    assert!(ok(&strata(d, &["verify"])).contains("ok"));
+}

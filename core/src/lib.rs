@@ -33,4 +33,4 @@ pub use codec::DecodeError;
 pub use hash::{ContentHash, ParseHashError};
 pub use id::{DocId, KeyError, MAX_KEY_LEN, VersionNo};
 pub use policy::{Encoding, ParsePolicyError, Policy, PolicyInput, SnapshotPolicy};
-pub use record::{Codec, Metadata, ObjectHeader, ObjectKind, VersionRecord};
+pub use record::{Codec, DELETED_KEY, Metadata, ObjectHeader, ObjectKind, VersionRecord};

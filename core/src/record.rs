@@ -47,6 +47,19 @@ pub struct VersionRecord {
     pub meta: Metadata,
 }
 
+/// The metadata key that marks a version as a deletion (a tombstone, written by
+/// `Store::delete`): its content is empty, and reads of it find nothing. Keys starting with
+/// `strata:` are reserved: a put that gives one is refused.
+pub const DELETED_KEY: &str = "strata:deleted";
+
+impl VersionRecord {
+    /// Returns `true` when this version records the document's deletion.
+    #[must_use]
+    pub fn is_deletion(&self) -> bool {
+        self.meta.extra.iter().any(|(k, _)| k == DELETED_KEY)
+    }
+}
+
 impl Record for VersionRecord {
     const FORMAT: u8 = 1;
     const NAME: &'static str = "version record";

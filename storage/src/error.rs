@@ -145,6 +145,16 @@ pub enum StoreError {
         /// The configured limit.
         limit: u64,
     },
+    /// A put gave a metadata key that strata reserves (one starting with `strata:`).
+    #[error(
+        "metadata key '{key}' for '{doc}' is reserved (keys starting with 'strata:' are strata's); rename it"
+    )]
+    ReservedMetadata {
+        /// The document.
+        doc: DocId,
+        /// The key.
+        key: String,
+    },
     /// The metadata given with a put is too large to store.
     #[error("metadata for '{doc}' is {size} bytes encoded, over the limit of {limit} bytes")]
     MetadataTooLarge {

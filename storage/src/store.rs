@@ -126,6 +126,8 @@ pub struct DocEntry {
     pub doc: DocId,
     /// Its newest version.
     pub latest: VersionNo,
+    /// Whether its newest version is a deletion ([`Store::delete`]).
+    pub deleted: bool,
 }
 
 /// The longest consumer name, in bytes.
@@ -439,6 +441,7 @@ impl Store {
                 expected, actual, ..
             }) if actual > expected
                 && let Some(done) = self.record(doc, At::Version(VersionNo(expected + 1)))?
+                && !done.is_deletion()
                 && done.hash == ContentHash::of(content) =>
             {
                 return Ok(done);
@@ -449,6 +452,48 @@ impl Store {
         Ok(records
             .pop()
             .expect("a batch of one put commits one record"))
+    }
+
+    /// Records the deletion of `doc` as its next version (a tombstone): reads of the latest
+    /// version, and of this one, find nothing from then on, while every earlier version
+    /// still reads, and a later put revives the document. Returns the deletion's record, or
+    /// `None` when there is no such document or its newest version is already a deletion.
+    ///
+    /// # Errors
+    /// Engine errors.
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{At, DocId, Store, VersionNo};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let doc = DocId::new("draft")?;
+    /// store.put(&doc, b"text\n")?;
+    /// let gone = store.delete(&doc)?.expect("it existed");
+    /// assert!(gone.is_deletion() && gone.version == VersionNo(2));
+    /// assert!(store.get(&doc, At::Latest)?.is_none());
+    /// assert_eq!(store.get(&doc, At::Version(VersionNo(1)))?.unwrap(), b"text\n");
+    /// store.put(&doc, b"back\n")?;
+    /// assert_eq!(store.get(&doc, At::Latest)?.unwrap(), b"back\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn delete(&self, doc: &DocId) -> StoreResult<Option<VersionRecord>> {
+        let Some(head) = self.record(doc, At::Latest)? else {
+            return Ok(None);
+        };
+        if head.is_deletion() {
+            return Ok(None);
+        }
+        let mut options = PutOptions::default().expect(head.version);
+        options
+            .meta
+            .extra
+            .push((strata_core::DELETED_KEY.to_owned(), String::new()));
+        let mut batch = WriteBatch::new(self);
+        batch.put_unchecked(doc, b"", options)?;
+        let mut records =
+            batch.commit_with(self.inner.options.durability == Durability::EveryPut)?;
+        Ok(records.pop())
     }
 
     /// Starts a batch of puts that commit in one transaction with one flush.
@@ -497,6 +542,10 @@ impl Store {
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
+        if rec.is_deletion() {
+            // A deletion has no content: the document did not exist from then on.
+            return Ok(None);
+        }
         let content = self
             .read_object(&rec.hash)
             .map_err(|e| e.reading(doc, rec.version.get()))?;
@@ -637,7 +686,16 @@ impl Store {
             .map(|(num, key, latest)| {
                 let doc = DocId::new(key)
                     .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;
-                Ok(DocEntry { doc, latest })
+                let deleted = self
+                    .inner
+                    .kv
+                    .version(num, latest)?
+                    .is_some_and(|r| r.is_deletion());
+                Ok(DocEntry {
+                    doc,
+                    latest,
+                    deleted,
+                })
             })
             .collect()
     }

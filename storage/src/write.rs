@@ -184,8 +184,18 @@ impl<'s> WriteBatch<'s> {
     /// [`StoreError::Conflict`] when `options.expected` does not match, and read or engine
     /// errors from encoding against the delta base.
     pub fn put(&mut self, doc: &DocId, content: &[u8], options: PutOptions) -> StoreResult<()> {
+        self.store.check_put(doc, content, &options.meta)?;
+        self.put_unchecked(doc, content, options)
+    }
+
+    /// [`WriteBatch::put`] without the check of reserved metadata keys (for deletions).
+    pub(crate) fn put_unchecked(
+        &mut self,
+        doc: &DocId,
+        content: &[u8],
+        options: PutOptions,
+    ) -> StoreResult<()> {
         let store = self.store;
-        store.check_put(doc, content, &options.meta)?;
         if !self.docs.contains_key(doc) {
             let newest = store.record(doc, crate::store::At::Latest)?;
             self.docs.insert(
@@ -316,6 +326,12 @@ impl Store {
                 doc: doc.clone(),
                 size: content.len() as u64,
                 limit,
+            });
+        }
+        if let Some((key, _)) = meta.extra.iter().find(|(k, _)| k.starts_with("strata:")) {
+            return Err(StoreError::ReservedMetadata {
+                doc: doc.clone(),
+                key: key.clone(),
             });
         }
         let meta_len = encoded_len(meta);

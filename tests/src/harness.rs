@@ -62,7 +62,9 @@ pub fn run_ops(
                 if *stale {
                     let expected = if head == 0 { 1 } else { head - 1 };
                     let opts = PutOptions::default().expect(strata_core::VersionNo(expected));
-                    let retry = expected < head && model.get(&key, expected + 1) == Some(&next[..]);
+                    let retry = expected < head
+                        && !model.is_deletion(&key, expected + 1)
+                        && model.get(&key, expected + 1) == Some(&next[..]);
                     match real.store().put_with(&id(*d), &next, opts) {
                         // A retry of the put that made version expected + 1: that version.
                         Ok(rec) if retry => {
@@ -128,7 +130,7 @@ pub fn run_ops(
                     .store()
                     .get(&id(*d), At::Version(VersionNo(v)))
                     .map_err(|e| err(step, e))?;
-                let want = model.get(&key, v);
+                let want = model.readable(&key, v);
                 check(got.as_deref() == want, || {
                     format!("step {step}: get {key}@{v} differs from the model")
                 })?;
@@ -139,7 +141,8 @@ pub fn run_ops(
                     .store()
                     .get(&id(*d), At::Latest)
                     .map_err(|e| err(step, e))?;
-                check(got.as_deref() == model.latest(&key), || {
+                let want = model.readable(&key, model.head(&key));
+                check(got.as_deref() == want, || {
                     format!("step {step}: latest of {key} differs")
                 })?;
             }
@@ -156,7 +159,7 @@ pub fn run_ops(
                         &DiffOptions::default(),
                     )
                     .map_err(|e| err(step, e))?;
-                match (model.get(&ka, va), model.get(&kb, vb)) {
+                match (model.readable(&ka, va), model.readable(&kb, vb)) {
                     (Some(old), Some(new)) => {
                         let diff = got.ok_or_else(|| {
                             format!("step {step}: diff of existing versions is None")
@@ -196,7 +199,11 @@ pub fn run_ops(
             Op::Retry(d) => {
                 let key = doc_key(*d);
                 let head = model.head(&key);
-                if let Some(latest) = model.latest(&key).map(<[u8]>::to_vec) {
+                if let Some(latest) = model
+                    .latest(&key)
+                    .filter(|_| !model.is_deletion(&key, head))
+                    .map(<[u8]>::to_vec)
+                {
                     let opts = PutOptions::default().expect(VersionNo(head - 1));
                     let rec = real
                         .store()
@@ -212,6 +219,25 @@ pub fn run_ops(
                             )
                         },
                     )?;
+                }
+            }
+            Op::Delete(d) => {
+                let key = doc_key(*d);
+                let head = model.head(&key);
+                let got = real.store().delete(&id(*d)).map_err(|e| err(step, e))?;
+                if head == 0 || model.is_deletion(&key, head) {
+                    check(got.is_none(), || {
+                        format!("step {step}: deleting a missing or deleted {key} wrote {got:?}")
+                    })?;
+                } else {
+                    let v = model.delete(&key);
+                    full.store().put(&id(*d), b"").map_err(|e| err(step, e))?;
+                    let rec =
+                        got.ok_or_else(|| format!("step {step}: delete of {key} did nothing"))?;
+                    model.set_time(&key, v, rec.created_at_ms);
+                    check(rec.version.get() == v && rec.is_deletion(), || {
+                        format!("step {step}: delete made {key}@{}, model @{v}", rec.version)
+                    })?;
                 }
             }
             Op::Feed(i) => check_feed(
@@ -456,7 +482,7 @@ fn final_checks(real: &mut TestStore, full: &TestStore, model: &Model) -> RunRes
                     .store()
                     .get(&doc, At::Version(v))
                     .map_err(|e| format!("final read {key}@{v}: {e}"))?;
-                check(got.as_deref() == Some(want.as_slice()), || {
+                check(got.as_deref() == model.readable(key, v.get()), || {
                     format!("final read {key}@{v} differs (round {round})")
                 })?;
                 let got_full = full

@@ -8,6 +8,8 @@ pub struct Model {
     docs: BTreeMap<String, Vec<Vec<u8>>>,
     /// Every write in order: (document, version).
     feed: Vec<(String, u64)>,
+    /// The versions that record a deletion, per document.
+    deletions: BTreeMap<String, std::collections::BTreeSet<u64>>,
     /// Each document's version times, as the store recorded them.
     times: BTreeMap<String, Vec<u64>>,
 }
@@ -20,6 +22,26 @@ impl Model {
         let v = versions.len() as u64;
         self.feed.push((doc.to_owned(), v));
         v
+    }
+
+    /// Appends a deletion (an empty version that reads as nothing) and returns its number.
+    pub fn delete(&mut self, doc: &str) -> u64 {
+        let v = self.put(doc, Vec::new());
+        self.deletions.entry(doc.to_owned()).or_default().insert(v);
+        v
+    }
+
+    /// Whether version `v` of `doc` records a deletion.
+    pub fn is_deletion(&self, doc: &str, v: u64) -> bool {
+        self.deletions.get(doc).is_some_and(|d| d.contains(&v))
+    }
+
+    /// What a read of version `v` finds: its content, or nothing for a deletion.
+    pub fn readable(&self, doc: &str, v: u64) -> Option<&[u8]> {
+        if self.is_deletion(doc, v) {
+            return None;
+        }
+        self.get(doc, v)
     }
 
     /// Records the time the store gave version `v` of `doc`.

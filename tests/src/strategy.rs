@@ -191,6 +191,8 @@ pub enum Op {
     /// Put the latest content again, expecting the version before it: a retry of the put
     /// that made the latest version, which must return that version and write nothing.
     Retry(usize),
+    /// Delete a document (a tombstone version).
+    Delete(usize),
 }
 
 /// How far after (or before) the document's newest version a timed put is dated.
@@ -236,6 +238,7 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => (doc, any::<Index>(), any::<bool>()).prop_map(|(d, i, b)| Op::GetAt(d, i, b)),
         1 => any::<Index>().prop_map(Op::Feed),
         1 => (0..DOCS).prop_map(Op::Retry),
+        1 => (0..DOCS).prop_map(Op::Delete),
     ];
     // Start from a document, not only edits of emptiness.
     (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {

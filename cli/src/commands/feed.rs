@@ -20,6 +20,8 @@ struct Line<'a> {
     author: Option<&'a str>,
     message: Option<&'a str>,
     meta: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,8 +154,10 @@ fn write_entry(
             .meta
             .extra
             .iter()
+            .filter(|(k, _)| k != strata_core::DELETED_KEY)
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
+        deleted: rec.is_deletion(),
         content: None,
         content_base64: None,
         diff: None,
@@ -172,6 +176,8 @@ fn write_entry(
         })
     };
     match with {
+        // A deletion has no content: its line says `"deleted": true`.
+        _ if rec.is_deletion() => {}
         FeedWith::None => {}
         FeedWith::Content => match String::from_utf8(content()?) {
             Ok(text) => line.content = Some(text),

@@ -25,6 +25,16 @@ pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<
 
 /// The "not found" error: no such document, or no such version of a document that exists.
 pub(crate) fn missing(store: &Store, doc: &strata_core::DocId, at: strata_storage::At) -> CliError {
+    if let Ok(Some(r)) = store.record(doc, at)
+        && r.is_deletion()
+    {
+        return CliError::NotFound(format!(
+            "'{doc}' was deleted at version {v}; its versions before that still read \
+             ('{doc}@{}'), and a put revives it",
+            r.version.get() - 1,
+            v = r.version
+        ));
+    }
     match store.record(doc, strata_storage::At::Latest) {
         Ok(None) => CliError::NotFound(format!("no document '{doc}'")),
         Ok(Some(_)) if matches!(at, strata_storage::At::Time(_)) => {

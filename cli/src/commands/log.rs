@@ -17,6 +17,8 @@ struct LogEntry<'a> {
     created_at_ms: u64,
     seq: u64,
     stored: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
     author: Option<&'a str>,
     message: Option<&'a str>,
 }
@@ -51,7 +53,11 @@ pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<
             && contains(&rec.meta.message, &args.grep)
     });
     for rec in shown {
-        let stored = super::storage_note(store, &rec.hash)?;
+        let stored = if rec.is_deletion() {
+            "deleted".to_owned()
+        } else {
+            super::storage_note(store, &rec.hash)?
+        };
         let time = crate::time::rfc3339(rec.created_at_ms);
         if args.json {
             super::write_json(
@@ -64,6 +70,7 @@ pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<
                     created_at_ms: rec.created_at_ms,
                     seq: rec.seq,
                     stored,
+                    deleted: rec.is_deletion(),
                     author: rec.meta.author.as_deref(),
                     message: rec.meta.message.as_deref(),
                 },

@@ -5,31 +5,60 @@ use std::io::Write;
 use serde::Serialize;
 use strata_storage::Store;
 
-use crate::cli::JsonArgs;
+use crate::cli::{JsonArgs, LsArgs, RmArgs};
 use crate::error::CliError;
 
 #[derive(Serialize)]
 struct DocLine {
     doc: String,
     latest: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
-pub(crate) fn run_ls(args: &JsonArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+pub(crate) fn run_ls(args: &LsArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
     let mut docs = store.documents()?;
     docs.sort_by(|a, b| a.doc.cmp(&b.doc));
-    for d in docs {
+    for d in docs.into_iter().filter(|d| args.all || !d.deleted) {
         if args.json {
             super::write_json(
                 out,
                 &DocLine {
                     doc: d.doc.to_string(),
                     latest: d.latest.get(),
+                    deleted: d.deleted,
                 },
             )?;
+        } else if d.deleted {
+            writeln!(out, "{}@{} (deleted)", d.doc, d.latest)?;
         } else {
             writeln!(out, "{}@{}", d.doc, d.latest)?;
         }
     }
+    Ok(())
+}
+
+/// `strata rm DOC`: records the deletion as the document's next version.
+pub(crate) fn run_rm(args: &RmArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let doc = crate::spec::parse_doc(&args.doc, "rm")?;
+    match store.record(&doc, strata_storage::At::Latest)? {
+        None => return Err(CliError::NotFound(format!("no document '{doc}'"))),
+        Some(r) if r.is_deletion() => {
+            return Err(CliError::NotFound(format!(
+                "'{doc}' is already deleted (at version {})",
+                r.version
+            )));
+        }
+        Some(_) => {}
+    }
+    let rec = store
+        .delete(&doc)?
+        .ok_or_else(|| CliError::NotFound(format!("no document '{doc}'")))?;
+    writeln!(
+        out,
+        "deleted '{doc}' at version {} (its earlier versions stay readable; a put revives it)",
+        rec.version
+    )?;
     Ok(())
 }
 
