@@ -74,6 +74,8 @@ pub(crate) enum Command {
     Batch(BatchArgs),
     /// Record a document's deletion as its next version; earlier versions stay readable
     Rm(RmArgs),
+    /// Drop a document's oldest versions for good (the only command that drops data)
+    Prune(PruneArgs),
     /// Name a version: `strata tag DOC@N NAME`, then DOC@NAME reads it
     Tag(TagArgs),
     /// List tags, of one document or of all
@@ -179,6 +181,7 @@ impl Command {
             Self::Diff(a) => &a.at,
             Self::Ls(a) => &a.at,
             Self::Rm(a) => &a.at,
+            Self::Prune(a) => &a.at,
             Self::Stats(a) | Self::Verify(a) => &a.at,
             Self::Gc(a) | Self::Quickstart(a) => a,
             Self::Import(a) => &a.at,
@@ -434,6 +437,29 @@ pub(crate) struct LsArgs {
     /// Also list deleted documents (marked as such).
     #[arg(long)]
     pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata prune`.
+///
+/// The dropped versions vanish from the history and the feed; every kept version reads as
+/// before (deltas that relied on a dropped version are re-encoded), version numbers do not
+/// change, and the newest version is always kept.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["keep", "before"])))]
+pub(crate) struct PruneArgs {
+    /// The document.
+    pub(crate) doc: String,
+    /// Keep the newest N versions.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep: Option<u64>,
+    /// Drop the versions made before TIME (an RFC 3339 time or a date).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) before: Option<String>,
+    /// Also drop tagged versions (their tags go with them).
+    #[arg(long)]
+    pub(crate) force: bool,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

@@ -497,3 +497,66 @@ fn rm_records_a_deletion_that_a_put_revives() {
     assert_eq!(ok(&strata(d, &["ls"])), "d@4\ne@1\n");
     assert!(ok(&strata(d, &["verify"])).contains("ok"));
 }
+
+#[test]
+fn prune_drops_old_versions_keeps_the_rest_readable_and_refuses_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = |i: usize| (1..=i * 40).map(|n| format!("{n}\n")).collect::<String>();
+    for i in 1..=10 {
+        std::fs::write(d.join("in"), text(i)).unwrap();
+        let time = format!("2024-01-{i:02}");
+        ok(&strata(
+            d,
+            &["put", "--policy", "chain:20", "doc", "in", "--time", &time],
+        ));
+    }
+    ok(&strata(d, &["tag", "doc@2", "old"]));
+    let err = one_line_error(&strata(d, &["prune", "doc", "--keep", "4"]), 2);
+    assert!(err.contains("'old'") && err.contains("--force"), "{err}");
+    assert_eq!(
+        json_lines(&ok(&strata(d, &["log", "doc", "--json"]))).len(),
+        10
+    );
+    let out = ok(&strata(d, &["prune", "doc", "--keep", "4", "--force"]));
+    assert!(
+        out.contains("dropped 6 versions") && out.contains("from version 7"),
+        "{out}"
+    );
+    assert!(out.contains("removed tags old"), "{out}");
+    // The kept versions read as before; the dropped ones are gone from log and feed.
+    for i in 7..=10 {
+        assert_eq!(ok(&strata(d, &["get", &format!("doc@{i}")])), text(i));
+    }
+    let err = one_line_error(&strata(d, &["get", "doc@6"]), 1);
+    assert!(err.contains("pruned") && err.contains("version 7"), "{err}");
+    let log = json_lines(&ok(&strata(d, &["log", "doc", "--json"])));
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[0]["version"], 7);
+    let feed: Vec<u64> = json_lines(&ok(&strata(d, &["feed"])))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(feed, [7, 8, 9, 10]);
+    assert!(ok(&strata(d, &["verify"])).contains("ok"));
+    assert_eq!(ok(&strata(d, &["tags"])), "");
+    // --before drops by time; the newest version always stays.
+    let out = ok(&strata(d, &["prune", "doc", "--before", "2024-01-09"]));
+    assert!(out.contains("dropped 2 versions"), "{out}");
+    let out = ok(&strata(d, &["prune", "doc", "--before", "2030-01-01"]));
+    assert!(
+        out.contains("dropped 1 version") && out.contains("from version 10"),
+        "{out}"
+    );
+    assert_eq!(ok(&strata(d, &["get", "doc"])), text(10));
+    assert!(ok(&strata(d, &["prune", "doc", "--keep", "1"])).contains("nothing to drop"));
+    // A put after pruning goes on from the newest version.
+    std::fs::write(d.join("in"), "new\n").unwrap();
+    assert!(ok(&strata(d, &["put", "doc", "in"])).starts_with("doc@11 "));
+    assert!(ok(&strata(d, &["verify"])).contains("ok"));
+    // Misuse.
+    one_line_error(&strata(d, &["prune", "doc"]), 2);
+    one_line_error(&strata(d, &["prune", "doc", "--keep", "0"]), 2);
+    one_line_error(&strata(d, &["prune", "nope", "--keep", "1"]), 1);
+    one_line_error(&strata(d, &["prune", "doc", "--before", "soon"]), 2);
+}

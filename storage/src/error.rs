@@ -121,6 +121,12 @@ pub enum StoreError {
         /// The newest version's time.
         newest_ms: u64,
     },
+    /// A retention rule that cannot be applied.
+    #[error("{reason}")]
+    BadRetention {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A tag cannot be set or used as asked.
     #[error("{reason}")]
     Tag {

@@ -67,16 +67,34 @@ impl<'s> Feed<'s> {
 
     fn fill(&mut self) -> StoreResult<()> {
         let kv = &self.store.inner.kv;
-        for (seq, num, version) in kv.feed(self.next, PAGE)? {
-            let doc = self.name(num, seq)?;
-            let record = kv.version(num, version)?.ok_or_else(|| {
-                StoreError::corrupt(
-                    format!("feed entry {seq}"),
-                    format!("names version {version} of '{doc}', which has no record"),
-                )
-            })?;
+        // Pages of entries whose versions were all pruned are read past.
+        while self.buffer.is_empty() {
+            let entries = kv.feed(self.next, PAGE)?;
+            if entries.is_empty() {
+                break;
+            }
+            self.take(entries)?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, entries: Vec<(u64, u64, strata_core::VersionNo)>) -> StoreResult<()> {
+        let kv = &self.store.inner.kv;
+        for (seq, num, version) in entries {
             self.next = seq + 1;
-            self.buffer.push_back(FeedEntry { seq, doc, record });
+            let doc = self.name(num, seq)?;
+            match kv.version(num, version)? {
+                Some(record) => self.buffer.push_back(FeedEntry { seq, doc, record }),
+                // A version no longer there was pruned (`kv.version` tells that from damage):
+                // it has left the feed too.
+                None if kv.head(num)?.is_some_and(|h| version <= h) => {}
+                None => {
+                    return Err(StoreError::corrupt(
+                        format!("feed entry {seq}"),
+                        format!("names version {version} of '{doc}', which has no record"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

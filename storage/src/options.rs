@@ -43,6 +43,7 @@ pub struct StoreOptions {
     pub(crate) convert: bool,
     pub(crate) verify_reads: bool,
     pub(crate) run_threshold: usize,
+    pub(crate) retention: Option<crate::prune::Retention>,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +60,7 @@ impl Default for StoreOptions {
             convert: false,
             verify_reads: false,
             run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
+            retention: None,
         }
     }
 }
@@ -68,6 +70,29 @@ impl StoreOptions {
     /// without a policy use it too. Default: the store's recorded policy, else `reverse:4`.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Applies a retention rule after every put and batch, to each document written: its
+    /// versions the rule does not keep are pruned as [`crate::Store::prune`] does, except
+    /// that tagged versions (and the versions after them) are kept. Default: none, every
+    /// version is kept. Each pruning scans the store's version records (as `gc` does), so a
+    /// large store pays that on every put that drops something.
+    ///
+    /// ```
+    /// use strata_storage::{DocId, Retention, Store, StoreOptions};
+    ///
+    /// let store = Store::open_temporary_with(StoreOptions::default().retention(Retention::KeepLast(2)))?;
+    /// let doc = DocId::new("status")?;
+    /// for s in ["up", "down", "up again"] {
+    ///     store.put(&doc, s.as_bytes())?;
+    /// }
+    /// let kept: Vec<u64> = store.history(&doc)?.iter().map(|r| r.version.get()).collect();
+    /// assert_eq!(kept, [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retention(mut self, rule: crate::prune::Retention) -> Self {
+        self.retention = Some(rule);
         self
     }
 

@@ -252,7 +252,10 @@ impl Store {
                     candidates.extend(history.iter().skip(i + 1).take(window).map(|r| r.hash));
                 } else {
                     if let Some(b) = policy.base_for(rec.version) {
-                        candidates.extend(history.get(b.get() as usize - 1).map(|r| r.hash));
+                        // History starts at its first kept version (older ones may be pruned).
+                        let first = history.first().map_or(1, |r| r.version.get());
+                        let index = b.get().checked_sub(first).map(|i| i as usize);
+                        candidates.extend(index.and_then(|i| history.get(i)).map(|r| r.hash));
                     }
                     // git's window: also try the `window` versions before this one.
                     for back in 1..=window.min(i) {

@@ -449,6 +449,7 @@ impl Store {
             other => other?,
         };
         self.fold_if_due(&records, false)?;
+        self.apply_retention([doc])?;
         Ok(records
             .pop()
             .expect("a batch of one put commits one record"))

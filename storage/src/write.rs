@@ -284,8 +284,10 @@ impl<'s> WriteBatch<'s> {
         // A forward-policy batch wrote every object loose; fold them once the batch's gate is
         // released.
         let bulk = !store.inner.policy.reverse() && self.puts.len() >= crate::reverse::BULK_BATCH;
+        let docs: Vec<DocId> = self.docs.keys().cloned().collect();
         let records = self.commit_with(true)?;
         store.fold_if_due(&records, bulk)?;
+        store.apply_retention(&docs)?;
         Ok(records)
     }
 

@@ -94,7 +94,7 @@ pub fn run_ops(
                         .history(&id(*d))
                         .map_err(|e| err(step, e))?
                         .len() as u64;
-                    check(len == head, || {
+                    check(len == model.kept(&key), || {
                         format!("step {step}: a refused put changed history to {len}")
                     })?;
                 } else {
@@ -240,6 +240,25 @@ pub fn run_ops(
                     })?;
                 }
             }
+            Op::Prune(d, keep) => {
+                let key = doc_key(*d);
+                let rule = strata_storage::Retention::KeepLast(*keep);
+                let report = real
+                    .store()
+                    .prune(&id(*d), rule, true)
+                    .map_err(|e| err(step, e))?;
+                full.store()
+                    .prune(&id(*d), rule, true)
+                    .map_err(|e| err(step, e))?;
+                let want = model.prune(&key, *keep);
+                check(report.versions == want, || {
+                    format!(
+                        "step {step}: prune of {key} dropped {}, model {want}",
+                        report.versions
+                    )
+                })?;
+                check_history(step, &real, &full, &model, *d)?;
+            }
             Op::Feed(i) => check_feed(
                 step,
                 &real,
@@ -287,7 +306,7 @@ fn put_timed(
                 .history(&id(d))
                 .map_err(|e| err(step, e))?
                 .len() as u64;
-            return check(len == model.head(&key), || {
+            return check(len == model.kept(&key), || {
                 format!("step {step}: a refused timed put changed the history")
             });
         }
@@ -323,16 +342,16 @@ fn check_feed(step: usize, real: &TestStore, model: &Model, from: u64) -> RunRes
             want.len()
         )
     })?;
-    for (i, (entry, (key, v))) in got.iter().zip(want).enumerate() {
+    for (entry, (seq, key, v)) in got.iter().zip(want) {
         let content = model
-            .get(key, *v)
+            .get(key, v)
             .expect("the model's feed names its versions");
         check(
-            entry.seq == from + i as u64
+            entry.seq == seq
                 && entry.doc.as_str() == key
-                && entry.record.version.get() == *v
+                && entry.record.version.get() == v
                 && entry.record.hash == ContentHash::of(content)
-                && Some(entry.record.created_at_ms) == model.time(key, *v),
+                && Some(entry.record.created_at_ms) == model.time(key, v),
             || {
                 format!(
                     "step {step}: feed entry {} is {}@{}, model {key}@{v}",
@@ -393,18 +412,19 @@ fn check_history(
     let key = doc_key(d);
     let hist = real.store().history(&id(d)).map_err(|e| err(step, e))?;
     let fhist = full.store().history(&id(d)).map_err(|e| err(step, e))?;
-    check(hist.len() as u64 == model.head(&key), || {
+    let first = model.first_kept(&key);
+    let kept = (model.head(&key) + 1).saturating_sub(first);
+    check(hist.len() as u64 == kept, || {
         format!(
-            "step {step}: history of {key} has {} versions, model {}",
+            "step {step}: history of {key} has {} versions, model {kept}",
             hist.len(),
-            model.head(&key)
         )
     })?;
     for (i, rec) in hist.iter().enumerate() {
         let want = model
-            .get(&key, i as u64 + 1)
+            .get(&key, first + i as u64)
             .expect("history length checked");
-        check(rec.version.get() == i as u64 + 1, || {
+        check(rec.version.get() == first + i as u64, || {
             format!("step {step}: history numbering broken")
         })?;
         check(
@@ -489,7 +509,8 @@ fn final_checks(real: &mut TestStore, full: &TestStore, model: &Model) -> RunRes
                     .store()
                     .get(&doc, At::Version(v))
                     .map_err(|e| format!("full store {key}@{v}: {e}"))?;
-                check(got_full.as_deref() == Some(want.as_slice()), || {
+                let want_full = (v.get() >= model.first_kept(key)).then_some(want.as_slice());
+                check(got_full.as_deref() == want_full, || {
                     format!("all-full store {key}@{v} differs")
                 })?;
             }
@@ -497,7 +518,8 @@ fn final_checks(real: &mut TestStore, full: &TestStore, model: &Model) -> RunRes
                 .store()
                 .history(&doc)
                 .map_err(|e| format!("history {key}: {e}"))?;
-            check(hist.len() == versions.len(), || {
+            let kept = versions.len() as u64 + 1 - model.first_kept(key);
+            check(hist.len() as u64 == kept, || {
                 format!("history of {key} lost versions")
             })?;
         }

@@ -8,6 +8,8 @@ pub struct Model {
     docs: BTreeMap<String, Vec<Vec<u8>>>,
     /// Every write in order: (document, version).
     feed: Vec<(String, u64)>,
+    /// Each pruned document's first kept version.
+    first_kept: BTreeMap<String, u64>,
     /// The versions that record a deletion, per document.
     deletions: BTreeMap<String, std::collections::BTreeSet<u64>>,
     /// Each document's version times, as the store recorded them.
@@ -36,12 +38,37 @@ impl Model {
         self.deletions.get(doc).is_some_and(|d| d.contains(&v))
     }
 
-    /// What a read of version `v` finds: its content, or nothing for a deletion.
+    /// What a read of version `v` finds: its content, or nothing for a deletion or a pruned
+    /// version.
     pub fn readable(&self, doc: &str, v: u64) -> Option<&[u8]> {
-        if self.is_deletion(doc, v) {
+        if self.is_deletion(doc, v) || v < self.first_kept(doc) {
             return None;
         }
         self.get(doc, v)
+    }
+
+    /// How many versions of `doc` its history holds (those not pruned).
+    pub fn kept(&self, doc: &str) -> u64 {
+        (self.head(doc) + 1).saturating_sub(self.first_kept(doc))
+    }
+
+    /// The first version of `doc` that is kept (1 unless pruned).
+    pub fn first_kept(&self, doc: &str) -> u64 {
+        self.first_kept.get(doc).copied().unwrap_or(1)
+    }
+
+    /// Keeps the newest `keep` versions of `doc` (at least the newest); returns how many
+    /// versions it dropped.
+    pub fn prune(&mut self, doc: &str, keep: u64) -> u64 {
+        let head = self.head(doc);
+        let from = head
+            .saturating_sub(keep.max(1) - 1)
+            .max(self.first_kept(doc));
+        let dropped = from - self.first_kept(doc);
+        if head > 0 && dropped > 0 {
+            self.first_kept.insert(doc.to_owned(), from);
+        }
+        dropped
     }
 
     /// Records the time the store gave version `v` of `doc`.
@@ -63,14 +90,21 @@ impl Model {
     /// The version of `doc` that was newest at `ms`: the last one with a time at or before it.
     pub fn at_time(&self, doc: &str, ms: u64) -> Option<u64> {
         let times = self.times.get(doc)?;
-        let n = times.partition_point(|t| *t <= ms);
-        (n > 0).then_some(n as u64)
+        let n = times.partition_point(|t| *t <= ms) as u64;
+        (n >= self.first_kept(doc)).then_some(n)
     }
 
-    /// The feed from sequence number `from` (1-based): (document, version) per write.
-    pub fn feed_from(&self, from: u64) -> &[(String, u64)] {
+    /// The feed from sequence number `from` (1-based): (sequence number, document, version)
+    /// per write whose version is still there (pruned ones leave the feed).
+    pub fn feed_from(&self, from: u64) -> Vec<(u64, &str, u64)> {
         let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.feed.get(start..).unwrap_or(&[])
+        self.feed
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, (doc, v))| *v >= self.first_kept(doc))
+            .map(|(i, (doc, v))| (i as u64 + 1, doc.as_str(), *v))
+            .collect()
     }
 
     /// How many writes the feed holds.

@@ -193,6 +193,8 @@ pub enum Op {
     Retry(usize),
     /// Delete a document (a tombstone version).
     Delete(usize),
+    /// Keep only the newest versions of a document (1 to 4).
+    Prune(usize, u64),
 }
 
 /// How far after (or before) the document's newest version a timed put is dated.
@@ -239,6 +241,7 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => any::<Index>().prop_map(Op::Feed),
         1 => (0..DOCS).prop_map(Op::Retry),
         1 => (0..DOCS).prop_map(Op::Delete),
+        1 => (0..DOCS, 1u64..5).prop_map(|(d, k)| Op::Prune(d, k)),
     ];
     // Start from a document, not only edits of emptiness.
     (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {

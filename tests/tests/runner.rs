@@ -12,3 +12,4 @@ mod prop_diff;
 mod prop_store;
 mod regressions;
 mod reopen;
+mod retention;

@@ -35,6 +35,16 @@ pub(crate) fn missing(store: &Store, doc: &strata_core::DocId, at: strata_storag
             v = r.version
         ));
     }
+    if let strata_storage::At::Version(v) = at
+        && let Ok(history) = store.history(doc)
+        && let Some(first) = history.first()
+        && v < first.version
+    {
+        return CliError::NotFound(format!(
+            "'{doc}@{v}' was pruned: the history of '{doc}' starts at version {}",
+            first.version
+        ));
+    }
     match store.record(doc, strata_storage::At::Latest) {
         Ok(None) => CliError::NotFound(format!("no document '{doc}'")),
         Ok(Some(_)) if matches!(at, strata_storage::At::Time(_)) => {

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use strata_storage::Store;
 
-use crate::cli::{JsonArgs, LsArgs, RmArgs};
+use crate::cli::{JsonArgs, LsArgs, PruneArgs, RmArgs};
 use crate::error::CliError;
 
 #[derive(Serialize)]
@@ -110,6 +110,54 @@ pub(crate) fn run_stats(
         "disk bytes       {} ({:.1}x the records)",
         share(s.disk_bytes),
         ratio(s.disk_bytes, s.record_bytes)
+    )?;
+    Ok(())
+}
+
+/// `strata prune DOC --keep N | --before TIME [--force]`.
+pub(crate) fn run_prune(
+    args: &PruneArgs,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let doc = crate::spec::parse_doc(&args.doc, "prune")?;
+    if store.history(&doc)?.is_empty() {
+        return Err(CliError::NotFound(format!("no document '{doc}'")));
+    }
+    let rule = match (args.keep, &args.before) {
+        (Some(0), _) => {
+            return Err(CliError::failed(
+                "--keep 0 would drop every version: keep at least 1 (the newest is always kept)",
+            ));
+        }
+        (Some(n), _) => strata_storage::Retention::KeepLast(n),
+        (None, Some(t)) => strata_storage::Retention::Since(
+            crate::time::parse(t).map_err(|e| CliError::failed(format!("--before: {e}")))?,
+        ),
+        (None, None) => unreachable!("clap requires --keep or --before"),
+    };
+    let r = store.prune(&doc, rule, args.force)?;
+    if r.versions == 0 {
+        writeln!(
+            out,
+            "nothing to drop: '{doc}' starts at version {}",
+            r.first_kept
+        )?;
+        return Ok(());
+    }
+    let tags = if r.tags_removed.is_empty() {
+        String::new()
+    } else {
+        format!(", removed tags {}", r.tags_removed.join(", "))
+    };
+    writeln!(
+        out,
+        "dropped {} of '{doc}' (now from version {}), re-encoded {}, removed {}{tags}; \
+         packed bytes stay until 'strata repack'",
+        super::plural(r.versions as usize, "version"),
+        r.first_kept,
+        super::plural(r.rebased as usize, "object"),
+        super::plural(r.objects_removed as usize, "object"),
     )?;
     Ok(())
 }

@@ -39,6 +39,10 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::DiffFiles(args) => diff::run_files(args, out),
         Command::Ls(args) => ls::run_ls(args, &open(cli)?, out),
         Command::Rm(args) => ls::run_rm(args, &open(cli)?, out),
+        Command::Prune(args) => {
+            ls::run_prune(args, &open(cli)?, out)?;
+            reclaim(cli)
+        }
         Command::Stats(args) => ls::run_stats(args, &open(cli)?, out),
         Command::Verify(args) => verify::run_verify(args, &open(cli)?, out),
         Command::Gc(_) => {

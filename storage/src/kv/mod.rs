@@ -251,6 +251,60 @@ impl Kv {
         self.write(b)
     }
 
+    /// Drops the version records of document `doc` before version `keep_from` (its newest
+    /// version and everything after `keep_from` stay): pages wholly before it are removed, the
+    /// page that straddles it is rewritten to start there; one atomic write.
+    pub(crate) fn drop_versions_before(&self, doc: u64, keep_from: VersionNo) -> StoreResult<u64> {
+        let _commits = lock(&self.commit_gate);
+        let mut batch = Batch::default();
+        let mut dropped = 0u64;
+        let mut newest_page_moved = None;
+        let head = self.head(doc)?;
+        for kv in engine::with_prefix(&*self.engine, Space::Versions, &u64_key(doc)) {
+            let (k, b) = kv?;
+            let page = version_page(doc, &k, &b)?;
+            if page.first >= keep_from {
+                break;
+            }
+            let before = page.records.len();
+            let kept: Vec<VersionRecord> = page
+                .records
+                .into_iter()
+                .filter(|r| r.version >= keep_from)
+                .collect();
+            dropped += (before - kept.len()) as u64;
+            batch.remove(Space::Versions, k.to_vec());
+            if let Some(first) = kept.first().map(|r| r.version) {
+                let page = VersionPage {
+                    first,
+                    records: kept,
+                };
+                batch.put(
+                    Space::Versions,
+                    pair_key(doc, first.get()).to_vec(),
+                    encode_record(&page),
+                );
+                if page.records.last().map(|r| r.version) == head {
+                    newest_page_moved = Some(first);
+                }
+            }
+        }
+        if let Some(first) = newest_page_moved {
+            // The document record names its newest page by its first version.
+            let key = u64_key(doc);
+            let rec = self.engine.get(Space::Docs, &key)?.ok_or_else(|| {
+                StoreError::corrupt(format!("document record {doc}"), "is missing")
+            })?;
+            let mut rec = decode::<DocRecord>(&rec, || format!("document record {doc}"))?;
+            rec.page = first;
+            batch.put(Space::Docs, key.to_vec(), encode_record(&rec));
+        }
+        if dropped > 0 {
+            self.write(batch)?;
+        }
+        Ok(dropped)
+    }
+
     /// The sequence number the next write will get (1 in an empty store).
     pub(crate) fn next_seq(&self) -> StoreResult<u64> {
         Ok(self.counters()?.map_or(1, |c| c.next_seq))
@@ -419,7 +473,13 @@ impl Kv {
             Bound::Included(pair_key(doc, v.get()).to_vec()),
         )?
         else {
-            return Err(missing());
+            // No page at or below `v`: pruned, when the document's pages start above it.
+            let pruned = engine::with_prefix(&*self.engine, Space::Versions, &u64_key(doc))
+                .next()
+                .transpose()?
+                .and_then(|(k, _)| read_pair_key(&k))
+                .is_some_and(|(_, first)| first > v.get());
+            return if pruned { Ok(None) } else { Err(missing()) };
         };
         let page = version_page(doc, &k, &b)?;
         // The page's key is at or below `v` (the range guarantees it) and equals its first.
@@ -441,8 +501,10 @@ impl Kv {
         for kv in engine::with_prefix(&*self.engine, Space::Versions, &u64_key(doc)) {
             let (k, b) = kv?;
             let page = version_page(doc, &k, &b)?;
+            // Numbered on from the first version kept (1, unless older ones were pruned).
+            let first = out.first().map_or(page.first.get(), |r| r.version.get());
             for rec in page.records {
-                let expected = out.len() as u64 + 1;
+                let expected = first + out.len() as u64;
                 if rec.version.get() != expected {
                     return Err(StoreError::corrupt(
                         format!("version {expected} of document {doc}"),
