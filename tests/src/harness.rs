@@ -259,6 +259,105 @@ pub fn run_ops(
                 })?;
                 check_history(step, &real, &full, &model, *d)?;
             }
+            Op::BatchConflict(puts, at) => {
+                let bad = at.index(puts.len());
+                let mut batch = real.store().batch();
+                let mut refused = false;
+                for (i, (d, edit)) in puts.iter().enumerate() {
+                    let key = doc_key(*d);
+                    let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
+                    let mut opts = PutOptions::default();
+                    if i == bad {
+                        // Never the version the document is at (the batch's own puts count).
+                        opts.expected = Some(model.head(&key) + 1000);
+                    }
+                    match batch.put(&id(*d), &next, opts) {
+                        Err(StoreError::Conflict { doc, .. }) if i == bad => {
+                            check(doc.as_str() == key, || {
+                                format!("step {step}: conflict names {doc}, want {key}")
+                            })?;
+                            refused = true;
+                            break;
+                        }
+                        Err(e) => return Err(err(step, e)),
+                        Ok(()) => {}
+                    }
+                }
+                drop(batch);
+                check(refused, || {
+                    format!("step {step}: a stale batch put was accepted")
+                })?;
+                let last = real.store().last_seq().map_err(|e| err(step, e))?;
+                check(last == model.feed_len(), || {
+                    format!("step {step}: a refused batch wrote (feed at {last})")
+                })?;
+                // Objects the batch wrote before its conflict are garbage now: gc removes them.
+                real.store().gc().map_err(|e| err(step, e))?;
+            }
+            Op::Tag(d, i, t, force) => {
+                let key = doc_key(*d);
+                let head = model.head(&key);
+                if head > 0 {
+                    let v = i.index(head as usize) as u64 + 1;
+                    let name = format!("t{t}");
+                    let got = real.store().tag(&id(*d), VersionNo(v), &name, *force);
+                    let current = model.tags.get(&(key.clone(), name.clone())).copied();
+                    let ok =
+                        v >= model.first_kept(&key) && (*force || current.is_none_or(|c| c == v));
+                    match got {
+                        Ok(()) if ok => {
+                            model.tags.insert((key.clone(), name), v);
+                        }
+                        Err(StoreError::Tag { .. }) if !ok => {}
+                        other => {
+                            return Err(format!(
+                                "step {step}: tag {key}@{v} {name} (force {force}) gave {other:?}, model {ok}"
+                            ));
+                        }
+                    }
+                }
+            }
+            Op::GetTag(d, t) => {
+                let key = doc_key(*d);
+                let name = format!("t{t}");
+                let got = real
+                    .store()
+                    .tagged(&id(*d), &name)
+                    .map_err(|e| err(step, e))?
+                    .map(VersionNo::get);
+                let want = model.tags.get(&(key.clone(), name.clone())).copied();
+                check(got == want, || {
+                    format!("step {step}: tag {name} of {key} is {got:?}, model {want:?}")
+                })?;
+            }
+            Op::Consume(c, n) => {
+                let name = format!("c{c}");
+                let s = real.store();
+                let at = s.consumer(&name).map_err(|e| err(step, e))?;
+                let want_at = model.consumers.get(&name).copied();
+                check(at == want_at, || {
+                    format!("step {step}: consumer {name} at {at:?}, model {want_at:?}")
+                })?;
+                let from = at.unwrap_or(0) + 1;
+                let got: Vec<(u64, String, u64)> = s
+                    .feed(from)
+                    .take(*n)
+                    .map(|e| e.map(|e| (e.seq, e.doc.to_string(), e.record.version.get())))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| err(step, e))?;
+                let want: Vec<(u64, String, u64)> = model
+                    .feed_from(from)
+                    .into_iter()
+                    .take(*n)
+                    .map(|(q, d, v)| (q, d.to_owned(), v))
+                    .collect();
+                check(got == want, || {
+                    format!("step {step}: consumer {name} read {got:?}, model {want:?}")
+                })?;
+                let position = got.last().map_or(at.unwrap_or(0), |e| e.0);
+                s.set_consumer(&name, position).map_err(|e| err(step, e))?;
+                model.consumers.insert(name, position);
+            }
             Op::Feed(i) => check_feed(
                 step,
                 &real,
@@ -493,6 +592,27 @@ fn check_text(step: usize, old: &[u8], new: &[u8], text: &TextDiff) -> RunResult
 fn final_checks(real: &mut TestStore, full: &TestStore, model: &Model) -> RunResult {
     for round in 0..2 {
         real.store().clear_cache();
+        // Consumers and tags, as stored (the second round after a reopen).
+        let consumers = real
+            .store()
+            .consumers()
+            .map_err(|e| format!("consumers: {e}"))?;
+        let want: Vec<(String, u64)> = model.consumers.clone().into_iter().collect();
+        check(consumers == want, || {
+            format!("consumers {consumers:?}, model {want:?} (round {round})")
+        })?;
+        let mut tags: Vec<((String, String), u64)> = real
+            .store()
+            .tags(None)
+            .map_err(|e| format!("tags: {e}"))?
+            .into_iter()
+            .map(|(d, n, v)| ((d.to_string(), n), v.get()))
+            .collect();
+        tags.sort();
+        let want: Vec<((String, String), u64)> = model.tags.clone().into_iter().collect();
+        check(tags == want, || {
+            format!("tags {tags:?}, model {want:?} (round {round})")
+        })?;
         for (key, versions) in model.docs() {
             let doc = DocId::new(key).expect("harness keys are valid");
             // Read newest first, so every read rebuilds its chain without cached bases.

@@ -8,6 +8,10 @@ pub struct Model {
     docs: BTreeMap<String, Vec<Vec<u8>>>,
     /// Every write in order: (document, version).
     feed: Vec<(String, u64)>,
+    /// Tags: (document, name) -> version.
+    pub tags: BTreeMap<(String, String), u64>,
+    /// Durable consumers' positions.
+    pub consumers: BTreeMap<String, u64>,
     /// Each pruned document's first kept version.
     first_kept: BTreeMap<String, u64>,
     /// The versions that record a deletion, per document.
@@ -67,6 +71,7 @@ impl Model {
         let dropped = from - self.first_kept(doc);
         if head > 0 && dropped > 0 {
             self.first_kept.insert(doc.to_owned(), from);
+            self.tags.retain(|(d, _), v| d != doc || *v >= from);
         }
         dropped
     }

@@ -195,6 +195,15 @@ pub enum Op {
     Delete(usize),
     /// Keep only the newest versions of a document (1 to 4).
     Prune(usize, u64),
+    /// A batch with a put that expects a version its document is not at: refused whole.
+    BatchConflict(Vec<(usize, Edit)>, Index),
+    /// Tag a version of a document with one of three names (forcing a move or not).
+    Tag(usize, Index, u8, bool),
+    /// Read one of three tags of a document.
+    GetTag(usize, u8),
+    /// A durable consumer (one of two) reads up to n entries after its position and stores
+    /// the new position.
+    Consume(u8, usize),
 }
 
 /// How far after (or before) the document's newest version a timed put is dated.
@@ -242,6 +251,11 @@ pub fn ops(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => (0..DOCS).prop_map(Op::Retry),
         1 => (0..DOCS).prop_map(Op::Delete),
         1 => (0..DOCS, 1u64..5).prop_map(|(d, k)| Op::Prune(d, k)),
+        1 => (prop::collection::vec((0..DOCS, edit()), 1..4), any::<Index>())
+            .prop_map(|(puts, i)| Op::BatchConflict(puts, i)),
+        1 => (0..DOCS, any::<Index>(), 0u8..3, any::<bool>()).prop_map(|(d, i, t, f)| Op::Tag(d, i, t, f)),
+        1 => (0..DOCS, 0u8..3).prop_map(|(d, t)| Op::GetTag(d, t)),
+        1 => (0u8..2, 1usize..5).prop_map(|(c, n)| Op::Consume(c, n)),
     ];
     // Start from a document, not only edits of emptiness.
     (document(), prop::collection::vec(op, 1..max_len)).prop_map(|(first, mut ops)| {
