@@ -460,6 +460,10 @@ pub(crate) struct PruneArgs {
     /// Also drop tagged versions (their tags go with them).
     #[arg(long)]
     pub(crate) force: bool,
+    /// Do not repack afterwards, even when a quarter or more of the packed bytes are no
+    /// longer used (`strata repack` reclaims them later).
+    #[arg(long)]
+    pub(crate) no_repack: bool,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

@@ -560,3 +560,47 @@ fn prune_drops_old_versions_keeps_the_rest_readable_and_refuses_tags() {
     one_line_error(&strata(d, &["prune", "nope", "--keep", "1"]), 1);
     one_line_error(&strata(d, &["prune", "doc", "--before", "soon"]), 2);
 }
+
+#[test]
+fn prune_reclaims_packed_space_by_repacking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hist = d.join("hist");
+    std::fs::create_dir(&hist).unwrap();
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!("entry {i}: {}\n", "x".repeat(i % 50)));
+        std::fs::write(hist.join(format!("{i:06}")), &text).unwrap();
+    }
+    ok(&strata(d, &["import", "hist"]));
+    let disk = |d: &std::path::Path| -> u64 {
+        let stats: serde_json::Value =
+            serde_json::from_str(&ok(&strata(d, &["stats", "--json"]))).unwrap();
+        stats["disk_bytes"].as_u64().unwrap()
+    };
+    let before = disk(d);
+    let out = ok(&strata(d, &["prune", "hist", "--keep", "10"]));
+    assert!(
+        out.contains("dropped 190 versions") && out.contains("repacked"),
+        "{out}"
+    );
+    let after = disk(d);
+    assert!(after * 4 < before * 3, "disk {before} -> {after}");
+    assert_eq!(ok(&strata(d, &["get", "hist"])), text);
+    assert!(ok(&strata(d, &["verify"])).contains("ok"));
+    // --no-repack leaves it to a later `strata repack`.
+    ok(&strata(d, &["--store", "s2", "import", "hist"]));
+    let out = ok(&strata(
+        d,
+        &[
+            "--store",
+            "s2",
+            "prune",
+            "hist",
+            "--keep",
+            "10",
+            "--no-repack",
+        ],
+    ));
+    assert!(!out.contains("repacked"), "{out}");
+}

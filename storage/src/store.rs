@@ -702,30 +702,21 @@ impl Store {
     }
 
     /// Returns up to `limit` entries of the change feed, starting at sequence number `from`
-    /// (the first write has sequence number 1). A consumer remembers the last `seq` it saw
-    /// and asks again from `seq + 1`.
+    /// (the first write has sequence number 1), as [`Store::feed`] gives them (pruned
+    /// versions left it) but without their records. A consumer remembers the last `seq` it
+    /// saw and asks again from `seq + 1`.
     ///
     /// # Errors
     /// Corruption and engine errors.
     pub fn changes(&self, from: u64, limit: usize) -> StoreResult<Vec<Change>> {
-        let docs: std::collections::HashMap<u64, String> = self
-            .inner
-            .kv
-            .documents()?
-            .into_iter()
-            .map(|(n, k, _)| (n, k))
-            .collect();
-        self.inner
-            .kv
-            .feed(from, limit)?
-            .into_iter()
-            .map(|(seq, num, version)| {
-                let key = docs.get(&num).ok_or_else(|| {
-                    StoreError::corrupt(format!("feed entry {seq}"), "names an unknown document")
-                })?;
-                let doc = DocId::new(key.clone())
-                    .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;
-                Ok(Change { seq, doc, version })
+        self.feed(from)
+            .take(limit)
+            .map(|e| {
+                e.map(|e| Change {
+                    seq: e.seq,
+                    doc: e.doc,
+                    version: e.record.version,
+                })
             })
             .collect()
     }

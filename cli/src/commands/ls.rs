@@ -114,12 +114,13 @@ pub(crate) fn run_stats(
     Ok(())
 }
 
-/// `strata prune DOC --keep N | --before TIME [--force]`.
+/// `strata prune DOC --keep N | --before TIME [--force]`. Returns whether a quarter or more
+/// of the packed bytes are no longer used afterwards (a repack would reclaim them).
 pub(crate) fn run_prune(
     args: &PruneArgs,
     store: &Store,
     out: &mut dyn Write,
-) -> Result<(), CliError> {
+) -> Result<bool, CliError> {
     let doc = crate::spec::parse_doc(&args.doc, "prune")?;
     if store.history(&doc)?.is_empty() {
         return Err(CliError::NotFound(format!("no document '{doc}'")));
@@ -143,7 +144,7 @@ pub(crate) fn run_prune(
             "nothing to drop: '{doc}' starts at version {}",
             r.first_kept
         )?;
-        return Ok(());
+        return Ok(false);
     }
     let tags = if r.tags_removed.is_empty() {
         String::new()
@@ -152,12 +153,12 @@ pub(crate) fn run_prune(
     };
     writeln!(
         out,
-        "dropped {} of '{doc}' (now from version {}), re-encoded {}, removed {}{tags}; \
-         packed bytes stay until 'strata repack'",
+        "dropped {} of '{doc}' (now from version {}), re-encoded {}, removed {}{tags}",
         super::plural(r.versions as usize, "version"),
         r.first_kept,
         super::plural(r.rebased as usize, "object"),
         super::plural(r.objects_removed as usize, "object"),
     )?;
-    Ok(())
+    let stats = store.stats()?;
+    Ok(stats.pack_bytes > 0 && stats.dead_pack_bytes * 4 >= stats.pack_bytes)
 }

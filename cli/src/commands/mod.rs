@@ -40,7 +40,12 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Ls(args) => ls::run_ls(args, &open(cli)?, out),
         Command::Rm(args) => ls::run_rm(args, &open(cli)?, out),
         Command::Prune(args) => {
-            ls::run_prune(args, &open(cli)?, out)?;
+            // The dropped versions' bytes inside packs are reclaimed by a repack; it runs when
+            // they are a quarter or more of all packed bytes (git's auto-gc, by bytes).
+            let reclaim_packs = ls::run_prune(args, &open(cli)?, out)?;
+            if reclaim_packs && !args.no_repack {
+                repack::reclaim(&store_path(cli), out)?;
+            }
             reclaim(cli)
         }
         Command::Stats(args) => ls::run_stats(args, &open(cli)?, out),

@@ -40,3 +40,14 @@ pub(crate) fn run(
     )?;
     Ok(())
 }
+
+/// Repacks with the store's own policy and default settings after a prune, and says so.
+pub(crate) fn reclaim(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let r = Store::repack_at(path, StoreOptions::default(), RepackOptions::default())?;
+    writeln!(
+        out,
+        "repacked to reclaim the dropped versions' packed bytes: store directory {} -> {} bytes",
+        r.disk_before, r.disk_after
+    )?;
+    Ok(())
+}
