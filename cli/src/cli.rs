@@ -76,6 +76,8 @@ pub(crate) enum Command {
     Rm(RmArgs),
     /// Drop a document's oldest versions for good (the only command that drops data)
     Prune(PruneArgs),
+    /// Show or set the store's retention rule, which every later put applies
+    Retention(RetentionArgs),
     /// Name a version: `strata tag DOC@N NAME`, then DOC@NAME reads it
     Tag(TagArgs),
     /// List tags, of one document or of all
@@ -182,6 +184,7 @@ impl Command {
             Self::Ls(a) => &a.at,
             Self::Rm(a) => &a.at,
             Self::Prune(a) => &a.at,
+            Self::Retention(a) => &a.at,
             Self::Stats(a) | Self::Verify(a) => &a.at,
             Self::Gc(a) | Self::Quickstart(a) => a,
             Self::Import(a) => &a.at,
@@ -464,6 +467,26 @@ pub(crate) struct PruneArgs {
     /// longer used (`strata repack` reclaims them later).
     #[arg(long)]
     pub(crate) no_repack: bool,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata retention`: without a flag it prints the rule.
+///
+/// With a rule, every later put (and batch, and import) prunes the documents it writes as
+/// `strata prune` would, sparing tagged versions; the rule is recorded in the store.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").args(["keep", "before", "off"])))]
+pub(crate) struct RetentionArgs {
+    /// Keep each document's newest N versions.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep: Option<u64>,
+    /// Drop versions made before TIME (an RFC 3339 time or a date).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) before: Option<String>,
+    /// Remove the rule: keep every version.
+    #[arg(long)]
+    pub(crate) off: bool,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

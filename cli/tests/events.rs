@@ -604,3 +604,41 @@ fn prune_reclaims_packed_space_by_repacking() {
     ));
     assert!(!out.contains("repacked"), "{out}");
 }
+
+#[test]
+fn a_recorded_retention_rule_applies_to_every_later_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("in"), "0\n").unwrap();
+    ok(&strata(d, &["put", "doc", "in"]));
+    assert!(ok(&strata(d, &["retention"])).contains("none"));
+    let set = ok(&strata(d, &["retention", "--keep", "3"]));
+    assert!(set.contains("newest 3 versions"), "{set}");
+    for i in 1..=6 {
+        std::fs::write(d.join("in"), format!("{i}\n")).unwrap();
+        ok(&strata(d, &["put", "doc", "in"]));
+    }
+    let versions = |d: &std::path::Path| -> Vec<u64> {
+        json_lines(&ok(&strata(d, &["log", "doc", "--json"])))
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(versions(d), [5, 6, 7]);
+    // A tagged version is spared, with the versions after it.
+    ok(&strata(d, &["tag", "doc@5", "keep-me"]));
+    for i in 7..=8 {
+        std::fs::write(d.join("in"), format!("{i}\n")).unwrap();
+        ok(&strata(d, &["put", "doc", "in"]));
+    }
+    assert_eq!(versions(d), [5, 6, 7, 8, 9]);
+    assert_eq!(ok(&strata(d, &["get", "doc@keep-me"])), "4\n");
+    // Off: every version is kept again.
+    assert!(ok(&strata(d, &["retention", "--off"])).contains("none"));
+    std::fs::write(d.join("in"), "9\n").unwrap();
+    ok(&strata(d, &["put", "doc", "in"]));
+    assert_eq!(versions(d), [5, 6, 7, 8, 9, 10]);
+    assert!(ok(&strata(d, &["verify"])).contains("ok"));
+    one_line_error(&strata(d, &["retention", "--keep", "0"]), 2);
+    one_line_error(&strata(d, &["retention", "--keep", "2", "--off"]), 2);
+}

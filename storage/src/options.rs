@@ -75,9 +75,12 @@ impl StoreOptions {
 
     /// Applies a retention rule after every put and batch, to each document written: its
     /// versions the rule does not keep are pruned as [`crate::Store::prune`] does, except
-    /// that tagged versions (and the versions after them) are kept. Default: none, every
-    /// version is kept. Each pruning scans the store's version records (as `gc` does), so a
-    /// large store pays that on every put that drops something.
+    /// that tagged versions (and the versions after them) are kept, and the newest version
+    /// always. The rule is recorded in the store, so later opens without one apply it too
+    /// (`Store::set_retention(None)` removes it; `strata retention` shows and sets it).
+    /// Default: the store's recorded rule, else none (every version is kept). Each pruning
+    /// scans the store's version records (as `gc` does), so a large store pays that on every
+    /// put that drops something.
     ///
     /// ```
     /// use strata_storage::{DocId, Retention, Store, StoreOptions};

@@ -88,10 +88,14 @@ impl Store {
         &self,
         docs: impl IntoIterator<Item = &'d DocId>,
     ) -> StoreResult<()> {
-        if let Some(rule) = self.inner.options.retention {
-            for doc in docs {
-                self.prune_with(doc, rule, Tags::Spare)?;
-            }
+        let rule = match self.retention() {
+            // The newest version is always kept.
+            Some(Retention::KeepLast(0)) => Retention::KeepLast(1),
+            Some(rule) => rule,
+            None => return Ok(()),
+        };
+        for doc in docs {
+            self.prune_with(doc, rule, Tags::Spare)?;
         }
         Ok(())
     }

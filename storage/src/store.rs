@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) object_gate: RwLock<()>,
     /// What was repaired at open, one line each.
     repairs: Vec<String>,
+    /// The retention rule applied after every commit (see [`StoreOptions::retention`]).
+    pub(crate) retention: RwLock<Option<crate::prune::Retention>>,
     /// Bumped after every commit; subscribers wait on it (see [`Store::subscribe`]).
     pub(crate) commits: (Mutex<u64>, std::sync::Condvar),
     /// The canonical path registered in [`OPEN_IN_PROCESS`], removed on drop.
@@ -322,11 +324,23 @@ impl Store {
                     (Arc::new(p), p.to_string())
                 }
             };
+        // The retention rule: the one given (recorded when it differs), else the store's.
+        let stored = kv.retention().map_err(backend)?;
+        let retention = match options.retention {
+            Some(r) => {
+                if stored != Some(r) {
+                    kv.set_retention(Some(r)).map_err(backend)?;
+                }
+                Some(r)
+            }
+            None => stored,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 kv,
                 policy,
                 policy_name,
+                retention: RwLock::new(retention),
                 cache: Mutex::new(ContentCache::new(options.cache_bytes)),
                 options,
                 write_gate: RwLock::new(()),
@@ -965,6 +979,33 @@ impl Store {
                 Ok((doc, name, v))
             })
             .collect()
+    }
+
+    /// The retention rule applied after every commit, if any (see
+    /// [`StoreOptions::retention`]).
+    pub fn retention(&self) -> Option<crate::prune::Retention> {
+        *self
+            .inner
+            .retention
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets (or with `None` removes) the retention rule, recorded in the store: every later
+    /// commit, through this handle or any later open, applies it.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn set_retention(&self, rule: Option<crate::prune::Retention>) -> StoreResult<()> {
+        let mut current = self
+            .inner
+            .retention
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.kv.set_retention(rule)?;
+        self.inner.kv.flush()?;
+        *current = rule;
+        Ok(())
     }
 
     /// Every durable consumer with its position, by name.

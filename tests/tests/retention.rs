@@ -102,3 +102,39 @@ fn shared_contents_survive_pruning_another_document() {
     assert_eq!(ts.store().get(&b, At::Latest).unwrap().unwrap(), text(1));
     assert!(ts.store().verify().unwrap().is_clean());
 }
+
+#[test]
+fn the_retention_rule_is_recorded_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let doc = DocId::new("d").unwrap();
+    {
+        let store = strata_storage::Store::open_with(
+            &path,
+            StoreOptions::default().retention(Retention::KeepLast(2)),
+        )
+        .unwrap();
+        store.put(&doc, b"1").unwrap();
+    }
+    // Opened without a rule: the recorded one applies.
+    let store = strata_storage::Store::open(&path).unwrap();
+    assert_eq!(store.retention(), Some(Retention::KeepLast(2)));
+    for i in 2..=4 {
+        store.put(&doc, format!("{i}").as_bytes()).unwrap();
+    }
+    let kept: Vec<u64> = store
+        .history(&doc)
+        .unwrap()
+        .iter()
+        .map(|r| r.version.get())
+        .collect();
+    assert_eq!(kept, [3, 4]);
+    store.set_retention(None).unwrap();
+    store.put(&doc, b"5").unwrap();
+    assert_eq!(store.history(&doc).unwrap().len(), 3);
+    drop(store);
+    assert_eq!(
+        strata_storage::Store::open(&path).unwrap().retention(),
+        None
+    );
+}

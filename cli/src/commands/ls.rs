@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use strata_storage::Store;
 
-use crate::cli::{JsonArgs, LsArgs, PruneArgs, RmArgs};
+use crate::cli::{JsonArgs, LsArgs, PruneArgs, RetentionArgs, RmArgs};
 use crate::error::CliError;
 
 #[derive(Serialize)]
@@ -161,4 +161,43 @@ pub(crate) fn run_prune(
     )?;
     let stats = store.stats()?;
     Ok(stats.pack_bytes > 0 && stats.dead_pack_bytes * 4 >= stats.pack_bytes)
+}
+
+/// `strata retention [--keep N | --before TIME | --off]`.
+pub(crate) fn run_retention(
+    args: &RetentionArgs,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use strata_storage::Retention;
+    let rule = match (args.keep, &args.before, args.off) {
+        (Some(0), _, _) => {
+            return Err(CliError::failed(
+                "--keep 0 would drop every version: keep at least 1 (the newest is always kept)",
+            ));
+        }
+        (Some(n), _, _) => Some(Some(Retention::KeepLast(n))),
+        (None, Some(t), _) => Some(Some(Retention::Since(
+            crate::time::parse(t).map_err(|e| CliError::failed(format!("--before: {e}")))?,
+        ))),
+        (None, None, true) => Some(None),
+        (None, None, false) => None,
+    };
+    if let Some(rule) = rule {
+        store.set_retention(rule)?;
+    }
+    match store.retention() {
+        None => writeln!(out, "retention: none (every version is kept)")?,
+        Some(Retention::KeepLast(n)) => writeln!(
+            out,
+            "retention: keep the newest {} of each document (and a tagged version with those after it)",
+            super::plural(n as usize, "version")
+        )?,
+        Some(Retention::Since(ms)) => writeln!(
+            out,
+            "retention: drop versions made before {} (tagged ones and each newest stay)",
+            crate::time::rfc3339(ms)
+        )?,
+    }
+    Ok(())
 }

@@ -38,6 +38,8 @@ use crate::read::lock;
 
 const META_FORMAT: &[u8] = b"format";
 const META_POLICY: &[u8] = b"policy";
+/// The store's retention rule: kind (1 keep-last, 2 since) then `u64` BE.
+const META_RETENTION: &[u8] = b"retention";
 /// Meta keys of durable feed consumers: this prefix, then the consumer's name (UTF-8); the
 /// value is the last sequence number it processed, `u64` big-endian.
 const CONSUMER_PREFIX: &[u8] = b"consumer/";
@@ -411,6 +413,44 @@ impl Kv {
                 Ok((name, position))
             })
             .collect()
+    }
+
+    /// The retention rule recorded in the store.
+    pub(crate) fn retention(&self) -> StoreResult<Option<crate::prune::Retention>> {
+        use crate::prune::Retention;
+        let Some(b) = self.engine.get(Space::Meta, META_RETENTION)? else {
+            return Ok(None);
+        };
+        let bad = || StoreError::corrupt("retention record", format!("bad bytes {:?}", &b[..]));
+        let n = b
+            .get(1..9)
+            .and_then(|n| <[u8; 8]>::try_from(n).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(bad)?;
+        match (b.len(), b[0]) {
+            (9, 1) if n > 0 => Ok(Some(Retention::KeepLast(n))),
+            (9, 2) => Ok(Some(Retention::Since(n))),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Records the store's retention rule, or removes it (`None`).
+    pub(crate) fn set_retention(&self, rule: Option<crate::prune::Retention>) -> StoreResult<()> {
+        use crate::prune::Retention;
+        let mut b = Batch::default();
+        match rule {
+            Some(r) => {
+                let (kind, n) = match r {
+                    Retention::KeepLast(n) => (1u8, n),
+                    Retention::Since(ms) => (2u8, ms),
+                };
+                let mut v = vec![kind];
+                v.extend_from_slice(&n.to_be_bytes());
+                b.put(Space::Meta, META_RETENTION, v);
+            }
+            None => b.remove(Space::Meta, META_RETENTION),
+        }
+        self.write(b)
     }
 
     /// Applies a batch without expectations.
