@@ -738,6 +738,7 @@ fn kill_during_repack_loses_nothing() {
     let want: Vec<Vec<u8>> = (1..=150)
         .map(|v| strata(d, &["get", &format!("doc@{v}")]).stdout)
         .collect();
+    let mut interrupted = 0;
     for delay_ms in [5u64, 40, 120, 300] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .current_dir(d)
@@ -749,7 +750,11 @@ fn kill_during_repack_loses_nothing() {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let status = child.wait().unwrap();
+        // Killed while it ran (not finished before the kill came).
+        if std::os::unix::process::ExitStatusExt::signal(&status) == Some(9) {
+            interrupted += 1;
+        }
         let v = ok(&strata(d, &["verify"]));
         assert!(v.contains(": ok"), "after a kill at {delay_ms} ms: {v}");
         for (i, content) in want.iter().enumerate() {
@@ -761,6 +766,10 @@ fn kill_during_repack_loses_nothing() {
             );
         }
     }
+    assert!(
+        interrupted > 0,
+        "every repack finished before its kill: the test interrupted nothing"
+    );
     // And a repack that runs to the end still keeps everything.
     ok(&strata(d, &["repack"]));
     assert!(ok(&strata(d, &["verify"])).contains(": ok"));

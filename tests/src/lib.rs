@@ -4,6 +4,21 @@
 //! Use `PROPTEST_CASES=2000 cargo test -p strata-tests` for a deep run; the default keeps CI
 //! fast.
 
+pub mod crash;
+
+/// Reports a missing shared data set: a skip with a message, except when
+/// `STRATA_REQUIRE_SHARED` is set (as `.ci/run` does), where a data set that should be there
+/// and is not fails the test instead of passing silently.
+///
+/// # Panics
+/// When `STRATA_REQUIRE_SHARED` is set.
+pub fn shared_missing(what: &str) {
+    assert!(
+        std::env::var_os("STRATA_REQUIRE_SHARED").is_none(),
+        "{what} not found, and STRATA_REQUIRE_SHARED is set: the shared data sets must be beside the checkout (../shared)"
+    );
+    eprintln!("{what} not found; skipping");
+}
 pub mod fixture;
 pub mod harness;
 pub mod model;

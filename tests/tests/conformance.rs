@@ -20,7 +20,7 @@ fn suite(name: &str) -> Option<Vec<Value>> {
 
 fn run(name: &str) {
     let Some(cases) = suite(name) else {
-        eprintln!("conformance suite {name} not found; skipping");
+        strata_tests::shared_missing(&format!("conformance suite {name}"));
         return;
     };
     let mut checked = 0;

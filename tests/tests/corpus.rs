@@ -16,7 +16,7 @@ fn corpus_dir() -> Option<PathBuf> {
 
 fn histories() -> Vec<(String, Vec<Vec<u8>>)> {
     let Some(dir) = corpus_dir() else {
-        eprintln!("shared corpus not found; skipping corpus tests");
+        strata_tests::shared_missing("shared corpus (../shared/corpus)");
         return Vec::new();
     };
     let limit = if std::env::var_os("STRATA_CORPUS_FULL").is_some() {

@@ -18,135 +18,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use strata_core::{ContentHash, DocId, VersionNo};
-use strata_storage::{At, PutOptions, RepackOptions, Store, StoreOptions};
-
-/// A small deterministic generator (xorshift64*), so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-const DOCS: [&str; 3] = ["notes/a.md", "data/b.json", "big/c.txt"];
-
-/// The next content of a document: an edit of its current one (so deltas are written), now
-/// and then a rewrite, with sizes from empty to about 200 KB.
-fn next_content(rng: &mut Rng, doc: usize, current: &[u8]) -> Vec<u8> {
-    let mut lines: Vec<String> = String::from_utf8_lossy(current)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    match rng.below(10) {
-        0 => lines.clear(),
-        1 => {
-            let n = if doc == 2 { 4000 } else { 200 };
-            lines = (0..rng.below(n))
-                .map(|i| format!("line {i} of a rewrite {}", rng.next()))
-                .collect();
-        }
-        _ => {
-            for _ in 0..1 + rng.below(5) {
-                let at = rng.below(lines.len() as u64 + 1) as usize;
-                if rng.below(3) == 0 && at < lines.len() {
-                    lines.remove(at);
-                } else {
-                    lines.insert(at, format!("edit {} in doc {doc}", rng.next()));
-                }
-            }
-        }
-    }
-    let mut out = lines.join("\n").into_bytes();
-    out.push(b'\n');
-    out
-}
-
-/// The child: runs until killed, printing `ACK doc version id` once a version is durable and
-/// `OPEN`/`CLOSE` markers before it opens or closes the store.
-#[test]
-fn crash_loop_child() {
-    let Ok(dir) = std::env::var("STRATA_CRASH_LOOP_DIR") else {
-        return;
-    };
-    let seed: u64 = std::env::var("STRATA_CRASH_LOOP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let mut rng = Rng(seed | 1);
-    let docs: Vec<DocId> = DOCS.iter().map(|d| DocId::new(*d).unwrap()).collect();
-    loop {
-        println!("OPEN");
-        // A small run threshold: record runs are written and merged every few operations,
-        // so kills land inside compactions too.
-        let store =
-            Store::open_with(&dir, StoreOptions::default().record_run_threshold(24)).unwrap();
-        println!("OPENED");
-        let mut current: Vec<Vec<u8>> = docs
-            .iter()
-            .map(|d| store.get(d, At::Latest).unwrap().unwrap_or_default())
-            .collect();
-        for _ in 0..1 + rng.below(6) {
-            match rng.below(100) {
-                0..=59 => {
-                    let d = rng.below(3) as usize;
-                    let content = next_content(&mut rng, d, &current[d]);
-                    let rec = store.put(&docs[d], &content).unwrap();
-                    println!("ACK {} {} {}", DOCS[d], rec.version, rec.hash);
-                    current[d] = content;
-                }
-                60..=84 => {
-                    let mut batch = store.batch();
-                    let mut order = Vec::new();
-                    for _ in 0..2 + rng.below(12) {
-                        let d = rng.below(3) as usize;
-                        let content = next_content(&mut rng, d, &current[d]);
-                        batch
-                            .put(&docs[d], &content, PutOptions::default())
-                            .unwrap();
-                        order.push(d);
-                        current[d] = content;
-                    }
-                    for (d, rec) in order.into_iter().zip(batch.commit().unwrap()) {
-                        println!("ACK {} {} {}", DOCS[d], rec.version, rec.hash);
-                    }
-                }
-                85..=89 => {
-                    store.gc().unwrap();
-                }
-                90..=92 => {
-                    // Announced before it starts: a kill may land before, inside or after it.
-                    let d = rng.below(3) as usize;
-                    let keep = 1 + rng.below(8);
-                    let head = store
-                        .history(&docs[d])
-                        .unwrap()
-                        .last()
-                        .map_or(0, |r| r.version.get());
-                    println!("PRUNE {} {}", DOCS[d], head.saturating_sub(keep - 1));
-                    store
-                        .prune(&docs[d], strata_storage::Retention::KeepLast(keep), true)
-                        .unwrap();
-                }
-                _ => {
-                    println!("CLOSE");
-                    drop(store);
-                    Store::repack_at(&dir, StoreOptions::default(), RepackOptions::default())
-                        .unwrap();
-                    break;
-                }
-            }
-        }
-        println!("CLOSE");
-    }
-}
+use strata_storage::{At, Store, StoreOptions};
+use strata_tests::crash::{DOCS, Rng};
 
 /// What the parent learned from the children: every acknowledged version, and the repairs
 /// the opens after the kills reported.
@@ -161,20 +34,15 @@ struct Acked(
 
 /// Runs `cycles` kill cycles on the store at `path`; returns every acknowledged version.
 fn run_cycles(path: &std::path::Path, cycles: u64, seed: u64) -> Acked {
-    let exe = std::env::current_exe().unwrap();
+    let exe = env!("CARGO_BIN_EXE_strata-crash-child");
     let mut acked = Acked::default();
     let mut rng = Rng(seed | 1);
     for cycle in 0..cycles {
-        let child_seed = rng.next();
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash::crash_loop_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("STRATA_CRASH_LOOP_DIR", path)
-            .env("STRATA_CRASH_LOOP_SEED", child_seed.to_string())
+        let child_seed = rng.next_u64();
+        let mut child = Command::new(exe)
+            .arg("loop")
+            .arg(path)
+            .arg(child_seed.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -14,8 +14,15 @@ fn run_policy(index: usize, durability: Durability) {
 
 fn run_on(engine: EngineUnderTest, index: usize, durability: Durability, cases: u32) {
     let policy = &policies()[index];
+    // A failure's seed is saved in `prop_store.proptest-regressions` beside this file (add a
+    // one-line postmortem after its `#` when fixing it), and every run replays the saved
+    // seeds first.
     let mut runner = TestRunner::new(Config {
         cases: strata_tests::cases(cases),
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+        )),
         ..Config::default()
     });
     let result = runner.run(&ops(40), |ops| {

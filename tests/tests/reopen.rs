@@ -75,39 +75,13 @@ fn a_store_held_by_another_process_is_refused_as_in_use() {
     assert!(err.to_string().contains("in use"), "{err}");
 }
 
-/// The child half of `acknowledged_puts_survive_a_crash`: puts until killed, printing each
-/// acknowledged version. Does nothing unless run by the parent.
-#[test]
-fn crash_child() {
-    let Ok(dir) = std::env::var("STRATA_CRASH_CHILD_DIR") else {
-        return;
-    };
-    let store = Store::open(&dir).unwrap();
-    let doc = DocId::new("crash").unwrap();
-    for i in 0u64.. {
-        let content = format!("line {i}\n").repeat(1 + (i % 50) as usize);
-        let rec = store.put(&doc, content.as_bytes()).unwrap();
-        println!("ACK {}", rec.version);
-        if i == 200 {
-            // Die without any cleanup, as kill -9 would.
-            std::process::abort();
-        }
-    }
-}
-
 #[test]
 fn acknowledged_puts_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "reopen::crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_CRASH_CHILD_DIR", &path)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata-crash-child"))
+        .arg("puts")
+        .arg(&path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
