@@ -25,6 +25,11 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 
+    /// How long to wait, in seconds, while another process uses the store (one process at a
+    /// time may), before failing with the process's number.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, global = true)]
+    pub(crate) wait: f64,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

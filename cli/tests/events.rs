@@ -642,3 +642,53 @@ fn a_recorded_retention_rule_applies_to_every_later_put() {
     one_line_error(&strata(d, &["retention", "--keep", "0"]), 2);
     one_line_error(&strata(d, &["retention", "--keep", "2", "--off"]), 2);
 }
+
+#[test]
+fn a_second_process_waits_for_the_store_then_names_its_holder() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("in"), "base\n").unwrap();
+    ok(&strata(d, &["put", "doc", "in"]));
+    // An import from a pipe holds the store while it waits for more input.
+    let mut holder = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(d)
+        .env_remove("STRATA_DIR")
+        .args(["import", "-", "--batch", "1000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pipe = holder.stdin.take().unwrap();
+    pipe.write_all(b"put 4 other\nabc\n\n").unwrap();
+    pipe.flush().unwrap();
+    // Wait until the importer has opened the store (it names itself there).
+    let pid = holder.id();
+    let named = d.join(".strata/strata-pid");
+    let waited = std::time::Instant::now();
+    while std::fs::read_to_string(&named).ok().as_deref() != Some(pid.to_string().as_str()) {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(20),
+            "the importer never opened the store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A short wait fails, naming the process.
+    let started = std::time::Instant::now();
+    let err = one_line_error(&strata(d, &["--wait", "0.5", "get", "doc"]), 2);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert!(
+        err.contains(&format!("in use by process {pid}")) && err.contains("--wait"),
+        "{err}"
+    );
+    // A reader with the default wait gets through once the importer is done.
+    let reader = {
+        let d = d.to_owned();
+        std::thread::spawn(move || strata(&d, &["get", "other"]))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(pipe);
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(ok(&reader.join().unwrap()), "abc\n");
+}

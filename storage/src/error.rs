@@ -25,11 +25,17 @@ pub enum OpenError {
         /// The path that was tried.
         path: PathBuf,
     },
-    /// Another process (or another `Store` in this process) holds the store open.
-    #[error("store at {path} is in use by another process; close it and try again")]
+    /// Another process holds the store open, and kept it past the wait
+    /// ([`crate::StoreOptions::lock_wait`]).
+    #[error(
+        "store at {path} is in use by {}; wait for it to finish (the CLI's --wait SECONDS waits longer) or stop it",
+        pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}"))
+    )]
     Locked {
         /// The store's path.
         path: PathBuf,
+        /// The holding process, when it recorded itself (`strata-pid` in the store).
+        pid: Option<u32>,
     },
     /// This process already has the store open through another [`Store`](crate::Store).
     #[error(

@@ -71,7 +71,7 @@ pub use engine::memory::MemoryEngine;
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
 pub use feed::{Feed, FeedEntry, Subscription};
 pub use format::STORE_FORMAT;
-pub use options::{Durability, StoreOptions};
+pub use options::{DEFAULT_LOCK_WAIT, Durability, StoreOptions};
 pub use prune::{PruneReport, Retention};
 pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};

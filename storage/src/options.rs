@@ -44,6 +44,7 @@ pub struct StoreOptions {
     pub(crate) verify_reads: bool,
     pub(crate) run_threshold: usize,
     pub(crate) retention: Option<crate::prune::Retention>,
+    pub(crate) lock_wait: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -61,11 +62,23 @@ impl Default for StoreOptions {
             verify_reads: false,
             run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
             retention: None,
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
 
+/// How long an open waits for another process to close the store, by default.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl StoreOptions {
+    /// Sets how long an open waits while another process holds the store (one process at a
+    /// time may). Past it, the open fails with [`crate::OpenError::Locked`], which names the
+    /// holding process. Default [`DEFAULT_LOCK_WAIT`] (10 s); zero tries once.
+    pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Uses a built-in policy for new versions and records it in the store, so later opens
     /// without a policy use it too. Default: the store's recorded policy, else `reverse:4`.
     pub fn policy(mut self, policy: Policy) -> Self {

@@ -192,6 +192,7 @@ impl Store {
                 create: true,
                 convert: false,
                 run_threshold: self.inner.options.run_threshold,
+                lock_wait: self.inner.options.lock_wait,
             },
         )
         .map_err(|e| StoreError::Repack {

@@ -283,6 +283,7 @@ impl Store {
                 create: options.create,
                 convert: options.convert,
                 run_threshold: options.run_threshold,
+                lock_wait: options.lock_wait,
             },
         )?;
         // The engine's lock is held now, so no repack of this store is running.

@@ -67,12 +67,35 @@ fn a_store_held_by_another_process_is_refused_as_in_use() {
     // another process would.
     let holder = std::fs::File::open(path.join("db")).unwrap();
     holder.lock().unwrap();
-    let err = Store::open(&path).unwrap_err();
+    let wait = std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let err = Store::open_with(
+        &path,
+        strata_storage::StoreOptions::default().lock_wait(wait),
+    )
+    .unwrap_err();
+    assert!(started.elapsed() >= wait, "gave up before the wait");
+    // The store names the process that last opened it: this one.
+    let me = std::process::id();
     assert!(
-        matches!(err, strata_storage::OpenError::Locked { .. }),
+        matches!(err, strata_storage::OpenError::Locked { pid: Some(p), .. } if p == me),
         "{err}"
     );
-    assert!(err.to_string().contains("in use"), "{err}");
+    assert!(
+        err.to_string().contains(&format!("in use by process {me}")),
+        "{err}"
+    );
+    // The wait ends as soon as the holder lets go.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        holder.unlock().unwrap();
+    });
+    let store = Store::open_with(
+        &path,
+        strata_storage::StoreOptions::default().lock_wait(std::time::Duration::from_secs(20)),
+    );
+    release.join().unwrap();
+    assert!(store.is_ok(), "{:?}", store.err());
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             // they are a quarter or more of all packed bytes (git's auto-gc, by bytes).
             let reclaim_packs = ls::run_prune(args, &open(cli)?, out)?;
             if reclaim_packs && !args.no_repack {
-                repack::reclaim(&store_path(cli), out)?;
+                repack::reclaim(&store_path(cli), options(cli), out)?;
             }
             reclaim(cli)
         }
@@ -61,7 +61,13 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             reclaim(cli)
         }
         Command::JsonPatch(args) => json_patch::run(args, out),
-        Command::Repack(args) => repack::run(args, &store_path(cli), args.policy.policy, out),
+        Command::Repack(args) => repack::run(
+            args,
+            &store_path(cli),
+            options(cli),
+            args.policy.policy,
+            out,
+        ),
         Command::Quickstart(_) => quickstart::run(given_store(cli), out),
         Command::Feed(args) => feed::run(args, || open(cli), out),
         Command::Batch(args) => batch::run(
@@ -100,7 +106,7 @@ const READ_CACHE_BYTES: usize = 96 << 20;
 /// runs merged by an import, packs dropped by gc): the engine removes their files only when
 /// a store opens, so the command leaves none behind. No store (an import of nothing) is fine.
 fn reclaim(cli: &Cli) -> Result<(), CliError> {
-    match Store::open_with(store_path(cli), StoreOptions::default().create(false)) {
+    match Store::open_with(store_path(cli), options(cli).create(false)) {
         Ok(store) => {
             drop(store);
             Ok(())
@@ -119,7 +125,7 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
 fn open_reading(cli: &Cli, verify: bool) -> Result<Store, CliError> {
     open_store(
         cli,
-        StoreOptions::default()
+        options(cli)
             .create(false)
             .verify_reads(verify)
             .cache_bytes(READ_CACHE_BYTES),
@@ -135,7 +141,7 @@ fn open_writer(
     policy: Option<strata_core::Policy>,
     max_size: u64,
 ) -> Result<Store, CliError> {
-    let mut options = StoreOptions::default().max_content_len(max_size);
+    let mut options = options(cli).max_content_len(max_size);
     if bulk {
         options = options.durability(strata_storage::Durability::Manual);
     }
@@ -146,6 +152,16 @@ fn open_writer(
 }
 
 /// Opens the store with `options`, printing what was repaired on the way.
+/// The options every command opens its store with: the `--wait` for another process.
+fn options(cli: &Cli) -> StoreOptions {
+    let wait = if cli.wait.is_finite() && cli.wait > 0.0 {
+        std::time::Duration::from_secs_f64(cli.wait.min(1e9))
+    } else {
+        std::time::Duration::ZERO
+    };
+    StoreOptions::default().lock_wait(wait)
+}
+
 fn open_store(cli: &Cli, options: StoreOptions) -> Result<Store, CliError> {
     let store = Store::open_with(store_path(cli), options)?;
     for repair in store.repairs() {

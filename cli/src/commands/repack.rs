@@ -12,6 +12,7 @@ use crate::error::CliError;
 pub(crate) fn run(
     args: &RepackArgs,
     path: &Path,
+    store_options: StoreOptions,
     policy: Option<Policy>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
@@ -26,7 +27,7 @@ pub(crate) fn run(
         level: args.level,
         window: args.window.max(1),
     };
-    let r = Store::repack_at(path, StoreOptions::default(), options)?;
+    let r = Store::repack_at(path, store_options, options)?;
     writeln!(
         out,
         "repacked {} objects ({} deltas, {} unreferenced dropped): payload {} -> {} bytes, store directory {} -> {} bytes",
@@ -42,8 +43,12 @@ pub(crate) fn run(
 }
 
 /// Repacks with the store's own policy and default settings after a prune, and says so.
-pub(crate) fn reclaim(path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let r = Store::repack_at(path, StoreOptions::default(), RepackOptions::default())?;
+pub(crate) fn reclaim(
+    path: &Path,
+    store_options: StoreOptions,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let r = Store::repack_at(path, store_options, RepackOptions::default())?;
     writeln!(
         out,
         "repacked to reclaim the dropped versions' packed bytes: store directory {} -> {} bytes",

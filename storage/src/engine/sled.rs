@@ -93,6 +93,26 @@ fn is_empty_or_cut_short(path: &Path) -> bool {
     }
 }
 
+/// The file that names the process holding the store (written at every open; read only
+/// when the lock is taken, that is while that process lives).
+const PID_FILE: &str = "strata-pid";
+
+fn record_holder(path: &Path) {
+    // Informational only: a store whose file cannot be written works the same.
+    let tmp = path.join(format!("{PID_FILE}.tmp"));
+    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, path.join(PID_FILE));
+    }
+}
+
+fn holder(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.to_string().contains("could not acquire lock")
 }
@@ -112,6 +132,7 @@ enum OpenFailure {
 fn open_db(
     path: &Path,
     cache_capacity: u64,
+    lock_wait: std::time::Duration,
     repairs: &mut Vec<String>,
 ) -> Result<::sled::Db, OpenFailure> {
     let mut waited = std::time::Duration::ZERO;
@@ -139,9 +160,7 @@ fn open_db(
             }
         };
         match result {
-            Err(::sled::Error::Io(ref io))
-                if is_lock_error(io) && waited < std::time::Duration::from_secs(1) =>
-            {
+            Err(::sled::Error::Io(ref io)) if is_lock_error(io) && waited < lock_wait => {
                 std::thread::sleep(step);
                 waited += step;
             }
@@ -157,6 +176,7 @@ impl SledEngine {
         path: &Path,
         cache_capacity: u64,
         create: bool,
+        lock_wait: std::time::Duration,
     ) -> Result<(Self, Vec<String>), OpenError> {
         if path.exists() && !path.is_dir() {
             return Err(OpenError::NotAStore {
@@ -184,10 +204,11 @@ impl SledEngine {
             source: BackendError::new(e),
         };
         let mut repairs = Vec::new();
-        let db = open_db(path, cache_capacity, &mut repairs).map_err(|e| match e {
+        let db = open_db(path, cache_capacity, lock_wait, &mut repairs).map_err(|e| match e {
             OpenFailure::Engine(::sled::Error::Io(ref io)) if is_lock_error(io) => {
                 OpenError::Locked {
                     path: path.to_owned(),
+                    pid: holder(path),
                 }
             }
             OpenFailure::Engine(::sled::Error::Corruption { .. }) => OpenError::Damaged {
@@ -208,6 +229,8 @@ impl SledEngine {
                 ))),
             },
         })?;
+        // Who holds the store, for the message of a process that waits for it in vain.
+        record_holder(path);
         let mut trees = HashMap::new();
         for space in Space::engine_spaces() {
             trees.insert(space, db.open_tree(tree_name(space)).map_err(backend)?);
@@ -407,16 +430,19 @@ mod tests {
         std::fs::create_dir_all(path.join("blobs")).unwrap();
         // A read does not find a store there; a write creates one.
         assert!(matches!(
-            super::SledEngine::open(&path, 1 << 20, false),
+            super::SledEngine::open(&path, 1 << 20, false, std::time::Duration::from_secs(1)),
             Err(crate::OpenError::Missing { .. })
         ));
-        assert!(super::SledEngine::open(&path, 1 << 20, true).is_ok());
+        assert!(
+            super::SledEngine::open(&path, 1 << 20, true, std::time::Duration::from_secs(1))
+                .is_ok()
+        );
         // Anything else beside `blobs/` is not ours to take.
         let other = dir.path().join("t");
         std::fs::create_dir_all(other.join("blobs")).unwrap();
         std::fs::write(other.join("notes.txt"), b"mine").unwrap();
         assert!(matches!(
-            super::SledEngine::open(&other, 1 << 20, true),
+            super::SledEngine::open(&other, 1 << 20, true, std::time::Duration::from_secs(1)),
             Err(crate::OpenError::NotAStore { .. })
         ));
     }
@@ -432,7 +458,9 @@ mod tests {
         let path = dir.path().join("s");
         let files = || std::fs::read_dir(path.join("blobs")).unwrap().count();
         {
-            let (engine, _) = super::SledEngine::open(&path, 1 << 20, true).unwrap();
+            let (engine, _) =
+                super::SledEngine::open(&path, 1 << 20, true, std::time::Duration::from_secs(1))
+                    .unwrap();
             for key in [b"a", b"b"] {
                 let mut batch = Batch::default();
                 batch.put(Space::RunBlocks, key.to_vec(), vec![key[0]; 20_000]);
@@ -443,7 +471,9 @@ mod tests {
             engine.write(batch).unwrap();
             engine.flush().unwrap();
         }
-        let (engine, _) = super::SledEngine::open(&path, 1 << 20, false).unwrap();
+        let (engine, _) =
+            super::SledEngine::open(&path, 1 << 20, false, std::time::Duration::from_secs(1))
+                .unwrap();
         engine.remove_unreferenced_files().unwrap();
         assert_eq!(
             engine.get(Space::RunBlocks, b"b").unwrap().as_deref(),
@@ -456,8 +486,13 @@ mod tests {
     #[test]
     fn sled_engine_keeps_the_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, repairs) =
-            super::SledEngine::open(&dir.path().join("s"), 1 << 20, true).unwrap();
+        let (engine, repairs) = super::SledEngine::open(
+            &dir.path().join("s"),
+            1 << 20,
+            true,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
         assert!(repairs.is_empty());
         super::super::tests::engine_contract(&engine);
     }

@@ -512,6 +512,7 @@ mod tests {
                 create: true,
                 convert: false,
                 run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
+                lock_wait: std::time::Duration::from_secs(1),
             },
         )
         .unwrap()

@@ -18,13 +18,16 @@ pub(crate) struct KvConfig {
     pub(crate) convert: bool,
     /// See [`crate::StoreOptions::record_run_threshold`].
     pub(crate) run_threshold: usize,
+    /// See [`crate::StoreOptions::lock_wait`].
+    pub(crate) lock_wait: std::time::Duration,
 }
 
 impl Kv {
     /// Opens the sled engine in `path`, first repairing what a crash can leave that the engine
     /// would refuse ([`crate::recover`]); returns the store's records and one line per repair.
     pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<(Self, Vec<String>), OpenError> {
-        let (engine, repairs) = SledEngine::open(path, config.cache_capacity, config.create)?;
+        let (engine, repairs) =
+            SledEngine::open(path, config.cache_capacity, config.create, config.lock_wait)?;
         let engine = Arc::new(engine);
         let kv = Self::on(
             Arc::clone(&engine) as Arc<dyn Engine>,
