@@ -692,3 +692,64 @@ fn a_second_process_waits_for_the_store_then_names_its_holder() {
     assert!(holder.wait().unwrap().success());
     assert_eq!(ok(&reader.join().unwrap()), "abc\n");
 }
+
+#[test]
+fn four_processes_with_expected_versions_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("in"), "").unwrap();
+    ok(&strata(d, &["put", "counter", "in"]));
+    const PROCS: usize = 4;
+    const UPDATES: usize = 5;
+    let workers: Vec<_> = (0..PROCS)
+        .map(|p| {
+            let d = d.to_owned();
+            std::thread::spawn(move || {
+                let mut conflicts = 0;
+                for u in 0..UPDATES {
+                    loop {
+                        let log = ok(&strata(&d, &["log", "counter", "--json"]));
+                        let head = json_lines(&log).last().unwrap()["version"]
+                            .as_u64()
+                            .unwrap();
+                        let mut content = strata(&d, &["get", &format!("counter@{head}")]).stdout;
+                        content.extend_from_slice(format!("p{p} u{u}\n").as_bytes());
+                        let out = common::strata_stdin(
+                            &d,
+                            &["put", "counter", "--expect", &head.to_string()],
+                            Some(&content),
+                        );
+                        if out.status.success() {
+                            break;
+                        }
+                        let err = one_line_error(&out, 2);
+                        assert!(err.contains("conflict on 'counter'"), "{err}");
+                        conflicts += 1;
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let log = json_lines(&ok(&strata(d, &["log", "counter", "--json"])));
+    assert_eq!(
+        log.len(),
+        1 + PROCS * UPDATES,
+        "no update lost ({conflicts} conflicts)"
+    );
+    for (i, v) in log.iter().enumerate() {
+        assert_eq!(v["version"], i as u64 + 1);
+    }
+    let text = ok(&strata(d, &["get", "counter"]));
+    let lines: std::collections::HashSet<&str> = text.lines().collect();
+    assert_eq!(
+        (lines.len(), text.lines().count()),
+        (PROCS * UPDATES, PROCS * UPDATES)
+    );
+    let seqs: Vec<u64> = json_lines(&ok(&strata(d, &["feed"])))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=(1 + PROCS * UPDATES) as u64).collect::<Vec<_>>());
+}

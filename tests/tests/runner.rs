@@ -2,6 +2,7 @@
 
 mod compat;
 mod conformance;
+mod contention;
 mod corpus;
 mod crash;
 mod damage;
