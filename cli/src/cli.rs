@@ -77,6 +77,8 @@ pub(crate) enum Command {
     /// "author", "time" (RFC 3339 or a date). The versions get consecutive feed positions; on
     /// a conflict nothing is stored and the message names the document and versions.
     Batch(BatchArgs),
+    /// Write every version as a git fast-import stream (one commit per version, feed order)
+    Export(ExportArgs),
     /// Record a document's deletion as its next version; earlier versions stay readable
     Rm(RmArgs),
     /// Drop a document's oldest versions for good (the only command that drops data)
@@ -188,6 +190,7 @@ impl Command {
             Self::Diff(a) => &a.at,
             Self::Ls(a) => &a.at,
             Self::Rm(a) => &a.at,
+            Self::Export(a) => &a.at,
             Self::Prune(a) => &a.at,
             Self::Retention(a) => &a.at,
             Self::Stats(a) | Self::Verify(a) => &a.at,
@@ -496,6 +499,24 @@ pub(crate) struct RetentionArgs {
     pub(crate) at: StoreArg,
 }
 
+/// Arguments of `strata export`.
+///
+/// `strata export | git fast-import` loads the history into a git repository: each document
+/// is a file path, each version a commit with its author, time (to the second) and message
+/// (metadata git has no field for as `Strata-Meta: key=value` lines at its end), deletions
+/// as file removals. Versions that cannot be read (a damaged store) are skipped and listed
+/// on standard error, and the command exits 1: the rest is still exported.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Only these documents (default: all).
+    pub(crate) docs: Vec<String>,
+    /// The branch the commits go to.
+    #[arg(long, default_value = "main", value_name = "NAME")]
+    pub(crate) branch: String,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
 /// Arguments of `strata rm`.
 #[derive(Debug, Args)]
 pub(crate) struct RmArgs {
@@ -523,6 +544,11 @@ pub(crate) struct ImportArgs {
     /// batch boundary can leave one more full snapshot.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub(crate) batch: usize,
+    /// DIR is a `git fast-export` stream (a file, or '-' for standard input): every file
+    /// path becomes a document and every commit that touched it a version, with its time,
+    /// author and message.
+    #[arg(long)]
+    pub(crate) git_stream: bool,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
     #[command(flatten)]

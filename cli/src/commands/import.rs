@@ -249,6 +249,16 @@ pub(crate) fn run(
     open: impl FnOnce() -> Result<Store, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if args.git_stream {
+        if args.dir.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            return super::export::import_git_stream(&mut stdin.lock(), open, out);
+        }
+        let file = std::fs::File::open(&args.dir)
+            .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", args.dir.display())))?;
+        let mut reader = std::io::BufReader::new(file);
+        return super::export::import_git_stream(&mut reader, open, out);
+    }
     if args.dir.as_os_str() == "-" {
         let stdin = std::io::stdin();
         return run_stream(

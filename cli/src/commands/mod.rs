@@ -2,6 +2,7 @@
 
 mod batch;
 mod diff;
+mod export;
 mod feed;
 mod get;
 mod import;
@@ -39,6 +40,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::DiffFiles(args) => diff::run_files(args, out),
         Command::Ls(args) => ls::run_ls(args, &open(cli)?, out),
         Command::Rm(args) => ls::run_rm(args, &open(cli)?, out),
+        Command::Export(args) => export::run(args, &open(cli)?, out),
         Command::Retention(args) => ls::run_retention(args, &open(cli)?, out),
         Command::Prune(args) => {
             // The dropped versions' bytes inside packs are reclaimed by a repack; it runs when
