@@ -235,6 +235,17 @@ impl StoreError {
         }
     }
 
+    /// Adds the object being read to a corruption error that does not name one yet.
+    pub(crate) fn at_object(self, id: &strata_core::ContentHash) -> Self {
+        match self {
+            Self::Corrupt { what, reason } if !what.contains("object") => Self::Corrupt {
+                what: format!("object {id} ({what})"),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     /// Returns `true` when the error means stored data is damaged.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Self::Corrupt { .. } | Self::HashMismatch { .. })

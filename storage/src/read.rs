@@ -262,13 +262,16 @@ pub(crate) fn rebuild(
             start = Some(hit);
             break;
         }
-        let object = kv.object(&cursor)?.ok_or_else(|| {
-            let reason = match chain.last() {
-                None => "object is missing".to_owned(),
-                Some((child, _)) => format!("it is the delta base of {child} but is missing"),
-            };
-            StoreError::corrupt(format!("object {cursor}"), reason)
-        })?;
+        let object = kv
+            .object(&cursor)
+            .map_err(|e| e.at_object(&cursor))?
+            .ok_or_else(|| {
+                let reason = match chain.last() {
+                    None => "object is missing".to_owned(),
+                    Some((child, _)) => format!("it is the delta base of {child} but is missing"),
+                };
+                StoreError::corrupt(format!("object {cursor}"), reason)
+            })?;
         let header = object.header;
         if header.raw_len > max_len {
             return Err(StoreError::corrupt(
@@ -306,7 +309,7 @@ pub(crate) fn rebuild(
     for (id, object) in chain.into_iter().rev() {
         let id = &id;
         let header = object.header;
-        let payload = kv.object_payload(id, object)?;
+        let payload = kv.object_payload(id, object).map_err(|e| e.at_object(id))?;
         let bad = |e: delta::ApplyError| StoreError::corrupt(format!("object {id}"), e);
         checked &= match header.kind {
             ObjectKind::Full { codec: Codec::Zstd }

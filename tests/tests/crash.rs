@@ -4,7 +4,7 @@
 //! the store must open, every acknowledged version must read back with its id, the change
 //! feed must have no gap, and `verify` must be clean.
 //!
-//! `STRATA_CRASH_CYCLES=1000 cargo test -p strata-tests crash::` for a long run (default 12
+//! `STRATA_CRASH_CYCLES=1000 cargo test -p strata-tests crash::` for a long run (default 20
 //! cycles here and 8 in the CLI suite, so CI stays fast).
 //!
 //! postmortem (issue 14): sled 0.34.7 writes a snapshot file `snap.N.generating` at every open
@@ -227,7 +227,7 @@ fn every_kill_leaves_a_store_that_opens_with_every_acknowledged_version() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_u64);
-    let n = cycles(12);
+    let n = cycles(20);
     let acked = run_cycles(&path, n, seed);
     let unfinished = acked.1.iter().filter(|r| r.contains(".generating")).count();
     eprintln!(

@@ -28,6 +28,19 @@ impl From<::sled::Error> for StoreError {
             ::sled::Error::Corruption { at, .. } => {
                 Self::corrupt("storage engine", format!("corruption detected at {at:?}"))
             }
+            // A file sled wrote and still points to (a value's blob file) is gone or cut
+            // short: damage, not a passing I/O failure.
+            ::sled::Error::Io(ref io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Self::corrupt(
+                    "storage engine",
+                    format!("a file it needs is missing or cut short ({io})"),
+                )
+            }
             other => Self::Backend(BackendError::new(other)),
         }
     }
