@@ -174,4 +174,18 @@ mod tests {
                 .contains("not a version")
         );
     }
+
+    proptest::proptest! {
+        /// Any text given as a version spec parses or is a one-line error; never a panic.
+        #[test]
+        fn specs_never_panic(text in "\\PC{0,40}", suffix in "[0-9a-fA-F:+.TZtz@-]{0,40}") {
+            for spec in [text.clone(), format!("doc@{suffix}"), format!("{text}@{suffix}")] {
+                match parse_target(&spec) {
+                    Ok(_) => {}
+                    Err(e) => proptest::prop_assert_eq!(e.message().lines().count(), 1),
+                }
+                let _ = crate::time::parse(&suffix);
+            }
+        }
+    }
 }

@@ -644,6 +644,56 @@ fn hoist_moves(raw: Vec<Raw>) -> Vec<JsonChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any JSON value: a patch parser input, or a document.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z/~01-]{0,8}".prop_map(Value::String),
+            prop_oneof![
+                Just("add"),
+                Just("remove"),
+                Just("replace"),
+                Just("move"),
+                Just("copy"),
+                Just("test")
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("op"),
+                        Just("path"),
+                        Just("from"),
+                        Just("value"),
+                        Just("x")
+                    ],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Parsing and applying arbitrary (often patch-shaped) JSON never panics.
+        #[test]
+        fn patch_parsing_and_applying_never_panic(patch in any_json(), doc in any_json()) {
+            if let Ok(ops) = parse_patch(&patch) {
+                let _ = apply_patch(&doc, &ops);
+            }
+            let _ = parse_pointer(patch.as_str().unwrap_or("/a/~1b/~0c/-"));
+        }
+    }
     use serde_json::json;
 
     #[test]

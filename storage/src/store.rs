@@ -513,6 +513,9 @@ impl Store {
     }
 
     /// Starts a batch of puts that commit in one transaction with one flush.
+    ///
+    /// Commit (or drop) a batch before starting the next one on the same thread: a commit
+    /// may fold loose objects into a pack, which waits until no batch of the store is open.
     pub fn batch(&self) -> WriteBatch<'_> {
         WriteBatch::new(self)
     }

@@ -986,6 +986,23 @@ mod tests {
     use super::*;
     use crate::engine::memory::MemoryEngine;
 
+    proptest::proptest! {
+        /// Run directories and blocks refuse arbitrary bytes with an error, never a panic;
+        /// a block that parses answers lookups without panicking either.
+        #[test]
+        fn run_readers_never_panic_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800),
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let _ = Dir::parse(1, &bytes);
+            if let Ok(run) = Run::parse(1, Value::shared(Arc::from(&bytes[..]))) {
+                let _ = run.find(1, &key);
+                let _ = run.last_in(1, &Bound::Unbounded, &Bound::Included(key.clone()));
+                let _ = run.entries_in(1, &Bound::Included(key), &Bound::Unbounded);
+            }
+        }
+    }
+
     fn lsm() -> LsmEngine {
         LsmEngine::new(Arc::new(MemoryEngine::new()), 64).unwrap()
     }

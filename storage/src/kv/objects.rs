@@ -69,7 +69,7 @@ fn hash_of(bytes: &[u8]) -> ContentHash {
 
 /// Splits an object's part-0 value into its header and inline payload (empty unless the
 /// header says `parts == 0`).
-fn split_object_record<'a>(
+pub(super) fn split_object_record<'a>(
     hash: &ContentHash,
     bytes: &'a [u8],
 ) -> StoreResult<(ObjectHeader, &'a [u8])> {
