@@ -56,6 +56,9 @@ mod error;
 mod feed;
 mod fold;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod kv;
 mod options;
 mod prune;

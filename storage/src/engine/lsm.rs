@@ -981,6 +981,21 @@ impl Engine for LsmEngine {
     }
 }
 
+/// The run readers on arbitrary bytes (for fuzzing: `fuzz/`, and the proptest below): the
+/// first byte splits a lookup key from a run directory or block.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_runs(bytes: &[u8]) {
+    let n = bytes.first().map_or(0, |b| usize::from(*b % 16));
+    let rest = bytes.get(1..).unwrap_or_default();
+    let (key, body) = rest.split_at(n.min(rest.len()));
+    let _ = Dir::parse(1, body);
+    if let Ok(run) = Run::parse(1, Value::shared(Arc::from(body))) {
+        let _ = run.find(1, key);
+        let _ = run.last_in(1, &Bound::Unbounded, &Bound::Included(key.to_vec()));
+        let _ = run.entries_in(1, &Bound::Included(key.to_vec()), &Bound::Unbounded);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,12 +1009,10 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800),
             key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
         ) {
-            let _ = Dir::parse(1, &bytes);
-            if let Ok(run) = Run::parse(1, Value::shared(Arc::from(&bytes[..]))) {
-                let _ = run.find(1, &key);
-                let _ = run.last_in(1, &Bound::Unbounded, &Bound::Included(key.clone()));
-                let _ = run.entries_in(1, &Bound::Included(key), &Bound::Unbounded);
-            }
+            let mut input = vec![u8::try_from(key.len()).unwrap()];
+            input.extend_from_slice(&key);
+            input.extend_from_slice(&bytes);
+            fuzz_runs(&input);
         }
     }
 

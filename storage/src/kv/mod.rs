@@ -822,6 +822,44 @@ fn decode<R: Record>(bytes: &[u8], what: impl FnOnce() -> String) -> StoreResult
     decode_record::<R>(bytes).map_err(|e| StoreError::decode(what(), e))
 }
 
+/// The record decoders on arbitrary bytes (for fuzzing: `fuzz/`, and the proptests below).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_records(bytes: &[u8]) {
+    let what = || "fuzzed record".to_owned();
+    let _ = decode::<VersionPage>(bytes, what);
+    let _ = decode::<FeedPage>(bytes, what);
+    let _ = decode::<DocRecord>(bytes, what);
+    let _ = decode::<NameRecord>(bytes, what);
+    let _ = decode::<Counters>(bytes, what);
+    let _ = decode::<PackedRef>(bytes, what);
+    let _ = decode::<PackCounter>(bytes, what);
+    let _ = decode::<FormatRecord>(bytes, what);
+    let _ = decode::<VersionRecord>(bytes, what);
+    let _ = decode::<ObjectHeader>(bytes, what);
+    let _ = decode::<Policy>(bytes, what);
+    let key = bytes.get(..16).unwrap_or(bytes);
+    let _ = version_page(7, key, bytes);
+    let _ = objects::split_object_record(&ContentHash::of(key), bytes);
+}
+
+/// The pack reader on arbitrary bytes: a 32-byte id, a one-byte length, an index entry of
+/// that length, then the pack.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_pack(bytes: &[u8]) {
+    let (Some(id), Some(&n)) = (bytes.get(..32), bytes.get(32)) else {
+        return;
+    };
+    let hash = ContentHash::from_bytes(id.try_into().expect("32 bytes"));
+    let rest = &bytes[33..];
+    let (entry, pack) = rest.split_at(usize::from(n).min(rest.len()));
+    if let Ok(at) = decode::<PackedRef>(entry, || "fuzzed entry".to_owned())
+        && let Ok(object) = objects::in_pack(&hash, &at, &Value::shared(Arc::from(pack)))
+    {
+        // What the read path does next with a packed object's payload.
+        let _ = strata_diff::delta::decompress(&object.inline, 1 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -836,20 +874,12 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..600),
             key in proptest::collection::vec(any::<u8>(), 0..20),
         ) {
-            let what = || "fuzzed record".to_owned();
-            let _ = decode::<VersionPage>(&bytes, what);
-            let _ = decode::<FeedPage>(&bytes, what);
-            let _ = decode::<DocRecord>(&bytes, what);
-            let _ = decode::<NameRecord>(&bytes, what);
-            let _ = decode::<Counters>(&bytes, what);
-            let _ = decode::<PackedRef>(&bytes, what);
-            let _ = decode::<PackCounter>(&bytes, what);
-            let _ = decode::<FormatRecord>(&bytes, what);
-            let _ = decode::<strata_core::VersionRecord>(&bytes, what);
-            let _ = decode::<strata_core::ObjectHeader>(&bytes, what);
-            let _ = decode::<strata_core::Policy>(&bytes, what);
+            fuzz_records(&bytes);
             let _ = version_page(7, &key, &bytes);
-            let _ = objects::split_object_record(&ContentHash::of(&key), &bytes);
+            let mut pack_input = key.clone();
+            pack_input.resize(32, 0);
+            pack_input.extend_from_slice(&bytes);
+            fuzz_pack(&pack_input);
         }
 
         /// A valid record with bytes changed anywhere decodes to an error or to some record,

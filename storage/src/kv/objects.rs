@@ -21,7 +21,7 @@ const PACK_KEY: &[u8] = b"";
 /// payload is shared with the engine's cache (a range of the value read), not copied.
 pub(crate) struct StoredObject {
     pub(crate) header: ObjectHeader,
-    inline: Payload,
+    pub(super) inline: Payload,
 }
 
 /// Payload bytes: a range of a value the engine returned (shared, not copied), or bytes
@@ -120,50 +120,62 @@ impl Kv {
                 format!("its pack {} is missing", at.pack),
             )
         })?;
-        let slice = usize::try_from(at.offset)
-            .ok()
-            .zip(usize::try_from(at.len).ok())
-            .and_then(|(o, l)| pack.get(o..o.checked_add(l)?))
-            .ok_or_else(|| {
-                StoreError::corrupt(
-                    format!("object {hash}"),
-                    format!(
-                        "pack {} has {} bytes; the index places the object at {}+{}",
-                        at.pack,
-                        pack.len(),
-                        at.offset,
-                        at.len
-                    ),
-                )
-            })?;
-        // Each packed object starts with its id's first bytes: an index entry that points at
-        // another object of the pack is damage, caught here rather than by a checksum that the
-        // other object would pass.
-        let Some(record) = slice.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
-            return Err(StoreError::corrupt(
+        in_pack(hash, &at, &pack).map(Some)
+    }
+}
+
+/// Finds object `hash` where index entry `at` places it in `pack`, checking every bound, the
+/// id prefix and the record (the pack reader, on its own so that it can be fuzzed).
+pub(crate) fn in_pack(
+    hash: &ContentHash,
+    at: &PackedRef,
+    pack: &Value,
+) -> StoreResult<StoredObject> {
+    let slice = usize::try_from(at.offset)
+        .ok()
+        .zip(usize::try_from(at.len).ok())
+        .and_then(|(o, l)| pack.get(o..o.checked_add(l)?))
+        .ok_or_else(|| {
+            StoreError::corrupt(
                 format!("object {hash}"),
                 format!(
-                    "its index entry points at another object of pack {}",
-                    at.pack
+                    "pack {} has {} bytes; the index places the object at {}+{}",
+                    at.pack,
+                    pack.len(),
+                    at.offset,
+                    at.len
                 ),
-            ));
-        };
-        let (header, inline) = split_object_record(hash, record)?;
-        if header.parts != 0 {
-            return Err(StoreError::corrupt(
-                format!("object {hash}"),
-                "a packed object claims payload chunks",
-            ));
-        }
-        // The payload ends where the object's bytes in the pack end.
-        let end = usize::try_from(at.offset + at.len).expect("checked against the pack above");
-        let start = end - inline.len();
-        Ok(Some(StoredObject {
-            header,
-            inline: pack.slice(start..end),
-        }))
+            )
+        })?;
+    // Each packed object starts with its id's first bytes: an index entry that points at
+    // another object of the pack is damage, caught here rather than by a checksum that the
+    // other object would pass.
+    let Some(record) = slice.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
+        return Err(StoreError::corrupt(
+            format!("object {hash}"),
+            format!(
+                "its index entry points at another object of pack {}",
+                at.pack
+            ),
+        ));
+    };
+    let (header, inline) = split_object_record(hash, record)?;
+    if header.parts != 0 {
+        return Err(StoreError::corrupt(
+            format!("object {hash}"),
+            "a packed object claims payload chunks",
+        ));
     }
+    // The payload ends where the object's bytes in the pack end.
+    let end = usize::try_from(at.offset + at.len).expect("checked against the pack above");
+    let start = end - inline.len();
+    Ok(StoredObject {
+        header,
+        inline: pack.slice(start..end),
+    })
+}
 
+impl Kv {
     /// Whether an object is stored, loose or packed, without reading it.
     pub(crate) fn has_object(&self, hash: &ContentHash) -> StoreResult<bool> {
         Ok(self
