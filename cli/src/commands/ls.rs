@@ -125,18 +125,8 @@ pub(crate) fn run_prune(
     if store.history(&doc)?.is_empty() {
         return Err(CliError::NotFound(format!("no document '{doc}'")));
     }
-    let rule = match (args.keep, &args.before) {
-        (Some(0), _) => {
-            return Err(CliError::failed(
-                "--keep 0 would drop every version: keep at least 1 (the newest is always kept)",
-            ));
-        }
-        (Some(n), _) => strata_storage::Retention::KeepLast(n),
-        (None, Some(t)) => strata_storage::Retention::Since(
-            crate::time::parse(t).map_err(|e| CliError::failed(format!("--before: {e}")))?,
-        ),
-        (None, None) => unreachable!("clap requires --keep or --before"),
-    };
+    let rule = retention_rule(args.keep, args.before.as_deref())?
+        .expect("clap requires --keep or --before");
     let r = store.prune(&doc, rule, args.force)?;
     if r.versions == 0 {
         writeln!(
@@ -170,21 +160,10 @@ pub(crate) fn run_retention(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     use strata_storage::Retention;
-    let rule = match (args.keep, &args.before, args.off) {
-        (Some(0), _, _) => {
-            return Err(CliError::failed(
-                "--keep 0 would drop every version: keep at least 1 (the newest is always kept)",
-            ));
-        }
-        (Some(n), _, _) => Some(Some(Retention::KeepLast(n))),
-        (None, Some(t), _) => Some(Some(Retention::Since(
-            crate::time::parse(t).map_err(|e| CliError::failed(format!("--before: {e}")))?,
-        ))),
-        (None, None, true) => Some(None),
-        (None, None, false) => None,
-    };
-    if let Some(rule) = rule {
-        store.set_retention(rule)?;
+    match retention_rule(args.keep, args.before.as_deref())? {
+        Some(rule) => store.set_retention(Some(rule))?,
+        None if args.off => store.set_retention(None)?,
+        None => {}
     }
     match store.retention() {
         None => writeln!(out, "retention: none (every version is kept)")?,
@@ -200,4 +179,24 @@ pub(crate) fn run_retention(
         )?,
     }
     Ok(())
+}
+
+/// The rule `--keep N` or `--before TIME` gives (`None` when neither is given).
+fn retention_rule(
+    keep: Option<u64>,
+    before: Option<&str>,
+) -> Result<Option<strata_storage::Retention>, CliError> {
+    use strata_storage::Retention;
+    Ok(match (keep, before) {
+        (Some(0), _) => {
+            return Err(CliError::failed(
+                "--keep 0 would drop every version: keep at least 1 (the newest is always kept)",
+            ));
+        }
+        (Some(n), _) => Some(Retention::KeepLast(n)),
+        (None, Some(t)) => Some(Retention::Since(
+            crate::time::parse(t).map_err(|e| CliError::failed(format!("--before: {e}")))?,
+        )),
+        (None, None) => None,
+    })
 }
