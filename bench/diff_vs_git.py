@@ -52,7 +52,7 @@ def main():
             name = os.path.basename(os.path.normpath(h))
             files = sorted(os.path.join(h, f) for f in os.listdir(h) if not f.startswith("."))
             store = os.path.join(work, name)
-            subprocess.run([STRATA, "--store", store, "import", h], check=True, capture_output=True)
+            subprocess.run([STRATA, "--store", store, "import", "--raise-times", h], check=True, capture_output=True)
             t_s = t_g = t_store = 0.0
             n_s = n_g = n_m = 0
             worst = 0.0

@@ -549,6 +549,11 @@ pub(crate) struct ImportArgs {
     /// author and message.
     #[arg(long)]
     pub(crate) git_stream: bool,
+    /// When `<folder>.commits.tsv` dates a version before the one before it (git author
+    /// dates do that after a rebase), give it the previous version's time and keep its own
+    /// date as metadata 'date', instead of refusing the import.
+    #[arg(long)]
+    pub(crate) raise_times: bool,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
     #[command(flatten)]

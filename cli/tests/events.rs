@@ -115,7 +115,16 @@ fn import_dates_versions_from_commits_tsv() {
          000002\tc2\t2020-01-15\tf\tb2\t2\n000003\tc3\t2020-03-01T12:00:00Z\tf\tb3\t2\n",
     )
     .unwrap();
-    let out = ok(&strata(d, &["import", "hist"]));
+    // A date that goes back is a clear error, and no store is made...
+    let err = one_line_error(&strata(d, &["import", "hist"]), 2);
+    assert!(
+        err.contains("000002 is dated 2020-01-15, before 000001 (2020-02-01)")
+            && err.contains("--raise-times"),
+        "{err}"
+    );
+    assert!(!d.join(".strata").exists());
+    // ...unless such versions may take the previous version's time.
+    let out = ok(&strata(d, &["import", "hist", "--raise-times"]));
     assert!(
         out.contains("4 dated by .commits.tsv") && out.contains("1 dated before"),
         "{out}"
@@ -252,9 +261,7 @@ fn follow_sees_puts_of_other_processes_once_in_order_and_consumers_resume() {
     let d = dir.path();
     std::fs::write(d.join("first"), "0\n").unwrap();
     ok(&strata(d, &["put", "doc", "first"]));
-    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(d)
-        .env_remove("STRATA_DIR")
+    let mut follower = common::command(d)
         .args(["feed", "--follow", "--consumer", "tail"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -651,9 +658,7 @@ fn a_second_process_waits_for_the_store_then_names_its_holder() {
     std::fs::write(d.join("in"), "base\n").unwrap();
     ok(&strata(d, &["put", "doc", "in"]));
     // An import from a pipe holds the store while it waits for more input.
-    let mut holder = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(d)
-        .env_remove("STRATA_DIR")
+    let mut holder = common::command(d)
         .args(["import", "-", "--batch", "1000"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -960,4 +965,31 @@ fn export_of_a_damaged_store_skips_and_names_what_it_cannot_read() {
         stream.contains("safe\n") && stream.ends_with("done\n"),
         "{stream}"
     );
+}
+
+#[test]
+fn a_git_stream_whose_dates_go_back_is_refused_unless_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stream = b"blob\nmark :1\ndata 2\na\n\
+commit refs/heads/main\nmark :2\nauthor A <a@x> 1700000000 +0000\ncommitter A <a@x> 1700000000 +0000\ndata 1\n1\nM 100644 :1 f.txt\n\n\
+blob\nmark :3\ndata 2\nb\n\
+commit refs/heads/main\nmark :4\nauthor A <a@x> 1600000000 +0000\ncommitter A <a@x> 1600000000 +0000\ndata 1\n2\nfrom :2\nM 100644 :3 f.txt\n\n";
+    let err = one_line_error(
+        &common::strata_stdin(d, &["import", "--git-stream", "-"], Some(stream)),
+        2,
+    );
+    assert!(
+        err.contains("'f.txt'") && err.contains("--raise-times"),
+        "{err}"
+    );
+    assert!(!d.join(".strata").exists());
+    let out = ok(&common::strata_stdin(
+        d,
+        &["import", "--git-stream", "-", "--raise-times"],
+        Some(stream),
+    ));
+    assert!(out.contains("2 versions"), "{out}");
+    let log = json_lines(&ok(&strata(d, &["log", "f.txt", "--json"])));
+    assert_eq!(log[1]["time"], log[0]["time"]);
 }

@@ -149,10 +149,33 @@ struct Commit {
 /// whole stream is read and checked before the store is opened.
 pub(crate) fn import_git_stream(
     input: &mut dyn BufRead,
+    raise_times: bool,
     open: impl FnOnce() -> Result<Store, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let commits = parse_stream(input)?;
+    if !raise_times {
+        // Times within a document never go back: refused before the store is touched.
+        let mut newest: HashMap<&str, u64> = HashMap::new();
+        for (i, commit) in commits.iter().enumerate() {
+            let Some(t) = commit.time_ms else { continue };
+            for (path, _) in &commit.changes {
+                let last = newest.entry(path.as_str()).or_insert(t);
+                if t < *last {
+                    return Err(CliError::failed(format!(
+                        "'{path}': commit {} of the stream is dated {}, before an earlier commit \
+                         of it ({}): times within a document never go back; pass --raise-times \
+                         to give such a version the previous one's time (its own date is kept \
+                         as metadata 'date')",
+                        i + 1,
+                        crate::time::rfc3339(t),
+                        crate::time::rfc3339(*last)
+                    )));
+                }
+                *last = t;
+            }
+        }
+    }
     let store = open()?;
     let mut newest: HashMap<DocId, u64> = HashMap::new();
     let mut versions = 0usize;

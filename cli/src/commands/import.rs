@@ -140,7 +140,7 @@ fn version_files(folder: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(entries)
 }
 
-fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
+fn plan(dir: &Path, limit: u64, raise_times: bool) -> Result<Plan, CliError> {
     if !dir.is_dir() {
         return Err(CliError::failed(format!(
             "'{}' is not a folder: give a folder of document folders",
@@ -217,6 +217,31 @@ fn plan(dir: &Path, limit: u64) -> Result<Plan, CliError> {
             }
         }
     }
+    // Times within a document never go back: refused, unless asked to raise them.
+    if !raise_times {
+        for (name, files) in &docs {
+            let mut newest: Option<(&PathBuf, &(u64, String))> = None;
+            for f in files {
+                let Some(t) = times.get(f) else { continue };
+                if let Some((before, bt)) = newest
+                    && t.0 < bt.0
+                {
+                    return Err(CliError::failed(format!(
+                        "'{name}': {} is dated {}, before {} ({}): times within a document never \
+                         go back; fix the .commits.tsv, or pass --raise-times to give such a \
+                         version the previous one's time (its own date is kept as metadata 'date')",
+                        name_of(f),
+                        t.1,
+                        name_of(before),
+                        bt.1
+                    )));
+                }
+                if newest.is_none_or(|(_, bt)| t.0 >= bt.0) {
+                    newest = Some((f, t));
+                }
+            }
+        }
+    }
     let mut versions = 0;
     let mut bytes = 0;
     for (name, files) in &docs {
@@ -252,12 +277,17 @@ pub(crate) fn run(
     if args.git_stream {
         if args.dir.as_os_str() == "-" {
             let stdin = std::io::stdin();
-            return super::export::import_git_stream(&mut stdin.lock(), open, out);
+            return super::export::import_git_stream(
+                &mut stdin.lock(),
+                args.raise_times,
+                open,
+                out,
+            );
         }
         let file = std::fs::File::open(&args.dir)
             .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", args.dir.display())))?;
         let mut reader = std::io::BufReader::new(file);
-        return super::export::import_git_stream(&mut reader, open, out);
+        return super::export::import_git_stream(&mut reader, args.raise_times, open, out);
     }
     if args.dir.as_os_str() == "-" {
         let stdin = std::io::stdin();
@@ -269,7 +299,7 @@ pub(crate) fn run(
             out,
         );
     }
-    let plan = plan(&args.dir, args.limit.max_size)?;
+    let plan = plan(&args.dir, args.limit.max_size, args.raise_times)?;
     if plan.versions == 0 {
         // Nothing to store: the store is created only with its first version.
         writeln!(
