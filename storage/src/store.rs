@@ -613,6 +613,14 @@ impl Store {
             .map_err(|e| e.reading(doc, version))
     }
 
+    pub(crate) fn head(&self, doc: &DocId) -> StoreResult<Option<VersionNo>> {
+        let kv = &self.inner.kv;
+        match kv.doc_num(doc.as_str())? {
+            Some(num) => kv.head(num),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn version_record(
         &self,
         doc: &DocId,

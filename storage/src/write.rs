@@ -136,8 +136,9 @@ pub struct WriteBatch<'s> {
     docs: HashMap<DocId, (Option<VersionNo>, Vec<ContentHash>)>,
     /// Per document: what forward-delta puts learned of its compressed full size.
     estimates: HashMap<DocId, FullSizeEstimate>,
-    /// Per document: the earliest time its next put may have (its newest version's, or a
-    /// time an earlier put of the batch gave or will get).
+    /// Per document, once a put gave a time or followed one: the earliest time its next put
+    /// may have (the newest version's, or a time an earlier put of the batch gave or will
+    /// get). Puts without a time need no lookup for it: the commit dates them.
     floors: HashMap<DocId, u64>,
     /// Keeps `gc` out while this batch has objects that no version references yet.
     _gate: std::sync::RwLockReadGuard<'s, ()>,
@@ -197,13 +198,8 @@ impl<'s> WriteBatch<'s> {
     ) -> StoreResult<()> {
         let store = self.store;
         if !self.docs.contains_key(doc) {
-            let newest = store.record(doc, crate::store::At::Latest)?;
-            self.docs.insert(
-                doc.clone(),
-                (newest.as_ref().map(|r| r.version), Vec::new()),
-            );
-            self.floors
-                .insert(doc.clone(), newest.map_or(0, |r| r.created_at_ms));
+            let head = store.head(doc)?;
+            self.docs.insert(doc.clone(), (head, Vec::new()));
         }
         let (head, added) = &self.docs[doc];
         let current = head.map_or(0, VersionNo::get) + added.len() as u64;
@@ -218,16 +214,24 @@ impl<'s> WriteBatch<'s> {
         }
         // A put dated before the document's newest version is refused before its object is
         // written (the commit checks again, against what another writer may have added).
-        let floor = self.floors.get(doc).copied().unwrap_or(0);
-        let time = options.time_ms.unwrap_or_else(|| now_ms().max(floor));
-        if time < floor {
-            return Err(StoreError::TimeGoesBack {
-                doc: doc.clone(),
-                time_ms: time,
-                newest_ms: floor,
-            });
+        if let Some(time) = options.time_ms {
+            let floor = match self.floors.get(doc) {
+                Some(f) => *f,
+                None => store
+                    .record(doc, crate::store::At::Latest)?
+                    .map_or(0, |r| r.created_at_ms),
+            };
+            if time < floor {
+                return Err(StoreError::TimeGoesBack {
+                    doc: doc.clone(),
+                    time_ms: time,
+                    newest_ms: floor,
+                });
+            }
+            self.floors.insert(doc.clone(), time);
+        } else if let Some(floor) = self.floors.get_mut(doc) {
+            *floor = now_ms().max(*floor);
         }
-        self.floors.insert(doc.clone(), time);
         let next = VersionNo(current + 1);
         let hash = ContentHash::of(content);
         // Reverse policies encode at commit, when the batch's whole sequence is known.

@@ -5,6 +5,16 @@ use strata_core::VersionNo;
 use strata_storage::{At, DocId, PutOptions, Retention, StoreOptions};
 use strata_tests::fixture::{TestStore, policies};
 
+/// The version numbers a document's history holds.
+fn kept(store: &strata_storage::Store, doc: &DocId) -> Vec<u64> {
+    store
+        .history(doc)
+        .unwrap()
+        .iter()
+        .map(|r| r.version.get())
+        .collect()
+}
+
 fn text(i: usize) -> Vec<u8> {
     // A growing document with a line changed now and then: deltas everywhere.
     (0..20 + i * 3)
@@ -41,13 +51,7 @@ fn the_retention_option_keeps_the_newest_versions_under_every_policy() {
                     .unwrap();
                 batch.commit().unwrap();
             }
-            let kept: Vec<u64> = ts
-                .store()
-                .history(&a)
-                .unwrap()
-                .iter()
-                .map(|r| r.version.get())
-                .collect();
+            let kept = kept(ts.store(), &a);
             // The newest 3 (from i - 1), but never past the tagged version 5 once tagged.
             let newest3 = (i as u64).saturating_sub(1).max(1);
             let lo = if i >= 4 { newest3.min(5) } else { newest3 };
@@ -58,13 +62,7 @@ fn the_retention_option_keeps_the_newest_versions_under_every_policy() {
         ts.store().put(&a, &text(12)).unwrap();
         ts.reopen();
         let s = ts.store();
-        let kept: Vec<u64> = s
-            .history(&a)
-            .unwrap()
-            .iter()
-            .map(|r| r.version.get())
-            .collect();
-        assert_eq!(kept, [11, 12, 13], "{policy:?}");
+        assert_eq!(kept(s, &a), [11, 12, 13], "{policy:?}");
         for v in 11..=13u64 {
             assert_eq!(
                 s.get(&a, At::Version(VersionNo(v))).unwrap().unwrap(),
@@ -122,13 +120,7 @@ fn the_retention_rule_is_recorded_in_the_store() {
     for i in 2..=4 {
         store.put(&doc, format!("{i}").as_bytes()).unwrap();
     }
-    let kept: Vec<u64> = store
-        .history(&doc)
-        .unwrap()
-        .iter()
-        .map(|r| r.version.get())
-        .collect();
-    assert_eq!(kept, [3, 4]);
+    assert_eq!(kept(&store, &doc), [3, 4]);
     store.set_retention(None).unwrap();
     store.put(&doc, b"5").unwrap();
     assert_eq!(store.history(&doc).unwrap().len(), 3);

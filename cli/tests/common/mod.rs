@@ -4,6 +4,13 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The strata binary, to run in `dir`, with `$STRATA_DIR` cleared.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.current_dir(dir).env_remove("STRATA_DIR");
+    cmd
+}
+
 /// Runs the strata binary in `dir` with `args`.
 pub fn strata(dir: &Path, args: &[&str]) -> Output {
     strata_stdin(dir, args, None)
@@ -12,9 +19,7 @@ pub fn strata(dir: &Path, args: &[&str]) -> Output {
 /// Runs the strata binary in `dir` with `args`, feeding `stdin` when given.
 pub fn strata_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(dir)
-        .env_remove("STRATA_DIR")
+    let mut child = command(dir)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

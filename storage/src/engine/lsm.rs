@@ -134,44 +134,45 @@ impl Run {
         self.bytes.slice(range)
     }
 
-    /// Binary search for `key`.
-    fn find(&self, n: u64, key: &[u8]) -> StoreResult<Option<Found>> {
-        let (mut lo, mut hi) = (0usize, self.count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (k, v) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
-            match self.bytes[k].cmp(key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    return Ok(Some(match v {
-                        Some(v) => Found::Value(self.value(v)),
-                        None => Found::Tombstone,
-                    }));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The index of the first entry whose full key satisfies the lower bound `lo`.
-    fn lower_bound(&self, n: u64, lo: &Bound<Vec<u8>>) -> StoreResult<usize> {
+    /// The number of leading entries whose full key satisfies `before` (true for a prefix of
+    /// the sorted keys, false after it): the binary search every lookup uses.
+    fn partition(&self, n: u64, before: impl Fn(&[u8]) -> bool) -> StoreResult<usize> {
         let (mut a, mut b) = (0usize, self.count);
         while a < b {
             let mid = a + (b - a) / 2;
             let (k, _) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
-            let below = match lo {
-                Bound::Included(l) => self.bytes[k].as_ref() < l.as_slice(),
-                Bound::Excluded(l) => self.bytes[k].as_ref() <= l.as_slice(),
-                Bound::Unbounded => false,
-            };
-            if below {
+            if before(&self.bytes[k]) {
                 a = mid + 1;
             } else {
                 b = mid;
             }
         }
         Ok(a)
+    }
+
+    /// Binary search for `key`.
+    fn find(&self, n: u64, key: &[u8]) -> StoreResult<Option<Found>> {
+        let i = self.partition(n, |k| k < key)?;
+        if i == self.count {
+            return Ok(None);
+        }
+        let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;
+        if &self.bytes[k] != key {
+            return Ok(None);
+        }
+        Ok(Some(match v {
+            Some(v) => Found::Value(self.value(v)),
+            None => Found::Tombstone,
+        }))
+    }
+
+    /// The index of the first entry whose full key satisfies the lower bound `lo`.
+    fn lower_bound(&self, n: u64, lo: &Bound<Vec<u8>>) -> StoreResult<usize> {
+        self.partition(n, |k| match lo {
+            Bound::Included(l) => k < l.as_slice(),
+            Bound::Excluded(l) => k <= l.as_slice(),
+            Bound::Unbounded => false,
+        })
     }
 
     /// The last entry whose full key is within the bounds: its key and what it holds.
@@ -182,17 +183,8 @@ impl Run {
         hi: &Bound<Vec<u8>>,
     ) -> StoreResult<Option<RunEntry>> {
         // The first index past the upper bound, then one back.
-        let (mut a, mut b) = (0usize, self.count);
-        while a < b {
-            let mid = a + (b - a) / 2;
-            let (k, _) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
-            if within(&self.bytes[k], &Bound::Unbounded, hi) {
-                a = mid + 1;
-            } else {
-                b = mid;
-            }
-        }
-        let Some(i) = a.checked_sub(1) else {
+        let past = self.partition(n, |k| within(k, &Bound::Unbounded, hi))?;
+        let Some(i) = past.checked_sub(1) else {
             return Ok(None);
         };
         let (k, v) = self.entry(i).ok_or_else(|| Self::damaged(n, i))?;

@@ -349,9 +349,9 @@ impl TransactionalTree {
     }
 
     fn unstage(&self) {
-        // strata patch: drop what this attempt staged (published 0.34.7 panicked here with
-        // `unimplemented!()`; it is reached only when staging or validation fails, which
-        // 0.34.7 never reports, and each retry makes a fresh overlay anyway).
+        // strata patch (STRATA-PATCH.md item 3): drop what this attempt staged, so a retry
+        // starts clean. Called when staging or validation fails; the published crate had
+        // no body here.
         self.writes.borrow_mut().clear();
         self.read_cache.borrow_mut().clear();
     }
