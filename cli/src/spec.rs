@@ -1,23 +1,17 @@
-//! Parsing `DOC[@VERSION]` arguments.
+//! Parsing `DOC[@VERSION]` arguments (the parser itself is `strata_storage::spec`).
 
-use strata_core::{ContentHash, DocId, VersionNo};
+use strata_core::DocId;
 use strata_storage::At;
 
 use crate::error::CliError;
 
 /// Parses a document key, with a clear error.
 pub(crate) fn doc(key: &str) -> Result<DocId, CliError> {
-    DocId::new(key).map_err(|e| CliError::failed(format!("invalid document key '{key}': {e}")))
+    strata_storage::spec::parse_doc(key).map_err(|e| CliError::failed(e.to_string()))
 }
 
-/// Parses `KEY`, `KEY@N`, `KEY@-N`, `KEY@<64 hex digits>`, `KEY@<RFC 3339 time or date>` or
-/// `KEY@` (latest).
-///
-/// The spec is split at its last '@' (one at the very start belongs to the key, as in
-/// `@team/plan`), and what follows must be a version: a key that itself contains '@' is
-/// written with a version or a trailing '@' (`user@host@` is the latest version of the
-/// document `user@host`). So every key has one reading, and a malformed version is always an
-/// error, never a lookup of another document.
+/// Parses a spec that names a version without a tag (see
+/// [`strata_storage::spec::parse_target`] for the forms).
 pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
     match parse_target(spec)? {
         (doc, Target::At(at)) => Ok((doc, at)),
@@ -28,11 +22,7 @@ pub(crate) fn parse(spec: &str) -> Result<(DocId, At), CliError> {
     }
 }
 
-/// What a spec's suffix names: a version the store resolves by itself, or a tag.
-pub(crate) enum Target {
-    At(At),
-    Tag(String),
-}
+pub(crate) use strata_storage::spec::Target;
 
 /// As [`parse`], and `KEY@TAG` (a suffix that starts with a letter and is no other form)
 /// names the version tagged so in `store`.
@@ -63,47 +53,10 @@ pub(crate) fn lookup(
     })
 }
 
-/// Parses a spec whose suffix may also be a tag name (see [`resolve`]).
+/// Parses a spec whose suffix may also be a tag name (see [`resolve`] and
+/// [`strata_storage::spec::parse_target`]).
 pub(crate) fn parse_target(spec: &str) -> Result<(DocId, Target), CliError> {
-    let Some((key, suffix)) = spec.rsplit_once('@').filter(|(key, _)| !key.is_empty()) else {
-        return Ok((doc(spec)?, Target::At(At::Latest)));
-    };
-    let bad = |why: &str| {
-        CliError::failed(format!(
-            "invalid version '{suffix}' in '{spec}': {why}; a version is N, -N or a 64-hex-digit \
-             content id, a time (2024-05-01T12:00:00Z, 2024-05-01) or a tag, and a key containing '@' \
-             is written with a trailing '@' ('{spec}@')"
-        ))
-    };
-    let at = if suffix.is_empty() {
-        At::Latest
-    } else if let Some(back) = suffix.strip_prefix('-') {
-        At::Back(
-            back.parse::<u64>()
-                .map_err(|_| bad("not a number of versions back"))?,
-        )
-    } else if suffix.len() == 64 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        At::Hash(
-            suffix
-                .parse::<ContentHash>()
-                .map_err(|_| bad("not a content id"))?,
-        )
-    } else if suffix.len() >= 10 && suffix.as_bytes()[4] == b'-' {
-        At::Time(crate::time::parse(suffix).map_err(|e| {
-            CliError::failed(format!("invalid version '{suffix}' in '{spec}': {e}"))
-        })?)
-    } else if suffix.bytes().all(|b| b.is_ascii_digit()) {
-        match suffix.parse::<u64>() {
-            Ok(0) => return Err(bad("versions are numbered from 1")),
-            Ok(n) => At::Version(VersionNo(n)),
-            Err(_) => return Err(bad("the number is too large")),
-        }
-    } else if suffix.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Ok((doc(key)?, Target::Tag(suffix.to_owned())));
-    } else {
-        return Err(bad("not a version"));
-    };
-    Ok((doc(key)?, Target::At(at)))
+    strata_storage::spec::parse_target(spec).map_err(|e| CliError::failed(e.to_string()))
 }
 
 /// Parses a spec that must name a whole document (`KEY` or `KEY@`), for `put` and `log`.
@@ -131,38 +84,22 @@ pub(crate) fn describe(doc: &DocId, at: At) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_core::VersionNo;
 
     #[test]
-    fn specs_parse() {
+    fn versions_parse_and_tags_are_refused_where_not_taken() {
+        // The forms themselves are tested in strata_storage::spec.
         let (d, at) = parse("notes@3").unwrap();
         assert_eq!((d.as_str(), at), ("notes", At::Version(VersionNo(3))));
-        assert_eq!(parse("notes").unwrap().1, At::Latest);
-        assert_eq!(parse("notes@-1").unwrap().1, At::Back(1));
-        assert!(parse("notes@0").is_err());
-        assert!(parse("").is_err());
-        let h = ContentHash::of(b"x");
-        assert_eq!(parse(&format!("a@{h}")).unwrap().1, At::Hash(h));
-    }
-
-    #[test]
-    fn keys_with_at_signs_have_one_reading() {
-        // See: issue 12, item 5.
-        let (d, at) = parse("user@host@").unwrap();
-        assert_eq!((d.as_str(), at), ("user@host", At::Latest));
-        let (d, at) = parse("x@1@2").unwrap();
-        assert_eq!((d.as_str(), at), ("x@1", At::Version(VersionNo(2))));
-        let (d, at) = parse("@team/plan").unwrap();
-        assert_eq!((d.as_str(), at), ("@team/plan", At::Latest));
-        let (d, at) = parse("@team/plan@4").unwrap();
-        assert_eq!((d.as_str(), at), ("@team/plan", At::Version(VersionNo(4))));
-        for malformed in ["notes@-x", "notes@99999999999999999999", "notes@1x", "a@.b"] {
-            let e = parse(malformed).unwrap_err().message();
-            assert!(e.contains("invalid version"), "{malformed}: {e}");
-        }
+        assert!(
+            parse("notes@0")
+                .unwrap_err()
+                .message()
+                .contains("invalid version")
+        );
         // A suffix that starts with a letter names a tag (looked up in a store, never
         // another document); where no tag is taken it is an error.
         for tagged in ["user@host", "notes@abc"] {
-            assert!(matches!(parse_target(tagged), Ok((_, Target::Tag(_)))));
             let e = parse(tagged).unwrap_err().message();
             assert!(e.contains("names tag"), "{tagged}: {e}");
         }
@@ -173,19 +110,5 @@ mod tests {
                 .message()
                 .contains("not a version")
         );
-    }
-
-    proptest::proptest! {
-        /// Any text given as a version spec parses or is a one-line error; never a panic.
-        #[test]
-        fn specs_never_panic(text in "\\PC{0,40}", suffix in "[0-9a-fA-F:+.TZtz@-]{0,40}") {
-            for spec in [text.clone(), format!("doc@{suffix}"), format!("{text}@{suffix}")] {
-                match parse_target(&spec) {
-                    Ok(_) => {}
-                    Err(e) => proptest::prop_assert_eq!(e.message().lines().count(), 1),
-                }
-                let _ = crate::time::parse(&suffix);
-            }
-        }
     }
 }

@@ -1053,3 +1053,62 @@ fn on_terminal(dir: &Path, args: &str, env: &[(&str, &str)]) -> String {
     }
     String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
 }
+
+/// A full disk through the CLI (issue 10): `strata put` fails with one line and no partial
+/// write, reading commands still work on the full disk, and puts resume once space is freed.
+/// Runs in a private mount namespace on a 3 MiB tmpfs (see
+/// `strata_tests::fulldisk::private_mount_shell`).
+#[test]
+fn a_full_disk_fails_one_put_with_one_line_and_loses_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let big: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    std::fs::write(work.path().join("small.txt"), "first\n").unwrap();
+    let script = r#"
+        mount -t tmpfs -o size=3m strata-full "$D" || exit 9
+        S="$D/store"
+        "$B" --store "$S" put small.txt small.txt || exit 10
+        dd if=/dev/zero of="$D/fill" bs=64k 2>/dev/null
+        "$B" --store "$S" put big.bin big.bin 2>full.err; echo "PUT $?"
+        "$B" --store "$S" get small.txt > got.txt; echo "GET $?"
+        "$B" --store "$S" log big.bin; echo "LOG $?"
+        rm "$D/fill"
+        "$B" --store "$S" put big.bin big.bin; echo "RESUMED $?"
+        "$B" --store "$S" get big.bin > big.out; echo "BIG $?"
+        "$B" --store "$S" verify >/dev/null; echo "VERIFY $?"
+    "#;
+    let Some(mut shell) = strata_tests::fulldisk::private_mount_shell(script) else {
+        return;
+    };
+    let out = shell
+        .current_dir(work.path())
+        .env("D", &disk)
+        .env("B", env!("CARGO_BIN_EXE_strata"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let err = std::fs::read_to_string(work.path().join("full.err")).unwrap();
+    assert!(
+        stdout.contains("PUT 1") || stdout.contains("PUT 2"),
+        "{stdout}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("disk holding the store is full"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(stdout.contains("GET 0"), "{stdout}");
+    assert_eq!(
+        std::fs::read(work.path().join("got.txt")).unwrap(),
+        b"first\n"
+    );
+    // The failed put left no version behind.
+    assert!(!stdout.contains("LOG 0"), "{stdout}");
+    assert!(stdout.contains("RESUMED 0"), "{stdout}");
+    assert!(stdout.contains("BIG 0"), "{stdout}");
+    assert_eq!(std::fs::read(work.path().join("big.out")).unwrap(), big);
+    assert!(stdout.contains("VERIFY 0"), "{stdout}");
+}

@@ -199,6 +199,27 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// The disk holding the store is full. The store refuses every call after this error
+    /// until it is opened again; the failed write is not stored, and every version
+    /// acknowledged before it is kept.
+    #[error(
+        "the disk holding the store is full ({reason}): the write was not stored; free some \
+         space and open the store again (every version written before is safe)"
+    )]
+    DiskFull {
+        /// The operating system's message.
+        reason: String,
+    },
+    /// An earlier write failed in the storage engine (an I/O error), so this open store
+    /// refuses every call; opening it again recovers every write that completed.
+    #[error(
+        "the store stopped after a write failed ({reason}): open it again (every version \
+         written before the failure is safe)"
+    )]
+    Stopped {
+        /// The engine's error.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("storage engine failed: {0}")]
     Backend(#[source] BackendError),

@@ -66,6 +66,7 @@ mod read;
 mod recover;
 mod repack;
 mod reverse;
+pub mod spec;
 mod store;
 mod verify;
 mod write;

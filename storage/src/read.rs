@@ -282,6 +282,12 @@ pub(crate) fn rebuild(
                 ),
             ));
         }
+        if let Some((child, _)) = chain.iter().find(|(seen, _)| *seen == cursor) {
+            return Err(StoreError::corrupt(
+                format!("object {hash}"),
+                format!("its delta chain loops: {child} is reached twice"),
+            ));
+        }
         if chain.len() > MAX_CHAIN_DEPTH as usize {
             return Err(StoreError::corrupt(
                 format!("object {hash}"),

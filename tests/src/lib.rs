@@ -5,6 +5,7 @@
 //! fast.
 
 pub mod crash;
+pub mod fulldisk;
 
 /// Reports a missing shared data set: a skip with a message, except when
 /// `STRATA_REQUIRE_SHARED` is set (as `.ci/run` does), where a data set that should be there

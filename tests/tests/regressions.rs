@@ -251,6 +251,55 @@ fn damaged_objects_are_reported_as_corrupt() {
     assert!(err.to_string().contains("missing"), "{err}");
 }
 
+/// A delta chain that loops (version 3's object made a delta of version 4's, which is a delta
+/// of version 3's) is corruption naming the object, found on the first revisit; the versions
+/// before the loop still read.
+#[test]
+fn a_delta_chain_that_loops_is_corrupt_and_earlier_versions_read() {
+    use strata_core::codec::{decode_record_prefix, encode_record};
+    use strata_core::{ObjectHeader, ObjectKind};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let d = doc("loop");
+    let mut hashes = Vec::new();
+    {
+        let store = Store::open_with(
+            &path,
+            StoreOptions::default().policy(Policy::Chain { max_depth: 50 }),
+        )
+        .unwrap();
+        let mut text = String::new();
+        for i in 0..5 {
+            text.push_str(&format!("line {i} of a document that grows\n"));
+            hashes.push(store.put(&d, text.as_bytes()).unwrap().hash);
+        }
+    }
+    with_raw_objects(&path, |objects| {
+        let mut key = hashes[2].as_bytes().to_vec();
+        key.extend_from_slice(&0u32.to_be_bytes());
+        let value = objects.get(&key).unwrap().unwrap().to_vec();
+        let (mut header, payload) = decode_record_prefix::<ObjectHeader>(&value).unwrap();
+        let ObjectKind::Delta { base, .. } = &mut header.kind else {
+            panic!("version 3 should be stored as a delta: {header:?}");
+        };
+        *base = hashes[3];
+        let mut changed = encode_record(&header);
+        changed.extend_from_slice(payload);
+        objects.insert(key, changed).unwrap();
+    });
+    let store = Store::open(&path).unwrap();
+    for v in [3, 4, 5] {
+        let err = store.get(&d, At::Version(VersionNo(v))).unwrap_err();
+        assert!(err.is_corruption(), "version {v}: {err}");
+        assert!(err.to_string().contains("loops"), "version {v}: {err}");
+    }
+    for v in [1, 2] {
+        let got = store.get(&d, At::Version(VersionNo(v))).unwrap().unwrap();
+        assert_eq!(ContentHash::of(&got), hashes[v as usize - 1]);
+    }
+    assert!(!store.verify().unwrap().is_clean());
+}
+
 #[test]
 fn a_store_of_a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ mod corpus;
 mod crash;
 mod damage;
 mod feed;
+mod fulldisk;
 mod guard;
 mod packs;
 mod prop_diff;

@@ -41,9 +41,20 @@ impl From<::sled::Error> for StoreError {
                     format!("a file it needs is missing or cut short ({io})"),
                 )
             }
+            ::sled::Error::Io(ref io) if is_disk_full(io) => Self::DiskFull {
+                reason: "no space left on device".to_owned(),
+            },
             other => Self::Backend(BackendError::new(other)),
         }
     }
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub(crate) fn is_disk_full(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || io.raw_os_error() == Some(28)
 }
 
 /// The open sled database and its trees.
@@ -54,6 +65,32 @@ pub(crate) struct SledEngine {
     trees: HashMap<Space, ::sled::Tree>,
     /// Open pack trees by number.
     packs: Mutex<HashMap<u64, ::sled::Tree>>,
+    /// Set by the first write the engine failed (a full disk, an I/O error): sled may then
+    /// hold part of that write in memory (its model is that an I/O error ends the instance),
+    /// so every later call fails with this error until the store is opened again, which
+    /// recovers exactly the writes that completed.
+    stopped: std::sync::OnceLock<Stop>,
+}
+
+/// Why a [`SledEngine`] stopped.
+#[derive(Debug, Clone)]
+struct Stop {
+    disk_full: bool,
+    reason: String,
+}
+
+impl Stop {
+    fn error(&self) -> StoreError {
+        if self.disk_full {
+            StoreError::DiskFull {
+                reason: self.reason.clone(),
+            }
+        } else {
+            StoreError::Stopped {
+                reason: self.reason.clone(),
+            }
+        }
+    }
 }
 
 fn tree_name(space: Space) -> String {
@@ -254,6 +291,7 @@ impl SledEngine {
                 path: path.to_owned(),
                 trees,
                 packs: Mutex::default(),
+                stopped: std::sync::OnceLock::new(),
             },
             repairs,
         ))
@@ -309,27 +347,40 @@ impl SledEngine {
     }
 }
 
-impl Engine for SledEngine {
-    fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
-        match self.readable(space)? {
-            Some(tree) => Ok(tree.get(key)?.map(Value::sled)),
-            None => Ok(None),
+impl SledEngine {
+    /// Fails once the engine has stopped (see [`SledEngine::stopped`]).
+    fn running(&self) -> StoreResult<()> {
+        match self.stopped.get() {
+            Some(stop) => Err(stop.error()),
+            None => Ok(()),
         }
     }
 
-    fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
-        let tree = match self.readable(space) {
-            Ok(Some(tree)) => tree,
-            Ok(None) => return Box::new(std::iter::empty()),
-            Err(e) => return Box::new(std::iter::once(Err(e))),
+    /// Stops the engine when a write failed in the engine (not on a conflict or damage it
+    /// found): returns the error to report.
+    fn failed(&self, e: StoreError) -> StoreError {
+        let stop = match &e {
+            StoreError::DiskFull { reason } => Stop {
+                disk_full: true,
+                reason: reason.clone(),
+            },
+            StoreError::Backend(inner) => Stop {
+                disk_full: false,
+                reason: inner.to_string(),
+            },
+            _ => return e,
         };
-        Box::new(tree.range::<Vec<u8>, _>((from, to)).map(|kv| {
-            kv.map(|(k, v)| (Value::sled(k), Value::sled(v)))
-                .map_err(Into::into)
-        }))
+        let _ = self.stopped.set(stop);
+        e
     }
 
-    fn write(&self, batch: Batch) -> Result<(), WriteError> {
+    /// Runs a write: refused once stopped, and a failure stops the engine.
+    fn writing<T>(&self, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        self.running()?;
+        f().map_err(|e| self.failed(e))
+    }
+
+    fn write_batch(&self, batch: Batch) -> Result<(), WriteError> {
         let Batch { changes, expect } = batch;
         if expect.is_empty() {
             let first = changes.first().map(|c| c.0);
@@ -396,8 +447,42 @@ impl Engine for SledEngine {
             Err(TransactionError::Storage(e)) => Err(WriteError::Store(e.into())),
         }
     }
+}
+
+impl Engine for SledEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
+        self.running()?;
+        match self.readable(space)? {
+            Some(tree) => Ok(tree.get(key)?.map(Value::sled)),
+            None => Ok(None),
+        }
+    }
+
+    fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
+        if let Err(e) = self.running() {
+            return Box::new(std::iter::once(Err(e)));
+        }
+        let tree = match self.readable(space) {
+            Ok(Some(tree)) => tree,
+            Ok(None) => return Box::new(std::iter::empty()),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        Box::new(tree.range::<Vec<u8>, _>((from, to)).map(|kv| {
+            kv.map(|(k, v)| (Value::sled(k), Value::sled(v)))
+                .map_err(Into::into)
+        }))
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), WriteError> {
+        self.running()?;
+        self.write_batch(batch).map_err(|e| match e {
+            WriteError::Store(e) => WriteError::Store(self.failed(e)),
+            conflict @ WriteError::Conflict => conflict,
+        })
+    }
 
     fn packs(&self) -> StoreResult<Vec<u64>> {
+        self.running()?;
         let mut out: Vec<u64> = self
             .db
             .tree_names()
@@ -411,12 +496,14 @@ impl Engine for SledEngine {
     /// NOTE: sled 0.34 keeps the file under `blobs/` of a dropped pack larger than a quarter
     /// segment; `repack` reclaims the space.
     fn drop_pack(&self, n: u64) -> StoreResult<()> {
-        if let Some(tree) = self.existing_pack(n)? {
-            tree.clear()?;
-        }
-        lock(&self.packs).remove(&n);
-        self.db.drop_tree(tree_name(Space::Pack(n)))?;
-        Ok(())
+        self.writing(|| {
+            if let Some(tree) = self.existing_pack(n)? {
+                tree.clear()?;
+            }
+            lock(&self.packs).remove(&n);
+            self.db.drop_tree(tree_name(Space::Pack(n)))?;
+            Ok(())
+        })
     }
 
     fn flush(&self) -> StoreResult<()> {
@@ -424,9 +511,11 @@ impl Engine for SledEngine {
         // flusher thread does twice a second; a `strata put` process lives a few
         // milliseconds. So each flush first rewrites a bounded number of those pages
         // (vendor/sled STRATA-PATCH item 7), and the rewrites become durable with it.
-        self.db.clean_segments(CLEAN_PAGES_PER_FLUSH)?;
-        self.db.flush()?;
-        Ok(())
+        self.writing(|| {
+            self.db.clean_segments(CLEAN_PAGES_PER_FLUSH)?;
+            self.db.flush()?;
+            Ok(())
+        })
     }
 
     fn dir(&self) -> Option<&Path> {

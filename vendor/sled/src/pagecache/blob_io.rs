@@ -85,17 +85,28 @@ pub(crate) fn write_blob<T: Serialize>(
     hasher.update(&data);
     let crc = u32_to_arr(hasher.finalize());
 
-    io_fail!(config, "write_blob write crc");
-    f.write_all(&crc)?;
-    io_fail!(config, "write_blob write kind_byte");
-    f.write_all(kind_buf)?;
-    io_fail!(config, "write_blob write buf");
-    f.write_all(&data)
-        .map(|r| {
+    // strata patch (STRATA-PATCH.md item 9): a blob file that could not be written whole
+    // (a full disk) is removed, so a failed write leaves no file behind.
+    let written = (|| -> Result<()> {
+        io_fail!(config, "write_blob write crc");
+        f.write_all(&crc)?;
+        io_fail!(config, "write_blob write kind_byte");
+        f.write_all(kind_buf)?;
+        io_fail!(config, "write_blob write buf");
+        f.write_all(&data)?;
+        Ok(())
+    })();
+    match written {
+        Ok(()) => {
             trace!("successfully wrote blob at {:?}", path);
-            r
-        })
-        .map_err(|e| e.into())
+            Ok(())
+        }
+        Err(e) => {
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {

@@ -361,12 +361,34 @@ impl Log {
             let blob_id =
                 if over_blob_threshold { Some(reservation_lsn) } else { None };
 
-            self.iobufs.encapsulate(
+            // strata patch (STRATA-PATCH.md item 9): this thread holds a writer slot of
+            // `iobuf`. When writing the value's blob file fails (a full disk), leave the
+            // slot as a cancelled message, so the buffer is still written and flushes do
+            // not wait for it for ever, and stop the instance as every other I/O error does
+            // (a transaction may have applied part of its writes in memory).
+            if let Err(e) = self.iobufs.encapsulate(
                 item,
                 message_header,
                 destination,
                 blob_id,
-            )?;
+            ) {
+                let cancelled = Reservation {
+                    iobuf,
+                    log: self,
+                    buf: destination,
+                    flushed: false,
+                    lsn: reservation_lsn,
+                    pointer: DiskPtr::new_inline(reservation_lid),
+                    is_blob_rewrite: false,
+                    header_len: usize::try_from(
+                        message_header.serialized_size(),
+                    )
+                    .unwrap(),
+                };
+                cancelled.abort()?;
+                self.config.set_global_error(e.clone());
+                return Err(e);
+            }
 
             M.log_reservation_success();
 

@@ -332,8 +332,18 @@ fn advance_snapshot(
                     shred_base,
                     shred_base + shred_len as LogOffset
                 );
-                pwrite_all(&config.file, &shred_zone, shred_base)?;
-                config.file.sync_all()?;
+                // strata patch (STRATA-PATCH.md item 10): only the bytes the file holds
+                // are shredded. Past its end the file reads as nothing, and a later write
+                // that extends it leaves a hole that reads as zeros, `Corrupted`, the very
+                // byte the shred writes; writing them anyway needs free space a full disk
+                // does not have, and allocates a whole segment of zeros on any disk.
+                let file_len = config.file.metadata()?.len();
+                let shred_end = (shred_base + shred_len as LogOffset).min(file_len);
+                if shred_end > shred_base {
+                    let held = usize::try_from(shred_end - shred_base).unwrap();
+                    pwrite_all(&config.file, &shred_zone[..held], shred_base)?;
+                    config.file.sync_all()?;
+                }
             }
             (iterated_lsn, iter.segment_base.map(|bb| bb.offset))
         };
@@ -362,7 +372,21 @@ fn advance_snapshot(
     }
 
     if snapshot.stable_lsn > old_stable_lsn {
-        write_snapshot(config, &snapshot)?;
+        // strata patch (STRATA-PATCH.md item 10): the snapshot only shortens the next
+        // recovery (the log holds everything it says), so a full disk skips it instead of
+        // failing the open; the partial file goes.
+        match write_snapshot(config, &snapshot) {
+            Err(Error::Io(ref io)) if io.raw_os_error() == Some(28) => {
+                warn!("no space to write a snapshot, recovery will replay the log: {}", io);
+                let mut partial = config.get_path();
+                partial.push(format!(
+                    "snap.{:016X}.generating",
+                    snapshot.stable_lsn.unwrap_or(0)
+                ));
+                let _ = std::fs::remove_file(partial);
+            }
+            other => other?,
+        }
     }
 
     #[cfg(feature = "testing")]
