@@ -6,17 +6,19 @@ use strata_core::codec::Record;
 
 /// The store format this build writes and reads. Bump on any change to the layout.
 /// NOTE: update `docs/format.md` ("Version changes") when changing it.
-pub const STORE_FORMAT: u32 = 3;
+pub const STORE_FORMAT: u32 = 4;
 
 /// The earlier format this build can still read, to convert it (`strata repack`): format 1
 /// stores hold every object loose, which format 2 reads unchanged.
 pub(crate) const CONVERTIBLE_FORMAT: u32 = 1;
 
-/// The earlier format this build upgrades in place when it opens a store: format 3 adds
+/// The earlier formats this build upgrades in place when it opens a store. Format 3 adds
 /// record runs (`runs`, `tombstones`) to format 2, so a format 2 store is a format 3 store
-/// without runs. The record is rewritten so that a build of format 2, which does not read
-/// runs, refuses the store instead of missing records.
-pub(crate) const UPGRADABLE_FORMAT: u32 = 2;
+/// without runs; format 4 writes new packs as files (`packs/`) and still reads the packs
+/// format 3 kept as sled values, so a format 3 store is a format 4 store without pack files.
+/// The record is rewritten so that an older build, which reads neither runs nor pack files,
+/// refuses the store instead of missing records or objects.
+pub(crate) const UPGRADABLE_FORMATS: [u32; 2] = [2, 3];
 
 /// The `meta` tree's record naming the store format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -181,6 +181,16 @@ impl Store {
                 ));
             }
         }
+        match kv.packs() {
+            Ok(packs) => {
+                for pack in packs {
+                    if let Err(e) = kv.check_pack_format(pack.number) {
+                        report.problems.push(e.to_string());
+                    }
+                }
+            }
+            Err(e) => report.problems.push(format!("cannot list packs: {e}")),
+        }
         for id in kv.object_ids() {
             let id = match id {
                 Ok(id) => id,

@@ -956,6 +956,14 @@ impl Engine for LsmEngine {
         Ok(self.runs()?.len())
     }
 
+    fn pack_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Value>> {
+        self.inner.pack_range(n, offset, len)
+    }
+
+    fn pack_len(&self, n: u64) -> StoreResult<Option<u64>> {
+        self.inner.pack_len(n)
+    }
+
     fn packs(&self) -> StoreResult<Vec<u64>> {
         self.inner.packs()
     }

@@ -11,6 +11,7 @@
 
 pub(crate) mod lsm;
 pub(crate) mod memory;
+pub(crate) mod packfiles;
 pub(crate) mod sled;
 
 use std::ops::Bound;
@@ -182,6 +183,29 @@ impl From<StoreError> for WriteError {
     }
 }
 
+/// The bytes `offset..offset + len` of pack `n`'s whole value, or corruption naming the pack
+/// when they are not all within it.
+pub(crate) fn pack_slice(n: u64, pack: &Value, offset: u64, len: u64) -> StoreResult<Value> {
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(o, l)| Some(o..o.checked_add(l)?))
+        .filter(|r| r.end <= pack.len())
+        .ok_or_else(|| {
+            StoreError::corrupt(
+                format!("pack {n}"),
+                format!(
+                    "it has {} bytes; the index places an object at {offset}+{len}",
+                    pack.len()
+                ),
+            )
+        })?;
+    Ok(pack.slice(range))
+}
+
+/// The key of a pack space's one value.
+pub(crate) const PACK_KEY: &[u8] = b"";
+
 /// A storage engine: ordered key spaces, atomic batches with compare-and-swap, durability.
 pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Reads one value.
@@ -213,6 +237,21 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// default.
     fn pieces(&self) -> StoreResult<usize> {
         Ok(0)
+    }
+
+    /// Reads `len` bytes at `offset` of pack `n`'s value (its one value, under [`PACK_KEY`]):
+    /// `None` when there is no pack `n`, corruption when the pack is shorter. The default
+    /// reads the value whole; an engine that keeps packs as files reads just the range.
+    fn pack_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Value>> {
+        match self.get(Space::Pack(n), PACK_KEY)? {
+            Some(pack) => pack_slice(n, &pack, offset, len).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Pack `n`'s size in bytes, `None` when there is no pack `n`.
+    fn pack_len(&self, n: u64) -> StoreResult<Option<u64>> {
+        Ok(self.get(Space::Pack(n), PACK_KEY)?.map(|p| p.len() as u64))
     }
 
     /// Returns the number of every pack space, in order.

@@ -1,6 +1,6 @@
-//! The sled engine: each fixed space a sled tree, each pack a tree of its own holding one
-//! value (sled writes a value over a quarter segment once, as a file of its own, and never
-//! rewrites it). Opening repairs crash leftovers first ([`crate::recover`]).
+//! The sled engine: each fixed space a sled tree; each pack a file of its own, read by offset
+//! ([`super::packfiles`]; packs written through store format 3 are sled trees holding one
+//! value, still read). Opening repairs crash leftovers first ([`crate::recover`]).
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::{Batch, Engine, Entries, Space, Value, WriteError};
+use super::packfiles::PackFiles;
+use super::{Batch, Engine, Entries, PACK_KEY, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::read::lock;
 
@@ -63,8 +64,16 @@ pub(crate) struct SledEngine {
     db: ::sled::Db,
     path: PathBuf,
     trees: HashMap<Space, ::sled::Tree>,
-    /// Open pack trees by number.
+    /// Open pack trees by number (packs written through store format 3; later packs are
+    /// files, `files`).
     packs: Mutex<HashMap<u64, ::sled::Tree>>,
+    /// The pack files (store format 4).
+    files: PackFiles,
+    /// Pack files dropped since the last flush. A file goes only once the engine has made
+    /// durable the writes that stopped naming it (a rewritten object's new index entry, say):
+    /// removed at once, a crash could bring back an entry naming a file that is gone. A crash
+    /// before the flush leaves the file unnamed, and `gc` drops it.
+    doomed: Mutex<Vec<u64>>,
     /// Set by the first write the engine failed (a full disk, an I/O error): sled may then
     /// hold part of that write in memory (its model is that an I/O error ends the instance),
     /// so every later call fails with this error until the store is opened again, which
@@ -285,12 +294,18 @@ impl SledEngine {
         for space in Space::engine_spaces() {
             trees.insert(space, db.open_tree(tree_name(space)).map_err(backend)?);
         }
+        let files = PackFiles::open(path).map_err(|e| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(std::io::Error::other(e.to_string())),
+        })?;
         Ok((
             Self {
                 db,
                 path: path.to_owned(),
                 trees,
                 packs: Mutex::default(),
+                files,
+                doomed: Mutex::default(),
                 stopped: std::sync::OnceLock::new(),
             },
             repairs,
@@ -348,6 +363,21 @@ impl SledEngine {
 }
 
 impl SledEngine {
+    /// Removes the pack files dropped before the last flush (see [`SledEngine::doomed`]).
+    fn remove_doomed(&self) -> StoreResult<()> {
+        let doomed = std::mem::take(&mut *lock(&self.doomed));
+        for n in doomed {
+            self.files.remove(n)?;
+        }
+        Ok(())
+    }
+
+    /// Whether pack `n`'s file was dropped (it stays on disk until the next flush, and reads
+    /// no longer see it).
+    fn is_doomed(&self, n: u64) -> bool {
+        lock(&self.doomed).contains(&n)
+    }
+
     /// Fails once the engine has stopped (see [`SledEngine::stopped`]).
     fn running(&self) -> StoreResult<()> {
         match self.stopped.get() {
@@ -382,6 +412,20 @@ impl SledEngine {
 
     fn write_batch(&self, batch: Batch) -> Result<(), WriteError> {
         let Batch { changes, expect } = batch;
+        // Packs are files: each is durable (synced, renamed, its folder synced) before
+        // anything else of the batch is written, and before any later batch names it.
+        let (packs, changes): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|c| matches!(c.0, Space::Pack(_)));
+        for (space, _, value) in packs {
+            let Space::Pack(n) = space else {
+                unreachable!("partitioned above")
+            };
+            match value {
+                Some(bytes) => self.files.write(n, &bytes)?,
+                None => self.drop_pack(n)?,
+            }
+        }
         if expect.is_empty() {
             let first = changes.first().map(|c| c.0);
             if changes.len() == 1 {
@@ -449,9 +493,26 @@ impl SledEngine {
     }
 }
 
+impl Drop for SledEngine {
+    fn drop(&mut self) {
+        // Files dropped since the last flush go once everything that stopped naming them is
+        // durable; a failed flush keeps them (gc drops them later).
+        if self.running().is_ok() && !lock(&self.doomed).is_empty() && self.db.flush().is_ok() {
+            let _ = self.remove_doomed();
+        }
+    }
+}
+
 impl Engine for SledEngine {
     fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
         self.running()?;
+        if let Space::Pack(n) = space
+            && key == PACK_KEY
+            && !self.is_doomed(n)
+            && let Some(bytes) = self.files.read_all(n)?
+        {
+            return Ok(Some(Value::shared(bytes.into())));
+        }
         match self.readable(space)? {
             Some(tree) => Ok(tree.get(key)?.map(Value::sled)),
             None => Ok(None),
@@ -461,6 +522,25 @@ impl Engine for SledEngine {
     fn range(&self, space: Space, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Entries<'_> {
         if let Err(e) = self.running() {
             return Box::new(std::iter::once(Err(e)));
+        }
+        if let Space::Pack(n) = space
+            && !self.is_doomed(n)
+        {
+            let whole = match self.files.read_all(n) {
+                Ok(whole) => whole,
+                Err(e) => return Box::new(std::iter::once(Err(e))),
+            };
+            if let Some(bytes) = whole {
+                let inside = (from.as_ref(), to.as_ref());
+                if std::ops::RangeBounds::contains(&inside, &PACK_KEY.to_vec()) {
+                    let entry = (
+                        Value::shared(Vec::new().into()),
+                        Value::shared(bytes.into()),
+                    );
+                    return Box::new(std::iter::once(Ok(entry)));
+                }
+                return Box::new(std::iter::empty());
+            }
         }
         let tree = match self.readable(space) {
             Ok(Some(tree)) => tree,
@@ -481,6 +561,32 @@ impl Engine for SledEngine {
         })
     }
 
+    fn pack_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Value>> {
+        self.running()?;
+        if self.is_doomed(n) {
+            return Ok(None);
+        }
+        if let Some(bytes) = self.files.read_range(n, offset, len)? {
+            return Ok(Some(Value::shared(bytes.into())));
+        }
+        // A pack written through store format 3: a sled value, read whole.
+        match self.get(Space::Pack(n), PACK_KEY)? {
+            Some(pack) => super::pack_slice(n, &pack, offset, len).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn pack_len(&self, n: u64) -> StoreResult<Option<u64>> {
+        self.running()?;
+        if self.is_doomed(n) {
+            return Ok(None);
+        }
+        match self.files.len(n)? {
+            Some(len) => Ok(Some(len)),
+            None => Ok(self.get(Space::Pack(n), PACK_KEY)?.map(|p| p.len() as u64)),
+        }
+    }
+
     fn packs(&self) -> StoreResult<Vec<u64>> {
         self.running()?;
         let mut out: Vec<u64> = self
@@ -489,19 +595,24 @@ impl Engine for SledEngine {
             .iter()
             .filter_map(|name| parse_pack_tree_name(name))
             .collect();
+        out.extend(self.files.list()?);
         out.sort_unstable();
+        out.dedup();
+        let doomed = lock(&self.doomed);
+        out.retain(|n| !doomed.contains(n));
         Ok(out)
     }
 
-    /// NOTE: sled 0.34 keeps the file under `blobs/` of a dropped pack larger than a quarter
-    /// segment; `repack` reclaims the space.
     fn drop_pack(&self, n: u64) -> StoreResult<()> {
         self.writing(|| {
+            if self.files.len(n)?.is_some() {
+                lock(&self.doomed).push(n);
+            }
             if let Some(tree) = self.existing_pack(n)? {
                 tree.clear()?;
+                lock(&self.packs).remove(&n);
+                self.db.drop_tree(tree_name(Space::Pack(n)))?;
             }
-            lock(&self.packs).remove(&n);
-            self.db.drop_tree(tree_name(Space::Pack(n)))?;
             Ok(())
         })
     }
@@ -514,7 +625,7 @@ impl Engine for SledEngine {
         self.writing(|| {
             self.db.clean_segments(CLEAN_PAGES_PER_FLUSH)?;
             self.db.flush()?;
-            Ok(())
+            self.remove_doomed()
         })
     }
 

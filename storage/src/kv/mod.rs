@@ -32,7 +32,7 @@ use crate::engine::{self, Batch, Engine, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::format::{
     CONVERTIBLE_FORMAT, Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord,
-    PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, UPGRADABLE_FORMAT, VersionPage,
+    PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, UPGRADABLE_FORMATS, VersionPage,
 };
 use crate::read::lock;
 

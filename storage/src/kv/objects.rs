@@ -15,7 +15,7 @@ const PACK_ID_PREFIX: usize = 8;
 pub(crate) const SOLO_MIN: usize = 4 << 10;
 
 /// The one key of a pack tree.
-const PACK_KEY: &[u8] = b"";
+use crate::engine::PACK_KEY;
 
 /// An object's header with its inline payload (empty when the payload is chunked). The
 /// payload is shared with the engine's cache (a range of the value read), not copied.
@@ -114,27 +114,35 @@ impl Kv {
             return Ok(None);
         };
         let at = decode::<PackedRef>(&entry, || format!("pack index entry of object {hash}"))?;
-        let pack = self.pack(at.pack)?.ok_or_else(|| {
-            StoreError::corrupt(
-                format!("object {hash}"),
-                format!("its pack {} is missing", at.pack),
-            )
-        })?;
-        in_pack(hash, &at, &pack).map(Some)
+        // Only the object's own bytes are read (a pack file is read by offset).
+        let bytes = self
+            .engine
+            .pack_range(at.pack, at.offset, at.len)
+            .map_err(|e| e.at_object(hash))?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("object {hash}"),
+                    format!("its pack {} is missing", at.pack),
+                )
+            })?;
+        in_object(hash, at.pack, &bytes).map(Some)
     }
 }
 
-/// Finds object `hash` where index entry `at` places it in `pack`, checking every bound, the
-/// id prefix and the record (the pack reader, on its own so that it can be fuzzed).
+/// Finds object `hash` where index entry `at` places it in `pack` (a pack's whole value),
+/// checking every bound, the id prefix and the record (the pack reader, on its own so that it
+/// can be fuzzed; reads go through [`in_object`] with the object's bytes alone).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn in_pack(
     hash: &ContentHash,
     at: &PackedRef,
     pack: &Value,
 ) -> StoreResult<StoredObject> {
-    let slice = usize::try_from(at.offset)
+    let range = usize::try_from(at.offset)
         .ok()
         .zip(usize::try_from(at.len).ok())
-        .and_then(|(o, l)| pack.get(o..o.checked_add(l)?))
+        .and_then(|(o, l)| Some(o..o.checked_add(l)?))
+        .filter(|r| r.end <= pack.len())
         .ok_or_else(|| {
             StoreError::corrupt(
                 format!("object {hash}"),
@@ -147,16 +155,19 @@ pub(crate) fn in_pack(
                 ),
             )
         })?;
+    in_object(hash, at.pack, &pack.slice(range))
+}
+
+/// Reads object `hash` from `bytes`, its bytes in pack `pack` as the index places them:
+/// checks the id prefix and the record.
+pub(crate) fn in_object(hash: &ContentHash, pack: u64, bytes: &Value) -> StoreResult<StoredObject> {
     // Each packed object starts with its id's first bytes: an index entry that points at
     // another object of the pack is damage, caught here rather than by a checksum that the
     // other object would pass.
-    let Some(record) = slice.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
+    let Some(record) = bytes.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX]) else {
         return Err(StoreError::corrupt(
             format!("object {hash}"),
-            format!(
-                "its index entry points at another object of pack {}",
-                at.pack
-            ),
+            format!("its index entry points at another object of pack {pack}"),
         ));
     };
     let (header, inline) = split_object_record(hash, record)?;
@@ -166,12 +177,12 @@ pub(crate) fn in_pack(
             "a packed object claims payload chunks",
         ));
     }
-    // The payload ends where the object's bytes in the pack end.
-    let end = usize::try_from(at.offset + at.len).expect("checked against the pack above");
+    // The payload ends where the object's bytes end.
+    let end = bytes.len();
     let start = end - inline.len();
     Ok(StoredObject {
         header,
-        inline: pack.slice(start..end),
+        inline: bytes.slice(start..end),
     })
 }
 
@@ -185,22 +196,17 @@ impl Kv {
             || self.engine.get(Space::Index, hash.as_bytes())?.is_some())
     }
 
-    /// Returns pack `n`'s bytes, or `None` when there is no such pack (without creating
-    /// one: a read never writes).
-    fn pack(&self, n: u64) -> StoreResult<Option<Value>> {
-        let Some(bytes) = self.engine.get(Space::Pack(n), PACK_KEY)? else {
-            return Ok(None);
-        };
-        if bytes.first() != Some(&PACK_FORMAT) {
-            return Err(StoreError::corrupt(
+    /// Checks that pack `n` starts with the pack format byte (`verify` calls it for every
+    /// pack; reads check each object's own bytes instead).
+    pub(crate) fn check_pack_format(&self, n: u64) -> StoreResult<()> {
+        let first = self.engine.pack_range(n, 0, 1)?;
+        match first.as_deref() {
+            Some([PACK_FORMAT]) | None => Ok(()),
+            other => Err(StoreError::corrupt(
                 format!("pack {n}"),
-                format!(
-                    "starts with {:?}, not the pack format {PACK_FORMAT}",
-                    bytes.first()
-                ),
-            ));
+                format!("starts with {other:?}, not the pack format {PACK_FORMAT}"),
+            )),
         }
-        Ok(Some(bytes))
     }
 
     /// Writes `objects` (id, header, payload) as one new pack, then points the index at it and
@@ -332,7 +338,7 @@ impl Kv {
         }
         let mut out = Vec::new();
         for n in self.engine.packs()? {
-            let size = self.pack(n)?.map_or(0, |b| b.len() as u64);
+            let size = self.engine.pack_len(n)?.unwrap_or(0);
             let (objects, live_bytes) = refs.get(&n).copied().unwrap_or_default();
             out.push(PackInfo {
                 number: n,
@@ -545,7 +551,8 @@ mod tests {
         };
         let (n, size) = kv.write_pack(&[(hash, header, b"x")]).unwrap().unwrap();
         assert_eq!(n, 1);
-        let value = kv.pack(1).unwrap().unwrap();
+        kv.check_pack_format(1).unwrap();
+        let value = kv.engine.get(Space::Pack(1), PACK_KEY).unwrap().unwrap();
         let mut want = vec![PACK_FORMAT];
         want.extend_from_slice(&[0xab; 8]);
         want.extend_from_slice(&[1, 1, 1, 0, 0, 0]);

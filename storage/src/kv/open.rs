@@ -95,7 +95,7 @@ impl Kv {
             Some(bytes) => {
                 let rec = decode_record::<FormatRecord>(&bytes)
                     .map_err(|e| not_a_store(e.to_string()))?;
-                if rec.format == UPGRADABLE_FORMAT {
+                if UPGRADABLE_FORMATS.contains(&rec.format) {
                     self.write(format_batch()).map_err(|e| OpenError::Backend {
                         path: path.to_owned(),
                         source: BackendError::new(e),

@@ -1,0 +1,218 @@
+//! Packs as files of their own, `packs/<n as 16 hex digits>.pack` beside the engine's files
+//! (store format 4): written once (to a `.tmp` name, synced, renamed, the folder synced), read
+//! by offset, so a read of one packed object reads that object's bytes and no more. Through
+//! format 3 a pack was a sled value, which sled reads whole (a 150 KB pack for a 2 KB object)
+//! and checks with a CRC over all of it on every cold read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{BackendError, StoreError, StoreResult};
+use crate::read::lock;
+
+/// The folder of pack files inside a store.
+pub(crate) const PACKS_DIR: &str = "packs";
+
+/// Open handles kept for reads; beyond this many, the table is emptied and refilled.
+const MAX_OPEN: usize = 256;
+
+/// The pack files of one store.
+#[derive(Debug)]
+pub(crate) struct PackFiles {
+    dir: PathBuf,
+    open: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+/// An I/O error of a pack file as a store error: a full disk is [`StoreError::DiskFull`].
+fn io(e: std::io::Error) -> StoreError {
+    if super::sled::is_disk_full(&e) {
+        StoreError::DiskFull {
+            reason: "no space left on device".to_owned(),
+        }
+    } else {
+        StoreError::Backend(BackendError::new(e))
+    }
+}
+
+fn sync_dir(dir: &Path) -> StoreResult<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+fn pack_name(n: u64) -> String {
+    format!("{n:016x}.pack")
+}
+
+fn parse_pack_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".pack")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl PackFiles {
+    /// The pack files under `store`; removes what a write cut short left (`*.tmp`).
+    pub(crate) fn open(store: &Path) -> StoreResult<Self> {
+        let dir = store.join(PACKS_DIR);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    std::fs::remove_file(entry.path()).map_err(io)?;
+                }
+            }
+        }
+        Ok(Self {
+            dir,
+            open: Mutex::default(),
+        })
+    }
+
+    fn path(&self, n: u64) -> PathBuf {
+        self.dir.join(pack_name(n))
+    }
+
+    /// Writes pack `n` whole and makes it durable before returning (its index entries are
+    /// written after it, so a crash never leaves an entry naming bytes that are not there).
+    pub(crate) fn write(&self, n: u64, bytes: &[u8]) -> StoreResult<()> {
+        if !self.dir.is_dir() {
+            std::fs::create_dir_all(&self.dir).map_err(io)?;
+            if let Some(store) = self.dir.parent() {
+                sync_dir(store)?;
+            }
+        }
+        let tmp = self.dir.join(format!("{}.tmp", pack_name(n)));
+        let written = File::create(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, self.path(n))) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        lock(&self.open).remove(&n);
+        sync_dir(&self.dir)
+    }
+
+    /// The open file of pack `n`, or `None` when there is none.
+    fn file(&self, n: u64) -> StoreResult<Option<Arc<File>>> {
+        if let Some(f) = lock(&self.open).get(&n) {
+            return Ok(Some(Arc::clone(f)));
+        }
+        let file = match File::open(self.path(n)) {
+            Ok(f) => Arc::new(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let mut open = lock(&self.open);
+        if open.len() >= MAX_OPEN {
+            open.clear();
+        }
+        open.insert(n, Arc::clone(&file));
+        Ok(Some(file))
+    }
+
+    /// Pack `n`'s bytes, whole.
+    pub(crate) fn read_all(&self, n: u64) -> StoreResult<Option<Vec<u8>>> {
+        match std::fs::read(self.path(n)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// `len` bytes of pack `n` from `offset`: `None` when there is no such pack, corruption
+    /// when the file is shorter than that.
+    pub(crate) fn read_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Vec<u8>>> {
+        let Some(file) = self.file(n)? else {
+            return Ok(None);
+        };
+        let size = file.metadata().map_err(io)?.len();
+        let end = offset.checked_add(len).filter(|end| *end <= size);
+        let Some(len) = end.and_then(|_| usize::try_from(len).ok()) else {
+            return Err(StoreError::corrupt(
+                format!("pack {n}"),
+                format!("it has {size} bytes; the index places an object at {offset}+{len}"),
+            ));
+        };
+        let mut out = vec![0; len];
+        file.read_exact_at(&mut out, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                StoreError::corrupt(format!("pack {n}"), "its file was cut short while read")
+            } else {
+                io(e)
+            }
+        })?;
+        Ok(Some(out))
+    }
+
+    /// Pack `n`'s size in bytes.
+    pub(crate) fn len(&self, n: u64) -> StoreResult<Option<u64>> {
+        match std::fs::metadata(self.path(n)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Removes pack `n`'s file, if there is one.
+    pub(crate) fn remove(&self, n: u64) -> StoreResult<()> {
+        lock(&self.open).remove(&n);
+        match std::fs::remove_file(self.path(n)) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The numbers of every pack file.
+    pub(crate) fn list(&self) -> StoreResult<Vec<u64>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            if let Some(n) = entry.file_name().to_str().and_then(parse_pack_name) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_are_written_read_by_offset_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = PackFiles::open(dir.path()).unwrap();
+        assert!(files.list().unwrap().is_empty());
+        files.write(0x2a, b"\x01hello pack").unwrap();
+        assert_eq!(files.list().unwrap(), vec![0x2a]);
+        assert!(dir.path().join("packs/000000000000002a.pack").is_file());
+        assert_eq!(files.read_range(0x2a, 1, 5).unwrap().unwrap(), b"hello");
+        assert_eq!(files.len(0x2a).unwrap(), Some(11));
+        // Past the end is damage, named; a missing pack is None.
+        let e = files.read_range(0x2a, 8, 5).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("pack 42"),
+            "{e}"
+        );
+        assert!(files.read_range(7, 0, 1).unwrap().is_none());
+        // A leftover of a write cut short goes at the next open.
+        std::fs::write(dir.path().join("packs/0000000000000007.pack.tmp"), b"x").unwrap();
+        let files = PackFiles::open(dir.path()).unwrap();
+        assert_eq!(files.list().unwrap(), vec![0x2a]);
+        files.remove(0x2a).unwrap();
+        assert!(files.list().unwrap().is_empty());
+        assert!(files.read_all(0x2a).unwrap().is_none());
+    }
+}
