@@ -35,10 +35,15 @@ impl ContentHash {
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
+        // One write of 64 digits: `get --batch` prints an id per version, and formatting
+        // each byte through `{:02x}` cost 9% of reading a whole history (callgrind).
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(&self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
         }
-        Ok(())
+        f.pad(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -53,6 +53,7 @@
 mod encode;
 mod engine;
 mod error;
+mod fasthash;
 mod feed;
 mod fold;
 mod format;

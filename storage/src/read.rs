@@ -1,7 +1,7 @@
 //! The read path: walk the delta chain to the nearest full snapshot (or cached content), apply
 //! the deltas, and check the blake3 id of the result.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strata_core::policy::MAX_CHAIN_DEPTH;
@@ -59,7 +59,7 @@ impl AsRef<[u8]> for Content {
 pub(crate) struct ContentCache {
     capacity: usize,
     tick: u64,
-    entries: HashMap<ContentHash, Entry>,
+    entries: crate::fasthash::FastMap<ContentHash, Entry>,
     probation: Segment,
     protected: Segment,
     /// Buffers of evicted contents that no reader still held, for the next contents to be

@@ -90,7 +90,9 @@ fn format2_copy(dir: &Path) -> (PathBuf, Vec<(String, u64, ContentHash)>) {
 /// Copies the fixture `fixtures/<name>` into `dir` and returns its path and every (doc,
 /// version, id) its manifest lists.
 fn fixture_copy(dir: &Path, name: &str) -> (PathBuf, Vec<(String, u64, ContentHash)>) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let to = dir.join(name);
     copy_dir(&root.join("store"), &to);
     let manifest = std::fs::read_to_string(root.join("manifest.jsonl"))
@@ -191,7 +193,10 @@ fn a_format_3_store_is_upgraded_in_place_with_every_version() {
     let store = Store::open(&path).unwrap();
     reads_every_version(&store, &manifest, "after repack");
     assert_eq!(
-        store.get(&DocId::new("more.txt").unwrap(), At::Latest).unwrap().unwrap(),
+        store
+            .get(&DocId::new("more.txt").unwrap(), At::Latest)
+            .unwrap()
+            .unwrap(),
         "line 79\n".repeat(80).into_bytes()
     );
 }

@@ -361,38 +361,55 @@ fn flipped_bytes_in_pack_files_never_read_wrong() {
     assert!(failed > 0, "no change inside the pack was noticed");
 }
 
-/// See: store format 3 (record runs). Bytes changed in a record run (its directory or a
-/// block) through the engine (so the engine's own CRC is right), at offsets across it: the
-/// store opens or is refused with an error, and every read gives the right bytes or an error,
-/// never a panic or wrong content.
+/// See: store format 3 (record runs). Bytes changed in a record run, its directory (through
+/// the engine, so the engine's own CRC is right) or its data file (`runs/*.run`, store format
+/// 4), at offsets across it: the store opens or is refused with an error, and every read
+/// gives the right bytes or an error, never a panic or wrong content; the damage is noticed.
 #[test]
 fn bytes_changed_in_a_record_run_never_read_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("runs");
     let versions = build_packed_with(&original, StoreOptions::default());
-    for tree in ["runs", "run-blocks"] {
-        let mut len = 0;
-        with_tree(&original, tree, |t| {
-            let (_, v) = t.iter().next().expect("the batch wrote a run").unwrap();
-            len = v.len();
-        });
+    let data: Vec<_> = std::fs::read_dir(original.join("runs"))
+        .unwrap()
+        .map(|e| Path::new("runs").join(e.unwrap().file_name()))
+        .collect();
+    assert_eq!(data.len(), 1, "the batch wrote one run: {data:?}");
+    for target in ["directory", "data"] {
+        let len = if target == "data" {
+            std::fs::metadata(original.join(&data[0])).unwrap().len() as usize
+        } else {
+            let mut len = 0;
+            with_tree(&original, "runs", |t| {
+                let (_, v) = t.iter().next().expect("the batch wrote a run").unwrap();
+                len = v.len();
+            });
+            len
+        };
         let cases = strata_tests::cases(12) as usize;
         for n in 0..cases {
             let at = n * len / cases;
-            let copy = dir.path().join(format!("{tree}{n}"));
+            let copy = dir.path().join(format!("{target}{n}"));
             copy_dir(&original, &copy);
-            with_tree(&copy, tree, |t| {
-                let (k, v) = t.iter().next().unwrap().unwrap();
-                let mut v = v.to_vec();
-                v[at] ^= 0x41;
-                t.insert(k, v).unwrap();
-            });
+            if target == "data" {
+                let path = copy.join(&data[0]);
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[at] ^= 0x41;
+                std::fs::write(&path, bytes).unwrap();
+            } else {
+                with_tree(&copy, "runs", |t| {
+                    let (k, v) = t.iter().next().unwrap().unwrap();
+                    let mut v = v.to_vec();
+                    v[at] ^= 0x41;
+                    t.insert(k, v).unwrap();
+                });
+            }
             match Store::open(&copy) {
                 Ok(store) => {
                     let failed = reads_are_right_or_named_errors(&store, &versions);
-                    assert!(failed > 0, "{tree} byte {at}: the damage went unnoticed");
+                    assert!(failed > 0, "{target} byte {at}: the damage went unnoticed");
                 }
-                Err(e) => eprintln!("{tree} byte {at}: {e}"),
+                Err(e) => eprintln!("{target} byte {at}: {e}"),
             }
             std::fs::remove_dir_all(&copy).unwrap();
         }

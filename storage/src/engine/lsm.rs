@@ -19,13 +19,13 @@
 //! write lock, so they hold between the writers of one process (sled admits one); expectations
 //! on other spaces go to the inner engine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Batch, Engine, Entries, Space, Value, WriteError};
+use super::{Batch, Engine, Entries, PACK_KEY, Space, Value, WriteError};
 use crate::error::{StoreError, StoreResult};
 use crate::read::lock;
 
@@ -218,32 +218,50 @@ impl Run {
 /// The runs' directories, newest first, shared with the cache.
 type Runs = Arc<Vec<Dir>>;
 
-/// Entries per block are cut once a block's encoding passes this many bytes: large enough
-/// that the engine keeps each block as a value of its own (over a quarter segment), small
-/// enough that a lookup reads little.
-pub(crate) const BLOCK_TARGET: usize = 32 << 10;
+/// Entries per block are cut once a block's encoding passes this many bytes. A block is read
+/// by offset from the run's data (store format 4), so a lookup reads one block; smaller
+/// blocks make the directory (read once per process) longer. Through format 3 a block was a
+/// sled value of its own, 32 KiB (over a quarter segment, so kept at its size).
+pub(crate) const BLOCK_TARGET: usize = 8 << 10;
 
-/// The first byte of a run's directory.
+/// The first byte of a run's directory whose blocks are sled values (`run-blocks`, store
+/// format 3; still read).
 pub(crate) const DIR_FORMAT: u8 = 1;
 
-/// A run's directory: its number, entry count, and the first full key of each block.
+/// The first byte of a run's directory whose blocks are back to back in the run's data
+/// ([`Space::RunData`], store format 4), at the offsets the directory lists.
+pub(crate) const DIR_FORMAT_DATA: u8 = 2;
+
+/// A run's directory: its number, entry count, the first full key of each block, and (store
+/// format 4) where each block starts in the run's data, with the data's length last.
 #[derive(Clone, Debug)]
 struct Dir {
     n: u64,
     entries: u64,
     firsts: Vec<Vec<u8>>,
+    offsets: Option<Vec<u64>>,
 }
 
 impl Dir {
-    /// Layout: `DIR_FORMAT`, `entries: u64 BE`, `blocks: u32 BE`, each block's first full key
-    /// as `key_len: u32 BE ‖ key`, then a CRC-32 of all the bytes before it, `u32 BE`.
+    /// Layout: `DIR_FORMAT` (or `DIR_FORMAT_DATA`), `entries: u64 BE`, `blocks: u32 BE`,
+    /// each block's first full key as `key_len: u32 BE ‖ key`, with `DIR_FORMAT_DATA` then
+    /// `blocks + 1` offsets (`u64 BE`: where each block starts in the run's data, then the
+    /// data's length), then a CRC-32 of all the bytes before it, `u32 BE`.
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![DIR_FORMAT];
+        let format = if self.offsets.is_some() {
+            DIR_FORMAT_DATA
+        } else {
+            DIR_FORMAT
+        };
+        let mut out = vec![format];
         out.extend_from_slice(&self.entries.to_be_bytes());
         let blocks = u32::try_from(self.firsts.len()).expect("fewer than 2^32 blocks");
         out.extend_from_slice(&blocks.to_be_bytes());
         for k in &self.firsts {
             put_sized(&mut out, k);
+        }
+        for offset in self.offsets.iter().flatten() {
+            out.extend_from_slice(&offset.to_be_bytes());
         }
         seal(&mut out);
         out
@@ -252,9 +270,11 @@ impl Dir {
     fn parse(n: u64, bytes: &[u8]) -> StoreResult<Self> {
         let bad = || StoreError::corrupt(format!("record run {n}"), "its directory is damaged");
         let body = sealed_len(bytes).ok_or_else(bad)?;
-        if bytes.first() != Some(&DIR_FORMAT) {
-            return Err(bad());
-        }
+        let with_data = match bytes.first() {
+            Some(&DIR_FORMAT) => false,
+            Some(&DIR_FORMAT_DATA) => true,
+            _ => return Err(bad()),
+        };
         let entries = bytes
             .get(1..9)
             .and_then(|b| b.try_into().ok())
@@ -269,10 +289,34 @@ impl Dir {
             firsts.push(k.to_vec());
             at += 4 + klen;
         }
+        let offsets = if with_data {
+            let mut offsets = Vec::with_capacity(blocks + 1);
+            for _ in 0..=blocks {
+                let o = bytes
+                    .get(at..at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(bad)?;
+                // Blocks follow one another: offsets never go back.
+                if offsets.last().is_some_and(|last| o < *last) {
+                    return Err(bad());
+                }
+                offsets.push(o);
+                at += 8;
+            }
+            Some(offsets)
+        } else {
+            None
+        };
         if at != body {
             return Err(bad());
         }
-        Ok(Self { n, entries, firsts })
+        Ok(Self {
+            n,
+            entries,
+            firsts,
+            offsets,
+        })
     }
 
     /// The last block whose first key is at or below `key` (by `within` with `hi`).
@@ -385,7 +429,7 @@ pub(crate) struct LsmEngine {
     cache: Mutex<Option<Runs>>,
     /// Blocks read and checked, by (run, block). Runs are never rewritten, and run numbers
     /// never reused, so an entry stays right until its run is merged away.
-    blocks: Mutex<HashMap<(u64, usize), Run>>,
+    blocks: Mutex<crate::fasthash::FastMap<(u64, usize), Run>>,
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
     view: RwLock<()>,
@@ -402,15 +446,35 @@ impl LsmEngine {
                 pending += 1;
             }
         }
-        Ok(Self {
+        let engine = Self {
             inner,
             gate: Mutex::new(pending),
             memtable_len: AtomicUsize::new(pending),
             memtable_entries: memtable_entries.max(1),
             cache: Mutex::new(None),
-            blocks: Mutex::new(HashMap::new()),
+            blocks: Mutex::default(),
             view: RwLock::new(()),
-        })
+        };
+        engine.drop_orphan_run_data();
+        Ok(engine)
+    }
+
+    /// Drops the data of runs that no directory names: written by a compaction that a crash
+    /// stopped before its directory was (or whose removal of a merged run's data it stopped).
+    /// Best effort: with an unreadable directory nothing is dropped, and the reads report it.
+    fn drop_orphan_run_data(&self) {
+        let (Ok(dirs), Ok(data)) = (self.read_runs(), self.inner.run_data()) else {
+            return;
+        };
+        let mut batch = Batch::default();
+        for n in data {
+            if !dirs.iter().any(|d| d.n == n) {
+                batch.remove(Space::RunData(n), PACK_KEY.to_vec());
+            }
+        }
+        if !batch.is_empty() {
+            let _ = self.inner.write(batch);
+        }
     }
 
     /// The runs, newest first.
@@ -455,15 +519,22 @@ impl LsmEngine {
         if let Some(r) = lock(&self.blocks).get(&(dir.n, b)) {
             return Ok(r.clone());
         }
-        let bytes = self
-            .inner
-            .get(Space::RunBlocks, &block_key(dir.n, b))?
-            .ok_or_else(|| {
-                StoreError::corrupt(
-                    format!("record run {}", dir.n),
-                    format!("block {b} is missing"),
-                )
-            })?;
+        let bytes = match &dir.offsets {
+            Some(offsets) => match (offsets.get(b), offsets.get(b + 1)) {
+                (Some(&start), Some(&end)) => {
+                    self.inner
+                        .blob_range(Space::RunData(dir.n), start, end - start)?
+                }
+                _ => None,
+            },
+            None => self.inner.get(Space::RunBlocks, &block_key(dir.n, b))?,
+        }
+        .ok_or_else(|| {
+            StoreError::corrupt(
+                format!("record run {}", dir.n),
+                format!("block {b} is missing"),
+            )
+        })?;
         let run = Run::parse(dir.n, bytes)?;
         let mut cache = lock(&self.blocks);
         if cache.len() >= BLOCK_CACHE {
@@ -532,12 +603,16 @@ impl LsmEngine {
     }
 
     /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks and directory.
+    /// Adds run `n` holding `entries` to `batch`: its blocks back to back as the run's data,
+    /// and its directory.
     fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) {
         let mut dir = Dir {
             n,
             entries: entries.len() as u64,
             firsts: Vec::new(),
+            offsets: Some(vec![0]),
         };
+        let mut data = Vec::new();
         let mut start = 0;
         while start < entries.len() {
             let mut end = start;
@@ -547,21 +622,25 @@ impl LsmEngine {
                 end += 1;
             }
             dir.firsts.push(entries[start].0.clone());
-            batch.put(
-                Space::RunBlocks,
-                block_key(n, dir.firsts.len() - 1),
-                encode_run(&entries[start..end]),
-            );
+            data.extend_from_slice(&encode_run(&entries[start..end]));
+            if let Some(offsets) = &mut dir.offsets {
+                offsets.push(data.len() as u64);
+            }
             start = end;
         }
+        batch.put(Space::RunData(n), PACK_KEY.to_vec(), data);
         batch.put(Space::Runs, n.to_be_bytes().to_vec(), dir.encode());
     }
 
     /// Adds the removal of run `dir` (directory and blocks) to `batch`.
     fn remove_run(batch: &mut Batch, dir: &Dir) {
         batch.remove(Space::Runs, dir.n.to_be_bytes().to_vec());
-        for b in 0..dir.firsts.len() {
-            batch.remove(Space::RunBlocks, block_key(dir.n, b));
+        if dir.offsets.is_some() {
+            batch.remove(Space::RunData(dir.n), PACK_KEY.to_vec());
+        } else {
+            for b in 0..dir.firsts.len() {
+                batch.remove(Space::RunBlocks, block_key(dir.n, b));
+            }
         }
     }
 
@@ -625,7 +704,11 @@ impl LsmEngine {
             }
         }
         let old = self.runs()?;
-        let mut next = old.first().map_or(1, |d| d.n + 1);
+        // New runs are numbered above every run and every run's data still on disk: data
+        // dropped since the last flush may still be named by the durable directories, so its
+        // number must not be written again before then.
+        let on_disk = self.inner.run_data()?.last().copied().unwrap_or(0);
+        let mut next = old.first().map_or(0, |d| d.n).max(on_disk) + 1;
         let mut runs: Vec<Part<'_>> = Vec::new();
         for fresh in [direct, memtable] {
             if !fresh.is_empty() {
@@ -956,12 +1039,16 @@ impl Engine for LsmEngine {
         Ok(self.runs()?.len())
     }
 
-    fn pack_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Value>> {
-        self.inner.pack_range(n, offset, len)
+    fn blob_range(&self, space: Space, offset: u64, len: u64) -> StoreResult<Option<Value>> {
+        self.inner.blob_range(space, offset, len)
     }
 
-    fn pack_len(&self, n: u64) -> StoreResult<Option<u64>> {
-        self.inner.pack_len(n)
+    fn blob_len(&self, space: Space) -> StoreResult<Option<u64>> {
+        self.inner.blob_len(space)
+    }
+
+    fn run_data(&self) -> StoreResult<Vec<u64>> {
+        self.inner.run_data()
     }
 
     fn packs(&self) -> StoreResult<Vec<u64>> {
@@ -1153,22 +1240,36 @@ mod tests {
 
     #[test]
     fn a_run_directory_roundtrips_and_refuses_damage() {
-        let dir = Dir {
-            n: 7,
-            entries: 12,
-            firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
-        };
-        let bytes = dir.encode();
-        let back = Dir::parse(7, &bytes).unwrap();
-        assert_eq!(
-            (back.entries, back.firsts.clone()),
-            (12, dir.firsts.clone())
-        );
-        for at in 0..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[at] ^= 0x04;
-            assert!(Dir::parse(7, &bad).is_err(), "byte {at}");
+        for offsets in [None, Some(vec![0, 40, 95])] {
+            let dir = Dir {
+                n: 7,
+                entries: 12,
+                firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
+                offsets,
+            };
+            let bytes = dir.encode();
+            let back = Dir::parse(7, &bytes).unwrap();
+            assert_eq!(
+                (back.entries, back.firsts.clone(), back.offsets.clone()),
+                (12, dir.firsts.clone(), dir.offsets.clone())
+            );
+            for at in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x04;
+                assert!(Dir::parse(7, &bad).is_err(), "byte {at}");
+            }
         }
+        let back = Dir::parse(
+            7,
+            &Dir {
+                n: 7,
+                entries: 12,
+                firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
+                offsets: None,
+            }
+            .encode(),
+        )
+        .unwrap();
         assert_eq!(
             back.block_at_or_below(&Bound::Included(vec![1, b'a'])),
             Some(0)

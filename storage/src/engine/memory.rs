@@ -57,6 +57,15 @@ impl MemoryEngine {
     }
 }
 
+impl MemoryEngine {
+    /// The numbers of the spaces `pick` names, in order.
+    fn numbered(&self, pick: impl Fn(&Space) -> Option<u64>) -> Vec<u64> {
+        let mut out: Vec<u64> = self.read().keys().filter_map(pick).collect();
+        out.sort_unstable();
+        out
+    }
+}
+
 impl Engine for MemoryEngine {
     fn get(&self, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
         Ok(self
@@ -121,16 +130,17 @@ impl Engine for MemoryEngine {
     }
 
     fn packs(&self) -> StoreResult<Vec<u64>> {
-        let mut out: Vec<u64> = self
-            .read()
-            .keys()
-            .filter_map(|s| match s {
-                Space::Pack(n) => Some(*n),
-                _ => None,
-            })
-            .collect();
-        out.sort_unstable();
-        Ok(out)
+        Ok(self.numbered(|s| match s {
+            Space::Pack(n) => Some(*n),
+            _ => None,
+        }))
+    }
+
+    fn run_data(&self) -> StoreResult<Vec<u64>> {
+        Ok(self.numbered(|s| match s {
+            Space::RunData(n) => Some(*n),
+            _ => None,
+        }))
     }
 
     fn drop_pack(&self, n: u64) -> StoreResult<()> {

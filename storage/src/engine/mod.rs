@@ -39,6 +39,9 @@ pub(crate) enum Space {
     Meta,
     /// Pack `n`: one value, under the empty key.
     Pack(u64),
+    /// The blocks of record run `n` back to back ([`lsm`], store format 4): one value, under
+    /// the empty key (a file of its own in the sled engine, read by offset).
+    RunData(u64),
     /// Sorted runs of records ([`lsm`]): run number BE → the run's directory.
     Runs,
     /// The blocks of the runs: run number BE ‖ block BE (u32) → sorted records.
@@ -183,24 +186,35 @@ impl From<StoreError> for WriteError {
     }
 }
 
-/// The bytes `offset..offset + len` of pack `n`'s whole value, or corruption naming the pack
-/// when they are not all within it.
-pub(crate) fn pack_slice(n: u64, pack: &Value, offset: u64, len: u64) -> StoreResult<Value> {
+/// The bytes `offset..offset + len` of the whole value of `space` (a pack or a run's data),
+/// or corruption naming it when they are not all within it.
+pub(crate) fn blob_slice(space: Space, blob: &Value, offset: u64, len: u64) -> StoreResult<Value> {
     let range = usize::try_from(offset)
         .ok()
         .zip(usize::try_from(len).ok())
         .and_then(|(o, l)| Some(o..o.checked_add(l)?))
-        .filter(|r| r.end <= pack.len())
+        .filter(|r| r.end <= blob.len())
         .ok_or_else(|| {
-            StoreError::corrupt(
-                format!("pack {n}"),
-                format!(
-                    "it has {} bytes; the index places an object at {offset}+{len}",
-                    pack.len()
-                ),
-            )
+            StoreError::corrupt(blob_name(space), cut_short(blob.len() as u64, offset, len))
         })?;
-    Ok(pack.slice(range))
+    Ok(blob.slice(range))
+}
+
+/// The reason of a read past the end of a pack or a run's data.
+pub(crate) fn cut_short(size: u64, offset: u64, len: u64) -> String {
+    format!(
+        "it has {size} bytes, and {len} bytes at {offset} were wanted: it is cut short, or what \
+         points into it is damaged"
+    )
+}
+
+/// How errors name a pack or a run's data.
+pub(crate) fn blob_name(space: Space) -> String {
+    match space {
+        Space::Pack(n) => format!("pack {n}"),
+        Space::RunData(n) => format!("record run {n}"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The key of a pack space's one value.
@@ -239,20 +253,25 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         Ok(0)
     }
 
-    /// Reads `len` bytes at `offset` of pack `n`'s value (its one value, under [`PACK_KEY`]):
-    /// `None` when there is no pack `n`, corruption when the pack is shorter. The default
-    /// reads the value whole; an engine that keeps packs as files reads just the range.
-    fn pack_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Value>> {
-        match self.get(Space::Pack(n), PACK_KEY)? {
-            Some(pack) => pack_slice(n, &pack, offset, len).map(Some),
+    /// Reads `len` bytes at `offset` of the one value (under [`PACK_KEY`]) of a space that
+    /// holds one, [`Space::Pack`] or [`Space::RunData`]: `None` when there is no such value,
+    /// corruption when it is shorter. The default reads the value whole; an engine that keeps
+    /// these as files reads just the range.
+    fn blob_range(&self, space: Space, offset: u64, len: u64) -> StoreResult<Option<Value>> {
+        match self.get(space, PACK_KEY)? {
+            Some(blob) => blob_slice(space, &blob, offset, len).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Pack `n`'s size in bytes, `None` when there is no pack `n`.
-    fn pack_len(&self, n: u64) -> StoreResult<Option<u64>> {
-        Ok(self.get(Space::Pack(n), PACK_KEY)?.map(|p| p.len() as u64))
+    /// The size in bytes of the one value of `space` (as [`Engine::blob_range`]).
+    fn blob_len(&self, space: Space) -> StoreResult<Option<u64>> {
+        Ok(self.get(space, PACK_KEY)?.map(|p| p.len() as u64))
     }
+
+    /// The numbers of every [`Space::RunData`] there is, in order, including data dropped
+    /// that an engine keeping files has not removed yet (see [`lsm`]'s numbering).
+    fn run_data(&self) -> StoreResult<Vec<u64>>;
 
     /// Returns the number of every pack space, in order.
     fn packs(&self) -> StoreResult<Vec<u64>>;

@@ -1,8 +1,10 @@
-//! Packs as files of their own, `packs/<n as 16 hex digits>.pack` beside the engine's files
-//! (store format 4): written once (to a `.tmp` name, synced, renamed, the folder synced), read
-//! by offset, so a read of one packed object reads that object's bytes and no more. Through
-//! format 3 a pack was a sled value, which sled reads whole (a 150 KB pack for a 2 KB object)
-//! and checks with a CRC over all of it on every cold read.
+//! Write-once files read by offset, beside the engine's files (store format 4): packs,
+//! `packs/<n as 16 hex digits>.pack`, and the blocks of record runs, `runs/<n>.run`. Each is
+//! written once (to a `.tmp` name, synced, renamed, the folder synced) and read by offset, so
+//! a read of one packed object or one run block reads those bytes and no more. Through
+//! format 3 both were sled values, which sled reads whole (a 150 KB pack for a 2 KB object, a
+//! node of up to 16 run blocks for one record) and checks with a CRC over all of it on every
+//! cold read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,17 +16,27 @@ use std::sync::{Arc, Mutex};
 use crate::error::{BackendError, StoreError, StoreResult};
 use crate::read::lock;
 
-/// The folder of pack files inside a store.
-pub(crate) const PACKS_DIR: &str = "packs";
+/// The folder of pack files inside a store, their suffix, and what errors call one.
+pub(crate) const PACKS: Kind = ("packs", "pack", "pack");
+
+/// The folder of record-run block files inside a store, their suffix, and what errors call
+/// one.
+pub(crate) const RUNS: Kind = ("runs", "run", "record run");
+
+/// A kind of files: folder, suffix, name in errors.
+pub(crate) type Kind = (&'static str, &'static str, &'static str);
 
 /// Open handles kept for reads; beyond this many, the table is emptied and refilled.
 const MAX_OPEN: usize = 256;
 
-/// The pack files of one store.
+/// The files of one kind (packs or runs) of one store.
 #[derive(Debug)]
 pub(crate) struct PackFiles {
     dir: PathBuf,
-    open: Mutex<HashMap<u64, Arc<File>>>,
+    suffix: &'static str,
+    name: &'static str,
+    /// Open files with their sizes (a pack file never changes once written).
+    open: Mutex<HashMap<u64, (Arc<File>, u64)>>,
 }
 
 /// An I/O error of a pack file as a store error: a full disk is [`StoreError::DiskFull`].
@@ -42,12 +54,12 @@ fn sync_dir(dir: &Path) -> StoreResult<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
-fn pack_name(n: u64) -> String {
-    format!("{n:016x}.pack")
+fn file_name(n: u64, suffix: &str) -> String {
+    format!("{n:016x}.{suffix}")
 }
 
-fn parse_pack_name(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".pack")?;
+fn parse_file_name(name: &str, suffix: &str) -> Option<u64> {
+    let hex = name.strip_suffix(suffix)?.strip_suffix('.')?;
     if hex.len() != 16 {
         return None;
     }
@@ -55,9 +67,10 @@ fn parse_pack_name(name: &str) -> Option<u64> {
 }
 
 impl PackFiles {
-    /// The pack files under `store`; removes what a write cut short left (`*.tmp`).
-    pub(crate) fn open(store: &Path) -> StoreResult<Self> {
-        let dir = store.join(PACKS_DIR);
+    /// The files of `kind` ([`PACKS`] or [`RUNS`]) under `store`; removes what a write cut
+    /// short left (`*.tmp`).
+    pub(crate) fn open(store: &Path, kind: Kind) -> StoreResult<Self> {
+        let dir = store.join(kind.0);
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().ends_with(".tmp") {
@@ -67,12 +80,14 @@ impl PackFiles {
         }
         Ok(Self {
             dir,
+            suffix: kind.1,
+            name: kind.2,
             open: Mutex::default(),
         })
     }
 
     fn path(&self, n: u64) -> PathBuf {
-        self.dir.join(pack_name(n))
+        self.dir.join(file_name(n, self.suffix))
     }
 
     /// Writes pack `n` whole and makes it durable before returning (its index entries are
@@ -84,7 +99,7 @@ impl PackFiles {
                 sync_dir(store)?;
             }
         }
-        let tmp = self.dir.join(format!("{}.tmp", pack_name(n)));
+        let tmp = self.dir.join(format!("{}.tmp", file_name(n, self.suffix)));
         let written = File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_all()
@@ -97,22 +112,23 @@ impl PackFiles {
         sync_dir(&self.dir)
     }
 
-    /// The open file of pack `n`, or `None` when there is none.
-    fn file(&self, n: u64) -> StoreResult<Option<Arc<File>>> {
-        if let Some(f) = lock(&self.open).get(&n) {
-            return Ok(Some(Arc::clone(f)));
+    /// The open file of pack `n` and its size, or `None` when there is none.
+    fn file(&self, n: u64) -> StoreResult<Option<(Arc<File>, u64)>> {
+        if let Some((f, size)) = lock(&self.open).get(&n) {
+            return Ok(Some((Arc::clone(f), *size)));
         }
         let file = match File::open(self.path(n)) {
             Ok(f) => Arc::new(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
+        let size = file.metadata().map_err(io)?.len();
         let mut open = lock(&self.open);
         if open.len() >= MAX_OPEN {
             open.clear();
         }
-        open.insert(n, Arc::clone(&file));
-        Ok(Some(file))
+        open.insert(n, (Arc::clone(&file), size));
+        Ok(Some((file, size)))
     }
 
     /// Pack `n`'s bytes, whole.
@@ -127,21 +143,23 @@ impl PackFiles {
     /// `len` bytes of pack `n` from `offset`: `None` when there is no such pack, corruption
     /// when the file is shorter than that.
     pub(crate) fn read_range(&self, n: u64, offset: u64, len: u64) -> StoreResult<Option<Vec<u8>>> {
-        let Some(file) = self.file(n)? else {
+        let Some((file, size)) = self.file(n)? else {
             return Ok(None);
         };
-        let size = file.metadata().map_err(io)?.len();
         let end = offset.checked_add(len).filter(|end| *end <= size);
         let Some(len) = end.and_then(|_| usize::try_from(len).ok()) else {
             return Err(StoreError::corrupt(
-                format!("pack {n}"),
-                format!("it has {size} bytes; the index places an object at {offset}+{len}"),
+                format!("{} {n}", self.name),
+                super::cut_short(size, offset, len),
             ));
         };
         let mut out = vec![0; len];
         file.read_exact_at(&mut out, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                StoreError::corrupt(format!("pack {n}"), "its file was cut short while read")
+                StoreError::corrupt(
+                    format!("{} {n}", self.name),
+                    "its file was cut short while read",
+                )
             } else {
                 io(e)
             }
@@ -178,7 +196,11 @@ impl PackFiles {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io)?;
-            if let Some(n) = entry.file_name().to_str().and_then(parse_pack_name) {
+            if let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| parse_file_name(name, self.suffix))
+            {
                 out.push(n);
             }
         }
@@ -193,7 +215,7 @@ mod tests {
     #[test]
     fn packs_are_written_read_by_offset_listed_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let files = PackFiles::open(dir.path()).unwrap();
+        let files = PackFiles::open(dir.path(), PACKS).unwrap();
         assert!(files.list().unwrap().is_empty());
         files.write(0x2a, b"\x01hello pack").unwrap();
         assert_eq!(files.list().unwrap(), vec![0x2a]);
@@ -209,8 +231,13 @@ mod tests {
         assert!(files.read_range(7, 0, 1).unwrap().is_none());
         // A leftover of a write cut short goes at the next open.
         std::fs::write(dir.path().join("packs/0000000000000007.pack.tmp"), b"x").unwrap();
-        let files = PackFiles::open(dir.path()).unwrap();
+        let files = PackFiles::open(dir.path(), PACKS).unwrap();
         assert_eq!(files.list().unwrap(), vec![0x2a]);
+        // Run files live apart and are listed apart.
+        let runs = PackFiles::open(dir.path(), RUNS).unwrap();
+        runs.write(3, b"blocks").unwrap();
+        assert!(dir.path().join("runs/0000000000000003.run").is_file());
+        assert_eq!(runs.list().unwrap(), vec![3]);
         files.remove(0x2a).unwrap();
         assert!(files.list().unwrap().is_empty());
         assert!(files.read_all(0x2a).unwrap().is_none());

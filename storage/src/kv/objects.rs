@@ -117,7 +117,7 @@ impl Kv {
         // Only the object's own bytes are read (a pack file is read by offset).
         let bytes = self
             .engine
-            .pack_range(at.pack, at.offset, at.len)
+            .blob_range(Space::Pack(at.pack), at.offset, at.len)
             .map_err(|e| e.at_object(hash))?
             .ok_or_else(|| {
                 StoreError::corrupt(
@@ -199,7 +199,7 @@ impl Kv {
     /// Checks that pack `n` starts with the pack format byte (`verify` calls it for every
     /// pack; reads check each object's own bytes instead).
     pub(crate) fn check_pack_format(&self, n: u64) -> StoreResult<()> {
-        let first = self.engine.pack_range(n, 0, 1)?;
+        let first = self.engine.blob_range(Space::Pack(n), 0, 1)?;
         match first.as_deref() {
             Some([PACK_FORMAT]) | None => Ok(()),
             other => Err(StoreError::corrupt(
@@ -338,7 +338,7 @@ impl Kv {
         }
         let mut out = Vec::new();
         for n in self.engine.packs()? {
-            let size = self.engine.pack_len(n)?.unwrap_or(0);
+            let size = self.engine.blob_len(Space::Pack(n))?.unwrap_or(0);
             let (objects, live_bytes) = refs.get(&n).copied().unwrap_or_default();
             out.push(PackInfo {
                 number: n,

@@ -74,6 +74,7 @@ impl Kv {
         let kv = Self {
             engine: Arc::new(engine),
             commit_gate: Arc::default(),
+            pages: Arc::default(),
         };
         kv.check_format(path, convert)?;
         Ok(kv)
