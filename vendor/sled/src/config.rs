@@ -353,6 +353,8 @@ impl Config {
             inner: config,
             file: Arc::new(file),
             unreferenced_blobs: Arc::default(),
+            unsynced: Arc::default(),
+            sync_lock: Arc::default(),
         };
 
         Db::start_inner(config)
@@ -447,6 +449,8 @@ impl Config {
             inner: self,
             file: Arc::new(file),
             unreferenced_blobs: Arc::default(),
+            unsynced: Arc::default(),
+            sync_lock: Arc::default(),
         }
     }
 
@@ -796,6 +800,10 @@ pub struct RunningConfig {
     /// strata patch: blob files that no page pointed to when the store was recovered, for
     /// `Db::remove_unreferenced_blobs`.
     pub(crate) unreferenced_blobs: Arc<Mutex<Vec<Lsn>>>,
+    /// strata patch (STRATA-PATCH.md item 12): whether the log file was written since its
+    /// last `fsync`, and the lock that orders those `fsync`s.
+    pub(crate) unsynced: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) sync_lock: Arc<parking_lot::Mutex<()>>,
 }
 
 #[allow(unsafe_code)]
@@ -829,6 +837,25 @@ impl Drop for Inner {
 }
 
 impl RunningConfig {
+    /// strata patch (STRATA-PATCH.md item 12): notes that the log file was written.
+    pub(crate) fn mark_written(&self) {
+        self.unsynced.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// strata patch (STRATA-PATCH.md item 12): `fsync`s the log file when it was written
+    /// since the last `fsync`. Under the lock, so a caller whose write another caller's
+    /// `fsync` is covering returns only once that `fsync` is done.
+    pub(crate) fn sync_if_written(&self) -> std::io::Result<()> {
+        let _order = self.sync_lock.lock();
+        if self.unsynced.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.file.sync_all() {
+                self.mark_written();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     // returns the snapshot file paths for this system
     #[doc(hidden)]
     pub fn get_snapshot_files(&self) -> io::Result<Vec<PathBuf>> {

@@ -47,6 +47,17 @@ pub struct Histogram {
 impl Default for Histogram {
     #[allow(unsafe_code)]
     fn default() -> Histogram {
+        // strata patch (STRATA-PATCH.md item 11): without metrics nothing reads or writes
+        // the buckets, so none are allocated.
+        #[cfg(feature = "no_metrics")]
+        {
+            return Histogram {
+                vals: Vec::new(),
+                sum: AtomicUsize::new(0),
+                count: AtomicUsize::new(0),
+            };
+        }
+
         #[cfg(not(feature = "miri_optimizations"))]
         {
             let mut vals = Vec::with_capacity(BUCKETS);

@@ -94,6 +94,11 @@ pub(crate) fn write_blob<T: Serialize>(
         f.write_all(kind_buf)?;
         io_fail!(config, "write_blob write buf");
         f.write_all(&data)?;
+        // strata patch (STRATA-PATCH.md item 12): the log entry pointing at this file is
+        // made durable by a flush; the file must be by then too.
+        if !config.temporary {
+            f.sync_all()?;
+        }
         Ok(())
     })();
     match written {

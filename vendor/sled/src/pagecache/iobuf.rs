@@ -728,6 +728,8 @@ impl IoBufs {
         {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
+            // strata patch (STRATA-PATCH.md item 12): a flush `fsync`s what was written.
+            self.config.mark_written();
             if !self.config.temporary {
                 #[cfg(target_os = "linux")]
                 {

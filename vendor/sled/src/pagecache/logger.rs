@@ -34,7 +34,14 @@ impl Log {
     /// Flushes any pending IO buffers to disk to ensure durability.
     /// Returns the number of bytes written during this call.
     pub fn flush(&self) -> Result<usize> {
-        iobuf::flush(&self.iobufs)
+        let written = iobuf::flush(&self.iobufs)?;
+        // strata patch (STRATA-PATCH.md item 12): `make_stable` writes buffers with
+        // `sync_file_range`, which neither persists the file's metadata nor flushes the
+        // disk's cache; a flush that returns is now behind an `fsync` of what was written.
+        if !self.config.temporary {
+            self.config.sync_if_written()?;
+        }
+        Ok(written)
     }
 
     /// Return an iterator over the log, starting with
@@ -485,8 +492,11 @@ impl Drop for Log {
             error!("failed to flush from IoBufs::drop: {}", e);
         }
 
+        // strata patch (STRATA-PATCH.md item 12): only when something was written.
         if !self.config.temporary {
-            self.config.file.sync_all().unwrap();
+            if let Err(e) = self.config.sync_if_written() {
+                error!("failed to fsync from IoBufs::drop: {}", e);
+            }
         }
 
         debug!("IoBufs dropped");

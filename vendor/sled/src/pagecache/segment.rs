@@ -640,6 +640,8 @@ impl SegmentAccountant {
                 &*vec![MessageKind::Corrupted.into(); self.config.segment_size],
                 segment_base,
             )?;
+            // strata patch (STRATA-PATCH.md item 12): synced by the next flush.
+            self.config.mark_written();
         }
 
         // we want to complete all truncations because
