@@ -1100,7 +1100,7 @@ impl Store {
     }
 
     /// Merges the record runs, as [`Store::compact_records`] does, when a lookup would look in
-    /// four or more of them; does nothing otherwise. Bulk writers call it when they are done
+    /// two or more of them; does nothing otherwise. Bulk writers call it when they are done
     /// (`strata import` does): a bulk load leaves up to 8 runs, and each costs every lookup.
     ///
     /// # Errors

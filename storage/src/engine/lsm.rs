@@ -33,7 +33,8 @@ use crate::read::lock;
 pub(crate) const MEMTABLE_ENTRIES: usize = 512;
 
 /// A batch with at least the memtable's threshold over this many record changes becomes a
-/// run of its own (the memtable, older, becomes one first).
+/// run of its own (the memtable, older, becomes one first); a batch marked `direct`, with
+/// the threshold over this many squared (8 records by default).
 pub(crate) const DIRECT_DIVISOR: usize = 8;
 
 /// More runs than this are merged into one.
@@ -853,7 +854,11 @@ impl Engine for LsmEngine {
     fn write(&self, batch: Batch) -> Result<(), WriteError> {
         let mut pending = lock(&self.gate);
         self.memtable_len.store(UNKNOWN, Ordering::Release);
-        let Batch { changes, expect } = batch;
+        let Batch {
+            changes,
+            expect,
+            direct,
+        } = batch;
         let mut inner = Batch::default();
         for (space, key, want) in expect {
             match tag_of(space) {
@@ -869,7 +874,12 @@ impl Engine for LsmEngine {
             }
         }
         let records = changes.iter().filter(|c| tag_of(c.0).is_some()).count();
-        if records >= self.memtable_entries.div_ceil(DIRECT_DIVISOR) {
+        let threshold = if direct {
+            DIRECT_DIVISOR * DIRECT_DIVISOR
+        } else {
+            DIRECT_DIVISOR
+        };
+        if records > 0 && records >= self.memtable_entries.div_ceil(threshold) {
             // A large batch (an import, a pack's index entries, a repack) goes straight into a
             // run of its own: its records never pass through the engine's log.
             let mut direct: BTreeMap<Vec<u8>, Option<Value>> = BTreeMap::new();

@@ -146,6 +146,10 @@ pub(crate) struct Batch {
     pub(crate) changes: Vec<Change>,
     /// (space, key, value the key must hold; `None`: must be absent).
     pub(crate) expect: Vec<Change>,
+    /// Write the batch's records as a record run of their own even when they are few (a bulk
+    /// load, a repack's copy: records that will not change soon), so they never pass through
+    /// the engine's log; see [`lsm::DIRECT_DIVISOR`]. An engine without runs ignores it.
+    pub(crate) direct: bool,
 }
 
 impl Batch {

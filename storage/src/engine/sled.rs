@@ -448,7 +448,9 @@ impl SledEngine {
     }
 
     fn write_batch(&self, batch: Batch) -> Result<(), WriteError> {
-        let Batch { changes, expect } = batch;
+        let Batch {
+            changes, expect, ..
+        } = batch;
         // Packs are files: each is durable (synced, renamed, its folder synced) before
         // anything else of the batch is written, and before any later batch names it.
         let (blobs, changes): (Vec<_>, Vec<_>) = changes

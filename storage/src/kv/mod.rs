@@ -150,10 +150,13 @@ impl From<StoreError> for CommitAbort {
 }
 
 /// Bulk writes end by merging the record runs when there are at least this many. Each run
-/// costs every lookup a binary search; merging rewrites every record once, and on a small
-/// store sled keeps the rewritten bytes in its log for a while: 4 runs of 8 is where the
-/// lookups saved are worth it (`BENCHMARKS.md`, session 6).
-pub(crate) const SETTLE_RUNS: usize = 4;
+/// costs every lookup a binary search, and the records a later run replaced (a document's
+/// head, its newest version page) stay in the older ones. Through format 3 a merge's
+/// rewritten bytes went through sled's log, and 4 runs was where the lookups saved were
+/// worth it (`BENCHMARKS.md`, session 6); a run's data is a file now (format 4), so bulk
+/// writes merge whatever they leave: a repack of public-suffix left 21.7 KB of runs where
+/// one merged run holds 10.7 KB.
+pub(crate) const SETTLE_RUNS: usize = 2;
 
 /// The records a commit has written so far, over the engine: its reads see its own writes.
 struct Overlay<'k> {
@@ -666,6 +669,9 @@ impl Kv {
             let counters = self.engine.get(Space::Meta, META_COUNTERS)?;
             let (mut batch, out) = self.plan_commit(puts, counters.as_ref())?;
             batch.expect(Space::Meta, META_COUNTERS, counters.as_deref());
+            // A bulk load's records become a run of their own, never passing through the
+            // engine's log (where they would stay as dead bytes once merged into a run).
+            batch.direct = puts.len() >= crate::reverse::BULK_BATCH;
             match self.engine.write(batch) {
                 Ok(()) => return Ok(out),
                 Err(WriteError::Conflict) => {}
@@ -798,8 +804,11 @@ impl Kv {
     /// versions, the change feed and the meta records (format, policy, counters).
     pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
         // Large batches across the spaces: each becomes a record run of its own in the copy
-        // instead of passing through the engine's log.
-        let mut batch = Batch::default();
+        // instead of passing through the engine's log (however few records a small store has).
+        let mut batch = Batch {
+            direct: true,
+            ..Batch::default()
+        };
         for space in [
             Space::Names,
             Space::Docs,
@@ -811,7 +820,13 @@ impl Kv {
                 let (k, v) = kv?;
                 batch.put(space, k.to_vec(), v.to_vec());
                 if batch.changes.len() == COPY_BATCH {
-                    dest.write(std::mem::take(&mut batch))?;
+                    dest.write(std::mem::replace(
+                        &mut batch,
+                        Batch {
+                            direct: true,
+                            ..Batch::default()
+                        },
+                    ))?;
                 }
             }
         }
