@@ -38,6 +38,7 @@ pub struct StoreOptions {
     pub(crate) engine_cache_bytes: u64,
     pub(crate) max_content_len: u64,
     pub(crate) level: i32,
+    pub(crate) delta_level: i32,
     pub(crate) create: bool,
     /// Accept a store of the earlier, convertible format (set by repack only).
     pub(crate) convert: bool,
@@ -57,6 +58,7 @@ impl Default for StoreOptions {
             engine_cache_bytes: 64 << 20,
             max_content_len: 64 << 20,
             level: 6,
+            delta_level: 4,
             create: true,
             convert: false,
             verify_reads: false,
@@ -160,6 +162,17 @@ impl StoreOptions {
     /// full snapshot only when a decision needs one, imports at it as fast as it did at 3.
     pub fn compression_level(mut self, level: i32) -> Self {
         self.level = level.clamp(1, 22);
+        self
+    }
+
+    /// Sets the zstd level for new deltas (1..=22; full snapshots use
+    /// [`StoreOptions::compression_level`]). Default 4: a delta is zstd with the base as its
+    /// reference, and from level 5 zstd indexes the whole base with its row match finder for
+    /// every delta, 38% of importing redis-networking-c (54-300 KB bases); at 4 that import
+    /// took 0.30 s instead of 0.42 s for 7% more store (`BENCHMARKS.md`, session 7). `strata
+    /// repack` encodes every delta again at its own level.
+    pub fn delta_compression_level(mut self, level: i32) -> Self {
+        self.delta_level = level.clamp(1, 22);
         self
     }
 

@@ -115,7 +115,7 @@ impl Store {
         }
         // Encode the deltas in parallel (pure work on contents), then decide newest to oldest,
         // so every delta's base is planned (and later written) first.
-        let deltas = encode_deltas(&slots, level);
+        let deltas = encode_deltas(&slots, self.inner.options.delta_level);
         let policy = &*self.inner.policy;
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
         let mut estimate = FullSizeEstimate::new(self.inner.options.custom_policy.is_none());
@@ -184,7 +184,7 @@ impl Store {
         let run = self.run_below(doc, head, p)?;
         let content = self.read_object(&p)?;
         let level = self.inner.options.level;
-        let d = delta::encode(&first.content, &content, level);
+        let d = delta::encode(&first.content, &content, self.inner.options.delta_level);
         // The head itself now reads the base's chain and this delta.
         let own = Base::of(first.hash, &base_header).input(
             head,
