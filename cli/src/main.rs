@@ -71,22 +71,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("strata: {}", escape_controls(&e.message()));
+            // A key or file name may hold control characters: the line stays one line.
+            eprintln!(
+                "strata: {}",
+                strata_storage::spec::escape_controls(&e.message())
+            );
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Escapes control characters (a key or file name may hold any), so an error stays one line
-/// and cannot drive the terminal.
-fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

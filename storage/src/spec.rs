@@ -38,13 +38,17 @@ pub struct SpecError(String);
 /// # Errors
 /// The key is empty, too long or otherwise not a valid [`DocId`].
 pub fn parse_doc(key: &str) -> Result<DocId, SpecError> {
-    DocId::new(key)
-        .map_err(|e| SpecError(format!("invalid document key '{}': {e}", printable(key))))
+    DocId::new(key).map_err(|e| {
+        SpecError(format!(
+            "invalid document key '{}': {e}",
+            escape_controls(key)
+        ))
+    })
 }
 
 /// `text` with control characters escaped (`\n`, `\u{0}`), so a message quoting what a user
-/// typed stays one line.
-fn printable(text: &str) -> String {
+/// typed stays one line and cannot drive a terminal.
+pub fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {
@@ -71,7 +75,7 @@ pub fn parse_target(spec: &str) -> Result<(DocId, Target), SpecError> {
     let Some((key, suffix)) = spec.rsplit_once('@').filter(|(key, _)| !key.is_empty()) else {
         return Ok((parse_doc(spec)?, Target::At(At::Latest)));
     };
-    let (shown_suffix, shown_spec) = (printable(suffix), printable(spec));
+    let (shown_suffix, shown_spec) = (escape_controls(suffix), escape_controls(spec));
     let bad = |why: &str| {
         SpecError(format!(
             "invalid version '{shown_suffix}' in '{shown_spec}': {why}; a version is N, -N or a \
@@ -96,7 +100,7 @@ pub fn parse_target(spec: &str) -> Result<(DocId, Target), SpecError> {
         At::Time(strata_core::time::parse(suffix).map_err(|e| {
             SpecError(format!(
                 "invalid version '{shown_suffix}' in '{shown_spec}': {}",
-                printable(&e)
+                escape_controls(&e)
             ))
         })?)
     } else if suffix.bytes().all(|b| b.is_ascii_digit()) {

@@ -180,24 +180,29 @@ fn with_raw_objects(path: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
+/// Writes `n` versions of `d`, each a line longer, as a forward delta chain in a new store at
+/// `path` (closed again); returns their ids.
+fn growing_chain(path: &std::path::Path, d: &DocId, n: usize) -> Vec<ContentHash> {
+    let store = Store::open_with(
+        path,
+        StoreOptions::default().policy(Policy::Chain { max_depth: 50 }),
+    )
+    .unwrap();
+    let mut text = String::new();
+    (0..n)
+        .map(|i| {
+            text.push_str(&format!("line {i} of a document that grows\n"));
+            store.put(d, text.as_bytes()).unwrap().hash
+        })
+        .collect()
+}
+
 #[test]
 fn damaged_objects_are_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let d = doc("chain");
-    let mut hashes = Vec::new();
-    {
-        let store = Store::open_with(
-            &path,
-            StoreOptions::default().policy(Policy::Chain { max_depth: 50 }),
-        )
-        .unwrap();
-        let mut text = String::new();
-        for i in 0..10 {
-            text.push_str(&format!("line {i} of a document that grows\n"));
-            hashes.push(store.put(&d, text.as_bytes()).unwrap().hash);
-        }
-    }
+    let hashes = growing_chain(&path, &d, 10);
     // Flip the last byte of version 5's object: small payloads are stored inline after the
     // header in part 0, so this damages the payload.
     with_raw_objects(&path, |objects| {
@@ -261,19 +266,7 @@ fn a_delta_chain_that_loops_is_corrupt_and_earlier_versions_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let d = doc("loop");
-    let mut hashes = Vec::new();
-    {
-        let store = Store::open_with(
-            &path,
-            StoreOptions::default().policy(Policy::Chain { max_depth: 50 }),
-        )
-        .unwrap();
-        let mut text = String::new();
-        for i in 0..5 {
-            text.push_str(&format!("line {i} of a document that grows\n"));
-            hashes.push(store.put(&d, text.as_bytes()).unwrap().hash);
-        }
-    }
+    let hashes = growing_chain(&path, &d, 5);
     with_raw_objects(&path, |objects| {
         let mut key = hashes[2].as_bytes().to_vec();
         key.extend_from_slice(&0u32.to_be_bytes());
