@@ -27,17 +27,19 @@
 //!   16 MiB by default), content limit, compression level.
 //! - [`RepackOptions`] / [`RepackReport`]: policy, zstd level and base window for a repack.
 //! - [`WriteBatch`]: many puts, one transaction, one flush.
-//! - [`At`]: which version to read. [`StoreError`] / [`OpenError`]: what went wrong.
+//! - [`At`]: which version to read; [`spec`] parses `DOC@VERSION` as people type it.
+//!   [`StoreError`] / [`OpenError`]: what went wrong (a full disk is
+//!   [`StoreError::DiskFull`]; the open store then stops until it is opened again).
 //! - [`render`]: print a [`DocDiff`] as a unified diff, a word diff or a stat (re-exported
 //!   from `strata-diff`, so printing a diff needs no other dependency).
 //!
 //! # Layout and integrity
-//! Objects are kept in *packs* (many objects in one value written once, git's way) with an
-//! index from content id to place; what still changes (each document's newest version under
-//! reverse policies, single puts until the next fold) is kept loose and folded into packs
-//! every 256 versions. Small records (document names, version and feed pages, the pack index)
-//! are kept in sorted *runs*, values written once and merged now and then, since the engine
-//! keeps a small entry at 2-4x its size. Every read is checked: by zstd's content checksum in each stored frame,
+//! Objects are kept in *packs* (many objects in one file written once and read by offset,
+//! git's way) with an index from content id to place; what still changes (each document's
+//! newest version under reverse policies, single puts until the next fold) is kept loose and
+//! folded into packs every 256 versions. Small records (document names, version and feed
+//! pages, the pack index) are kept in sorted *runs*, files of 8 KiB blocks written once and
+//! merged now and then, since the engine keeps a small entry at 2-4x its size. Every read is checked: by zstd's content checksum in each stored frame,
 //! or by the blake3 id where an object has none; [`StoreOptions::verify_reads`] checks ids on
 //! every read too, and [`Store::verify`] always does.
 //!
