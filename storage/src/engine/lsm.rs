@@ -428,8 +428,8 @@ pub(crate) struct LsmEngine {
     /// The runs as last read. Only a compaction of this engine changes them, and it clears
     /// this under the exclusive view lock: the store that owns the engine is its only writer.
     cache: Mutex<Option<Runs>>,
-    /// Blocks read and checked, by (run, block). Runs are never rewritten, and run numbers
-    /// never reused, so an entry stays right until its run is merged away.
+    /// Blocks read and checked, by (run, block). Runs are never rewritten, so an entry stays
+    /// right until its run is merged away; every compaction empties it.
     blocks: Mutex<crate::fasthash::FastMap<(u64, usize), Run>>,
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
@@ -770,6 +770,9 @@ impl LsmEngine {
         }
         let written = self.inner.write(batch);
         *lock(&self.cache) = None;
+        // Blocks of runs this compaction removed go too: a run number can come back once
+        // every run is merged away and its file removed.
+        lock(&self.blocks).clear();
         written
     }
 }

@@ -619,7 +619,7 @@ impl Engine for SledEngine {
             return Ok(None);
         }
         if let Some(bytes) = files.read_range(n, offset, len)? {
-            return Ok(Some(Value::shared(bytes.into())));
+            return Ok(Some(bytes));
         }
         // A pack written through store format 3: a sled value, read whole.
         match self.get(space, PACK_KEY)? {
