@@ -434,6 +434,63 @@ pub(crate) struct LsmEngine {
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
     view: RwLock<()>,
+    /// The memtable in memory, by full key: `Some` a record, `None` a tombstone. A lookup
+    /// reads it instead of two engine lookups (21% of reading a history whose store had
+    /// taken single puts since its import). `None` while a write is under way, and for good
+    /// after a write failed: lookups then go to the engine.
+    mirror: RwLock<Option<Memtable>>,
+}
+
+/// The memtable's records and tombstones by full key (see [`LsmEngine::mirror`]).
+type Memtable = BTreeMap<Vec<u8>, Option<Value>>;
+
+/// One change a write makes to the memtable, for [`LsmEngine::mirror`].
+enum MemtableChange {
+    /// A record is put.
+    Put(Vec<u8>, Value),
+    /// A record is removed.
+    Remove(Vec<u8>),
+    /// A tombstone is put.
+    Tombstone(Vec<u8>),
+    /// A tombstone is removed.
+    Untombstone(Vec<u8>),
+}
+
+impl MemtableChange {
+    /// What `change` (a change of the engine batch a write applies) does to the memtable.
+    fn of(change: &super::Change) -> Option<Self> {
+        let (space, key, value) = change;
+        if *space == Space::Tombstones {
+            return Some(match value {
+                Some(_) => Self::Tombstone(key.clone()),
+                None => Self::Untombstone(key.clone()),
+            });
+        }
+        let full = full_key(tag_of(*space)?, key);
+        Some(match value {
+            Some(v) => Self::Put(full, Value::shared(Arc::from(v.as_slice()))),
+            None => Self::Remove(full),
+        })
+    }
+
+    fn apply(self, memtable: &mut Memtable) {
+        match self {
+            Self::Put(k, v) => {
+                memtable.insert(k, Some(v));
+            }
+            Self::Remove(k) => {
+                memtable.remove(&k);
+            }
+            Self::Tombstone(k) => {
+                memtable.entry(k).or_insert(None);
+            }
+            Self::Untombstone(k) => {
+                if matches!(memtable.get(&k), Some(None)) {
+                    memtable.remove(&k);
+                }
+            }
+        }
+    }
 }
 
 impl LsmEngine {
@@ -441,11 +498,18 @@ impl LsmEngine {
     /// [`MEMTABLE_ENTRIES`].
     pub(crate) fn new(inner: Arc<dyn Engine>, memtable_entries: usize) -> StoreResult<Self> {
         let mut pending = 0;
-        for (space, _) in TAGS.iter().chain(&[(Space::Tombstones, 0)]) {
-            for kv in super::all(&*inner, *space) {
-                kv?;
+        let mut memtable = Memtable::new();
+        for (space, tag) in TAGS {
+            for kv in super::all(&*inner, space) {
+                let (k, v) = kv?;
+                memtable.insert(full_key(tag, &k), Some(v));
                 pending += 1;
             }
+        }
+        for kv in super::all(&*inner, Space::Tombstones) {
+            let (k, _) = kv?;
+            memtable.entry(k.to_vec()).or_insert(None);
+            pending += 1;
         }
         let engine = Self {
             inner,
@@ -455,6 +519,7 @@ impl LsmEngine {
             cache: Mutex::new(None),
             blocks: Mutex::default(),
             view: RwLock::new(()),
+            mirror: RwLock::new(Some(memtable)),
         };
         engine.drop_orphan_run_data();
         Ok(engine)
@@ -649,6 +714,13 @@ impl LsmEngine {
     fn get_record(&self, tag: u8, space: Space, key: &[u8]) -> StoreResult<Option<Value>> {
         let full = full_key(tag, key);
         if self.memtable_in_use() {
+            if let Some(memtable) = &*self.mirror.read().unwrap_or_else(|e| e.into_inner()) {
+                match memtable.get(&full) {
+                    Some(Some(v)) => return Ok(Some(v.clone())),
+                    Some(None) => return Ok(None),
+                    None => return self.runs_find(&full),
+                }
+            }
             if let Some(v) = self.inner.get(space, key)? {
                 return Ok(Some(v));
             }
@@ -656,14 +728,35 @@ impl LsmEngine {
                 return Ok(None);
             }
         }
+        self.runs_find(&full)
+    }
+
+    /// The value of full key `full` in the runs, newest first.
+    fn runs_find(&self, full: &[u8]) -> StoreResult<Option<Value>> {
         for dir in self.runs()?.iter() {
-            match self.run_find(dir, &full)? {
+            match self.run_find(dir, full)? {
                 Some(Found::Value(v)) => return Ok(Some(v)),
                 Some(Found::Tombstone) => return Ok(None),
                 None => {}
             }
         }
         Ok(None)
+    }
+
+    /// Takes the memtable's mirror out for a write (lookups go to the engine meanwhile).
+    fn take_mirror(&self) -> Option<Memtable> {
+        self.mirror
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Puts the mirror back after a write that finished.
+    fn put_mirror(&self, memtable: Option<Memtable>) {
+        *self
+            .mirror
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = memtable;
     }
 
     /// Turns the memtable, then `direct` (the record changes of a large batch, newer than the
@@ -857,6 +950,9 @@ impl Engine for LsmEngine {
     fn write(&self, batch: Batch) -> Result<(), WriteError> {
         let mut pending = lock(&self.gate);
         self.memtable_len.store(UNKNOWN, Ordering::Release);
+        // Out while the write is under way; back only once it finished (a failed write
+        // leaves lookups on the engine).
+        let mirror = self.take_mirror();
         let Batch {
             changes,
             expect,
@@ -869,6 +965,7 @@ impl Engine for LsmEngine {
                     let have = self.get_record(tag, space, &key)?;
                     if have.as_deref() != want.as_deref() {
                         // Nothing was written: the memtable is as it was.
+                        self.put_mirror(mirror);
                         self.memtable_len.store(*pending, Ordering::Release);
                         return Err(WriteError::Conflict);
                     }
@@ -902,6 +999,7 @@ impl Engine for LsmEngine {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.compact(direct, inner, false)?;
+            self.put_mirror(mirror.map(|_| Memtable::new()));
             self.set_pending(&mut pending, 0);
             return Ok(());
         }
@@ -941,10 +1039,31 @@ impl Engine for LsmEngine {
             // in one atomic write.
             self.inner.write(inner)?;
             self.compact(BTreeMap::new(), Batch::default(), false)?;
+            self.put_mirror(mirror.map(|_| Memtable::new()));
             self.set_pending(&mut pending, 0);
             return Ok(());
         }
-        self.inner.write(inner)?;
+        let changes: Vec<MemtableChange> = inner
+            .changes
+            .iter()
+            .filter_map(MemtableChange::of)
+            .collect();
+        match self.inner.write(inner) {
+            Ok(()) => {}
+            // Nothing was written: the memtable is as it was.
+            Err(WriteError::Conflict) => {
+                self.put_mirror(mirror);
+                self.memtable_len.store(*pending, Ordering::Release);
+                return Err(WriteError::Conflict);
+            }
+            Err(e) => return Err(e),
+        }
+        self.put_mirror(mirror.map(|mut memtable| {
+            for change in changes {
+                change.apply(&mut memtable);
+            }
+            memtable
+        }));
         let n = *pending + records;
         self.set_pending(&mut pending, n);
         Ok(())
@@ -1033,6 +1152,7 @@ impl Engine for LsmEngine {
             return Ok(());
         }
         self.memtable_len.store(UNKNOWN, Ordering::Release);
+        let mirror = self.take_mirror();
         let _view = self
             .view
             .write()
@@ -1044,6 +1164,7 @@ impl Engine for LsmEngine {
                     StoreError::corrupt("record runs", "a compaction conflicted")
                 }
             })?;
+        self.put_mirror(mirror.map(|_| Memtable::new()));
         self.set_pending(&mut pending, 0);
         Ok(())
     }
