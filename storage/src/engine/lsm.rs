@@ -1102,10 +1102,18 @@ impl Engine for LsmEngine {
                 Bound::Excluded(k) if k.first() == Some(&tag) => Bound::Excluded(k[1..].to_vec()),
                 _ => to.clone(),
             };
-            let mem = if self.memtable_in_use() {
-                self.inner.last_in(space, from.clone(), unwrap_hi)?
-            } else {
-                None
+            let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+            let mem = match (&*mirror, self.memtable_in_use()) {
+                (_, false) => None,
+                // The memtable's last record in range (its tombstones are not candidates).
+                (Some(memtable), true) => memtable
+                    .range::<Vec<u8>, _>((lo.clone(), hi.clone()))
+                    .rev()
+                    .find_map(|(k, v)| {
+                        v.as_ref()
+                            .map(|v| (Value::shared(Arc::from(&k[1..])), v.clone()))
+                    }),
+                (None, true) => self.inner.last_in(space, from.clone(), unwrap_hi)?,
             };
             let mut best: Option<Vec<u8>> = mem.as_ref().map(|(k, _)| full_key(tag, k));
             for dir in runs.iter() {
@@ -1124,22 +1132,27 @@ impl Engine for LsmEngine {
                 return Ok(Some((k, v)));
             }
             // The newest word on `key`: a tombstone of the memtable, else the newest run.
-            let removed =
-                (self.memtable_in_use() && self.inner.get(Space::Tombstones, &key)?.is_some()) || {
-                    let mut found = None;
-                    for dir in runs.iter() {
-                        if let Some(f) = self.run_find(dir, &key)? {
-                            found = Some(f);
-                            break;
-                        }
+            let tombstone = match (&*mirror, self.memtable_in_use()) {
+                (_, false) => false,
+                (Some(memtable), true) => matches!(memtable.get(&key), Some(None)),
+                (None, true) => self.inner.get(Space::Tombstones, &key)?.is_some(),
+            };
+            drop(mirror);
+            let removed = tombstone || {
+                let mut found = None;
+                for dir in runs.iter() {
+                    if let Some(f) = self.run_find(dir, &key)? {
+                        found = Some(f);
+                        break;
                     }
-                    match found {
-                        Some(Found::Value(v)) => {
-                            return Ok(Some((Value::shared(Arc::from(&key[1..])), v)));
-                        }
-                        _ => true,
+                }
+                match found {
+                    Some(Found::Value(v)) => {
+                        return Ok(Some((Value::shared(Arc::from(&key[1..])), v)));
                     }
-                };
+                    _ => true,
+                }
+            };
             debug_assert!(removed);
             hi = Bound::Excluded(key);
         }
