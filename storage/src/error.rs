@@ -229,6 +229,13 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// The error of a write that found the disk full.
+    pub(crate) fn disk_full() -> Self {
+        Self::DiskFull {
+            reason: "no space left on device".to_owned(),
+        }
+    }
+
     pub(crate) fn corrupt(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
         Self::Corrupt {
             what: what.to_string(),

@@ -255,6 +255,10 @@ pub(crate) fn rebuild(
     let mut chain: Vec<(ContentHash, StoredObject)> = Vec::new();
     let mut cursor = *hash;
     let mut start: Option<Shared> = None;
+    // A chain that loops (damage) is caught by Brent's method: one comparison per step
+    // against a checkpoint that moves to the current object whenever the chain's length
+    // reaches the next power of two.
+    let mut checkpoint = (*hash, 1usize);
     loop {
         if !chain.is_empty()
             && let Some(hit) = lock(cache).get_base(&cursor)
@@ -282,10 +286,10 @@ pub(crate) fn rebuild(
                 ),
             ));
         }
-        if let Some((child, _)) = chain.iter().find(|(seen, _)| *seen == cursor) {
+        if !chain.is_empty() && cursor == checkpoint.0 {
             return Err(StoreError::corrupt(
                 format!("object {hash}"),
-                format!("its delta chain loops: {child} is reached twice"),
+                format!("its delta chain loops: {cursor} is reached twice"),
             ));
         }
         if chain.len() > MAX_CHAIN_DEPTH as usize {
@@ -299,6 +303,9 @@ pub(crate) fn rebuild(
             ObjectKind::Delta { base, .. } => Some(base),
         };
         chain.push((cursor, object));
+        if chain.len() == checkpoint.1 {
+            checkpoint = (cursor, checkpoint.1 * 2);
+        }
         match next {
             Some(base) => cursor = base,
             None => break,

@@ -75,12 +75,21 @@ pub fn parse_target(spec: &str) -> Result<(DocId, Target), SpecError> {
     let Some((key, suffix)) = spec.rsplit_once('@').filter(|(key, _)| !key.is_empty()) else {
         return Ok((parse_doc(spec)?, Target::At(At::Latest)));
     };
-    let (shown_suffix, shown_spec) = (escape_controls(suffix), escape_controls(spec));
-    let bad = |why: &str| {
+    // What the user typed, escaped only when an error quotes it (`get --batch` parses a
+    // spec per line).
+    let invalid = |why: &str| {
         SpecError(format!(
-            "invalid version '{shown_suffix}' in '{shown_spec}': {why}; a version is N, -N or a \
-             64-hex-digit content id, a time (2024-05-01T12:00:00Z, 2024-05-01) or a tag, and a \
-             key containing '@' is written with a trailing '@' ('{shown_spec}@')"
+            "invalid version '{}' in '{}': {why}",
+            escape_controls(suffix),
+            escape_controls(spec)
+        ))
+    };
+    let bad = |why: &str| {
+        invalid(&format!(
+            "{why}; a version is N, -N or a 64-hex-digit content id, a time \
+             (2024-05-01T12:00:00Z, 2024-05-01) or a tag, and a key containing '@' is written \
+             with a trailing '@' ('{}@')",
+            escape_controls(spec)
         ))
     };
     let at = if suffix.is_empty() {
@@ -97,12 +106,7 @@ pub fn parse_target(spec: &str) -> Result<(DocId, Target), SpecError> {
                 .map_err(|_| bad("not a content id"))?,
         )
     } else if suffix.len() >= 10 && suffix.as_bytes()[4] == b'-' {
-        At::Time(strata_core::time::parse(suffix).map_err(|e| {
-            SpecError(format!(
-                "invalid version '{shown_suffix}' in '{shown_spec}': {}",
-                escape_controls(&e)
-            ))
-        })?)
+        At::Time(strata_core::time::parse(suffix).map_err(|e| invalid(&escape_controls(&e)))?)
     } else if suffix.bytes().all(|b| b.is_ascii_digit()) {
         match suffix.parse::<u64>() {
             Ok(0) => return Err(bad("versions are numbered from 1")),

@@ -88,7 +88,14 @@ pub fn loop_child(dir: &Path, seed: u64) -> ! {
                 60..=84 => {
                     let mut batch = store.batch();
                     let mut order = Vec::new();
-                    for _ in 0..2 + rng.below(12) {
+                    // Now and then a bulk batch (64 puts or more, as an import commits):
+                    // packed at once, its records a run of their own.
+                    let puts = if rng.below(6) == 0 {
+                        64 + rng.below(16)
+                    } else {
+                        2 + rng.below(12)
+                    };
+                    for _ in 0..puts {
                         let d = rng.below(3) as usize;
                         let content = next_content(&mut rng, d, &current[d]);
                         batch

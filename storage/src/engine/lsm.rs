@@ -529,7 +529,8 @@ impl LsmEngine {
     /// stopped before its directory was (or whose removal of a merged run's data it stopped).
     /// Best effort: with an unreadable directory nothing is dropped, and the reads report it.
     fn drop_orphan_run_data(&self) {
-        let (Ok(dirs), Ok(data)) = (self.read_runs(), self.inner.run_data()) else {
+        // Through the cache: the first lookup of the process uses the same list.
+        let (Ok(dirs), Ok(data)) = (self.runs(), self.inner.run_data()) else {
             return;
         };
         let mut batch = Batch::default();

@@ -153,6 +153,15 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// An empty batch whose records are written as a record run of their own (its `direct`
+    /// field).
+    pub(crate) fn direct() -> Self {
+        Self {
+            direct: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds a put.
     pub(crate) fn put(&mut self, space: Space, key: impl Into<Vec<u8>>, value: Vec<u8>) {
         self.changes.push((space, key.into(), Some(value)));

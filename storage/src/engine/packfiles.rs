@@ -63,9 +63,7 @@ pub(crate) struct PackFiles {
 /// An I/O error of a pack file as a store error: a full disk is [`StoreError::DiskFull`].
 fn io(e: std::io::Error) -> StoreError {
     if super::sled::is_disk_full(&e) {
-        StoreError::DiskFull {
-            reason: "no space left on device".to_owned(),
-        }
+        StoreError::disk_full()
     } else {
         StoreError::Backend(BackendError::new(e))
     }

@@ -45,9 +45,7 @@ impl From<::sled::Error> for StoreError {
                     format!("a file it needs is missing or cut short ({io})"),
                 )
             }
-            ::sled::Error::Io(ref io) if is_disk_full(io) => Self::DiskFull {
-                reason: "no space left on device".to_owned(),
-            },
+            ::sled::Error::Io(ref io) if is_disk_full(io) => Self::disk_full(),
             other => Self::Backend(BackendError::new(other)),
         }
     }
@@ -433,6 +431,30 @@ impl SledEngine {
         lock(&self.doomed).contains(&space)
     }
 
+    /// Adds the `objects` keys `changes` puts to [`SledEngine::loose`] before they are
+    /// written; returns the keys it removes, to drop once the write is done.
+    fn track_loose(&self, changes: &[super::Change]) -> Vec<Vec<u8>> {
+        let mut removed = Vec::new();
+        if !changes.iter().any(|c| c.0 == Space::Objects) {
+            return removed;
+        }
+        let mut loose = self
+            .loose
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, key, value) in changes.iter().filter(|c| c.0 == Space::Objects) {
+            match (value, loose.as_mut()) {
+                (Some(_), Some(set)) if set.len() >= LOOSE_KEYS => *loose = None,
+                (Some(_), Some(set)) => {
+                    set.insert(key.clone());
+                }
+                (None, Some(_)) => removed.push(key.clone()),
+                (_, None) => {}
+            }
+        }
+        removed
+    }
+
     /// Fails once the engine has stopped (see [`SledEngine::stopped`]).
     fn running(&self) -> StoreResult<()> {
         match self.stopped.get() {
@@ -622,28 +644,7 @@ impl Engine for SledEngine {
 
     fn write(&self, batch: Batch) -> Result<(), WriteError> {
         self.running()?;
-        let changes = &batch.changes;
-        let loose_removed: Vec<Vec<u8>> = {
-            let mut loose = self
-                .loose
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut removed = Vec::new();
-            for (space, key, value) in changes {
-                if *space != Space::Objects {
-                    continue;
-                }
-                match (value, loose.as_mut()) {
-                    (Some(_), Some(set)) if set.len() >= LOOSE_KEYS => *loose = None,
-                    (Some(_), Some(set)) => {
-                        set.insert(key.clone());
-                    }
-                    (None, Some(_)) => removed.push(key.clone()),
-                    (_, None) => {}
-                }
-            }
-            removed
-        };
+        let loose_removed = self.track_loose(&batch.changes);
         self.write_batch(batch).map_err(|e| match e {
             WriteError::Store(e) => WriteError::Store(self.failed(e)),
             conflict @ WriteError::Conflict => conflict,

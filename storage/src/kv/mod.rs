@@ -805,10 +805,7 @@ impl Kv {
     pub(crate) fn copy_records_to(&self, dest: &Self) -> StoreResult<()> {
         // Large batches across the spaces: each becomes a record run of its own in the copy
         // instead of passing through the engine's log (however few records a small store has).
-        let mut batch = Batch {
-            direct: true,
-            ..Batch::default()
-        };
+        let mut batch = Batch::direct();
         for space in [
             Space::Names,
             Space::Docs,
@@ -820,13 +817,7 @@ impl Kv {
                 let (k, v) = kv?;
                 batch.put(space, k.to_vec(), v.to_vec());
                 if batch.changes.len() == COPY_BATCH {
-                    dest.write(std::mem::replace(
-                        &mut batch,
-                        Batch {
-                            direct: true,
-                            ..Batch::default()
-                        },
-                    ))?;
+                    dest.write(std::mem::replace(&mut batch, Batch::direct()))?;
                 }
             }
         }
