@@ -672,7 +672,12 @@ fn a_second_process_waits_for_the_store_then_names_its_holder() {
     let pid = holder.id();
     let named = d.join(".strata/strata-pid");
     let waited = std::time::Instant::now();
-    while std::fs::read_to_string(&named).ok().as_deref() != Some(pid.to_string().as_str()) {
+    while std::fs::read_to_string(&named)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        != Some(pid.to_string().as_str())
+    {
         assert!(
             waited.elapsed() < std::time::Duration::from_secs(20),
             "the importer never opened the store"

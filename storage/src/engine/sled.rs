@@ -168,10 +168,19 @@ fn is_empty_or_cut_short(path: &Path) -> bool {
 const PID_FILE: &str = "strata-pid";
 
 fn record_holder(path: &Path) {
-    // Informational only: a store whose file cannot be written works the same.
-    let tmp = path.join(format!("{PID_FILE}.tmp"));
-    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
-        let _ = std::fs::rename(&tmp, path.join(PID_FILE));
+    use std::os::unix::fs::FileExt;
+    // Informational only: a store whose file cannot be written works the same. One write of
+    // a fixed width over the previous holder's number, in place: no temporary file and no
+    // rename, which on ext4 starts writing the replaced file back (a tenth of a one-version
+    // `strata get`). A reader sees the old number or the new one, never a longer mix.
+    let line = format!("{:<10}\n", std::process::id());
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path.join(PID_FILE))
+    {
+        let _ = file.write_all_at(line.as_bytes(), 0);
     }
 }
 
