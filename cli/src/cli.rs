@@ -68,6 +68,12 @@ pub(crate) enum Command {
     Quickstart(StoreArg),
     /// Print the change feed: every version in the order it was written, one JSON object per line
     Feed(FeedArgs),
+    /// Serve the store over HTTP to many clients at once (the API is in docs/http.md)
+    ///
+    /// Puts are durable when answered; concurrent puts share one flush. Without
+    /// --token-file only loopback addresses are served. SIGINT or SIGTERM stops the server
+    /// after the requests in flight.
+    Serve(ServeArgs),
     /// List the feed's durable consumers with their positions and lag; reset or remove one
     Consumers(ConsumersArgs),
     /// Store several versions at once, all or nothing, from JSON lines
@@ -128,6 +134,22 @@ pub(crate) struct BatchArgs {
     pub(crate) file: PathBuf,
     #[command(flatten)]
     pub(crate) policy: PolicyArg,
+    #[command(flatten)]
+    pub(crate) limit: LimitArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address and port to listen on (port 0: any free port, printed at start)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7474")]
+    pub(crate) listen: String,
+    /// A file of bearer tokens, one per line: `read-only TOKEN` or `read-write TOKEN` (`#`
+    /// starts a comment). With it, every request needs `Authorization: Bearer TOKEN`
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) limit: LimitArg,
     #[command(flatten)]
@@ -202,6 +224,7 @@ impl Command {
             Self::Batch(a) => &a.at,
             Self::Tag(a) => &a.at,
             Self::Tags(a) => &a.at,
+            Self::Serve(a) => &a.at,
             Self::JsonPatch(_) | Self::DiffFiles(_) => return None,
         };
         arg.store.as_ref()

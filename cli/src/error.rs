@@ -9,8 +9,11 @@ pub(crate) enum CliError {
     NotFound(String),
     /// `verify` found problems (exit 1); the report was printed.
     Problems(String),
-    /// Bad input, a conflict, a damaged store, an I/O failure (exit 2).
+    /// Bad input or an I/O failure (exit 2).
     Failed(String),
+    /// The store refused or failed the operation: a conflict, a damaged store, an engine
+    /// error (exit 2, as `Failed`; the server answers it by the error's kind).
+    Store(StoreError),
     /// Standard output was closed by its reader: stop quietly.
     BrokenPipe,
 }
@@ -23,7 +26,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::NotFound(_) | Self::Problems(_) => 1,
-            Self::Failed(_) => 2,
+            Self::Failed(_) | Self::Store(_) => 2,
             Self::BrokenPipe => 0,
         }
     }
@@ -32,6 +35,7 @@ impl CliError {
         match self {
             Self::NotFound(m) | Self::Problems(m) => m.clone(),
             Self::Failed(m) => format!("error: {m}"),
+            Self::Store(e) => format!("error: {e}"),
             Self::BrokenPipe => String::new(),
         }
     }
@@ -39,7 +43,7 @@ impl CliError {
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
-        Self::Failed(e.to_string())
+        Self::Store(e)
     }
 }
 

@@ -133,7 +133,7 @@ pub(crate) fn run_consumers(
     Ok(())
 }
 
-fn write_entry(
+pub(crate) fn write_entry(
     store: &Store,
     entry: &FeedEntry,
     with: FeedWith,

@@ -12,6 +12,7 @@ mod ls;
 mod put;
 mod quickstart;
 mod repack;
+pub(crate) mod serve;
 mod tags;
 mod verify;
 
@@ -80,6 +81,32 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Tag(args) => tags::run_tag(args, &open(cli)?, out),
         Command::Tags(args) => tags::run_tags(args, &open(cli)?, out),
         Command::Consumers(args) => feed::run_consumers(args, &open(cli)?, out),
+        Command::Serve(args) => {
+            let options = options(cli)
+                .max_content_len(args.limit.max_size)
+                .cache_bytes(READ_CACHE_BYTES)
+                .durability(strata_storage::Durability::Manual);
+            serve::run(args, open_store(cli, options)?, out)
+        }
+    }
+}
+
+/// Runs a command that works on one open store (the server answers reads with these, so
+/// its bodies and messages are the CLI's).
+pub(crate) fn run_on_store(
+    command: &Command,
+    store: &Store,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match command {
+        Command::Log(args) => log::run(args, store, out),
+        Command::Diff(args) => diff::run(args, store, out),
+        Command::Ls(args) => ls::run_ls(args, store, out),
+        Command::Stats(args) => ls::run_stats(args, store, out),
+        Command::Verify(args) => verify::run_verify(args, store, out),
+        Command::Tag(args) => tags::run_tag(args, store, out),
+        Command::Tags(args) => tags::run_tags(args, store, out),
+        _ => Err(CliError::failed("this command is not served over HTTP")),
     }
 }
 

@@ -220,10 +220,19 @@ impl Overlay<'_> {
 impl Kv {
     /// Makes every completed write durable, then, for an engine on disk, records the next
     /// sequence number in the sequence mark ([`crate::recover`]).
+    ///
+    /// The counters are read before the engine flushes: a write another thread commits
+    /// while the flush runs may not be durable when it ends, and a mark naming it would make
+    /// the next open refuse the store as having lost it (found by killing `strata serve`
+    /// under concurrent puts).
     pub(crate) fn flush(&self) -> StoreResult<()> {
+        let counters = match self.engine.dir() {
+            Some(_) => self.counters()?,
+            None => None,
+        };
         self.engine.flush()?;
         if let Some(dir) = self.engine.dir()
-            && let Some(c) = self.counters()?
+            && let Some(c) = counters
         {
             crate::recover::write_seq_mark(dir, c.next_seq)
                 .map_err(|e| StoreError::Backend(BackendError::new(e)))?;

@@ -1,0 +1,1003 @@
+//! `strata serve`: one store for many clients over HTTP+JSON (the API: docs/http.md).
+//!
+//! Every store call runs on tokio's blocking pool (sled is a blocking library), so a slow
+//! read never holds up the event loop. Reads that the CLI also answers (log, diff, ls,
+//! stats, verify, tags) run the CLI's own command code into a buffer: the bodies and error
+//! messages are the CLI's, by construction. Puts are durable when answered: the store is
+//! opened with manual durability and concurrent puts share one flush ([`GroupCommit`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Parser;
+use serde_json::json;
+use strata_storage::{At, PutOptions, Store, StoreError};
+
+use crate::cli::{Cli, ServeArgs};
+use crate::error::CliError;
+
+/// The most entries one `GET /v1/feed` returns, and the default.
+const FEED_PAGE_MAX: usize = 10_000;
+const FEED_PAGE_DEFAULT: usize = 1_000;
+/// The most documents one `GET /v1/docs` returns, and the default.
+const DOCS_PAGE_MAX: usize = 1_000;
+const DOCS_PAGE_DEFAULT: usize = 100;
+/// The longest long-poll (`wait=`), in seconds.
+const WAIT_MAX_SECONDS: f64 = 60.0;
+/// How often waiting feed readers look at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+
+/// What every request shares.
+struct App {
+    store: Store,
+    commits: GroupCommit,
+    tokens: Option<HashMap<String, Access>>,
+    max_body: usize,
+    /// Set when the server is asked to stop: feed waits and streams end.
+    stopping: AtomicBool,
+}
+
+/// What a bearer token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Group commit: a put that needs durability joins the next flush; one caller flushes for
+/// everyone who committed before it started.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<CommitState>,
+    flushed: Condvar,
+}
+
+#[derive(Default)]
+struct CommitState {
+    /// Tickets handed out: one per committed write waiting for durability.
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// The highest feed position known durable.
+    durable_seq: u64,
+    flushing: bool,
+}
+
+impl GroupCommit {
+    /// Returns once every write this thread committed before the call is durable.
+    fn wait_durable(&self, store: &Store) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        state.issued += 1;
+        let ticket = state.issued;
+        loop {
+            if state.durable >= ticket {
+                return Ok(());
+            }
+            if state.flushing {
+                state = self
+                    .flushed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            // Lead one flush for every ticket issued so far.
+            state.flushing = true;
+            let target = state.issued;
+            drop(state);
+            let flushed = store.last_seq().and_then(|seq| store.flush().map(|()| seq));
+            state = lock(&self.state);
+            state.flushing = false;
+            if let Ok(seq) = flushed {
+                state.durable = state.durable.max(target);
+                state.durable_seq = state.durable_seq.max(seq);
+            }
+            self.flushed.notify_all();
+            flushed?;
+        }
+    }
+
+    /// The highest feed position known durable.
+    fn durable_seq(&self) -> u64 {
+        lock(&self.state).durable_seq
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        CliError::failed(format!(
+            "--listen '{}' is not an address and port such as 127.0.0.1:7474",
+            args.listen
+        ))
+    })?;
+    let tokens = args.token_file.as_deref().map(read_tokens).transpose()?;
+    if tokens.is_none() && !addr.ip().is_loopback() {
+        return Err(CliError::failed(format!(
+            "serving {addr} without tokens would let anyone on the network write; give \
+             --token-file, or listen on a loopback address such as 127.0.0.1"
+        )));
+    }
+    // Everything written before the server starts counts as durable (it was flushed when
+    // the writer closed the store, or is flushed now).
+    store.flush()?;
+    let durable_seq = store.last_seq()?;
+    let app = Arc::new(App {
+        commits: GroupCommit {
+            state: Mutex::new(CommitState {
+                durable_seq,
+                ..CommitState::default()
+            }),
+            flushed: Condvar::new(),
+        },
+        store,
+        tokens,
+        max_body: usize::try_from(args.limit.max_size).unwrap_or(usize::MAX),
+        stopping: AtomicBool::new(false),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        writeln!(
+            out,
+            "strata: serving {} on http://{bound} (SIGINT or SIGTERM stops)",
+            app.store.path().display()
+        )?;
+        out.flush()?;
+        let stop_app = Arc::clone(&app);
+        axum::serve(listener, router(Arc::clone(&app)))
+            .with_graceful_shutdown(async move {
+                stop_signal().await;
+                stop_app.stopping.store(true, Ordering::SeqCst);
+            })
+            .await
+            .map_err(|e| CliError::failed(format!("the server failed: {e}")))
+    })?;
+    // Requests in flight have finished; what they wrote is durable before the process ends.
+    app.store.flush()?;
+    writeln!(out, "strata: stopped")?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = interrupt => {}
+        () = async {
+            match terminate.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// Reads `--token-file`: `read-only TOKEN` or `read-write TOKEN` per line.
+fn read_tokens(path: &std::path::Path) -> Result<HashMap<String, Access>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", path.display())))?;
+    let mut tokens = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            CliError::failed(format!(
+                "'{}' line {}: expected 'read-only TOKEN' or 'read-write TOKEN'",
+                path.display(),
+                n + 1
+            ))
+        };
+        let (kind, token) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+        let access = match kind {
+            "read-only" => Access::ReadOnly,
+            "read-write" => Access::ReadWrite,
+            _ => return Err(bad()),
+        };
+        let token = token.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        tokens.insert(token.to_owned(), access);
+    }
+    if tokens.is_empty() {
+        return Err(CliError::failed(format!(
+            "'{}' holds no token; add a line 'read-write TOKEN'",
+            path.display()
+        )));
+    }
+    Ok(tokens)
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/docs", get(list_docs))
+        .route(
+            "/v1/docs/{*rest}",
+            get(get_doc).put(put_doc).delete(delete_doc),
+        )
+        .route("/v1/diff", get(diff))
+        .route("/v1/feed", get(feed))
+        .route("/v1/feed/stream", get(feed_stream))
+        .route("/v1/tags", get(tags).post(tag).delete(untag))
+        .route("/v1/stats", get(stats))
+        .route("/v1/verify", axum::routing::post(verify))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; the API is under /v1 (docs/http.md)",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            authorize,
+        ))
+        .with_state(app)
+}
+
+/// An error answer: `{"error": {"code", "message"}}` with its status.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let (status, code) = match &e {
+            StoreError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            StoreError::TooLarge { .. } | StoreError::MetadataTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+            }
+            StoreError::TimeGoesBack { .. }
+            | StoreError::BadRetention { .. }
+            | StoreError::Tag { .. }
+            | StoreError::BadConsumer { .. }
+            | StoreError::ReservedMetadata { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            StoreError::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+            StoreError::Stopped { .. } => (StatusCode::SERVICE_UNAVAILABLE, "stopped"),
+            e if e.is_corruption() => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<CliError> for ApiError {
+    fn from(e: CliError) -> Self {
+        match e {
+            CliError::Store(e) => e.into(),
+            CliError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
+            CliError::Failed(m) | CliError::Problems(m) => Self::bad_request(m),
+            CliError::BrokenPipe => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the answer could not be written",
+            ),
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Runs `work` with the store on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    work: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || work(&app))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the request failed inside the server: {e}"),
+            )
+        })?
+}
+
+/// Checks the bearer token when the server has tokens: reads need any token, writes a
+/// read-write one.
+async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if let Some(tokens) = &app.tokens {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let write = !matches!(*request.method(), Method::GET | Method::HEAD);
+        match given.and_then(|t| tokens.get(t)) {
+            None => {
+                let mut response = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this server needs 'Authorization: Bearer TOKEN' with a token from its \
+                     --token-file",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Some(Access::ReadOnly) if write => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this token is read-only; writes need a read-write token",
+                )
+                .into_response();
+            }
+            Some(_) => {}
+        }
+    }
+    next.run(request).await
+}
+
+/// Runs a CLI command (argv after `strata`) on the server's store; returns its output.
+fn cli_output(store: &Store, argv: &[&str]) -> Result<Vec<u8>, ApiError> {
+    let cli = Cli::try_parse_from(std::iter::once("strata").chain(argv.iter().copied())).map_err(
+        |e| {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            ApiError::bad_request(first.trim_start_matches("error: ").to_owned())
+        },
+    )?;
+    let mut out = Vec::new();
+    super::run_on_store(&cli.command, store, &mut out)?;
+    Ok(out)
+}
+
+/// JSON lines (a CLI command's `--json` output) as one JSON array.
+fn json_lines(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let items = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<serde_json::Value>, _>>()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("a command's JSON did not parse: {e}"),
+            )
+        })?;
+    Ok(serde_json::Value::Array(items))
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What a `/v1/docs/...` path names: a document, or its log.
+enum DocPath {
+    Doc(String),
+    Log(String),
+}
+
+/// Splits the raw path (before decoding, so that a key ending in `/log` is written
+/// `...%2Flog`).
+fn doc_path(uri: &axum::http::Uri) -> Result<DocPath, ApiError> {
+    let raw = uri.path().strip_prefix("/v1/docs/").unwrap_or_default();
+    let (raw, log) = match raw.strip_suffix("/log") {
+        Some(doc) => (doc, true),
+        None => (raw, false),
+    };
+    let doc = percent_decode(raw).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "the document key in '{}' is not valid percent-encoded UTF-8",
+            uri.path()
+        ))
+    })?;
+    if doc.is_empty() {
+        return Err(ApiError::bad_request("the path names no document"));
+    }
+    Ok(if log {
+        DocPath::Log(doc)
+    } else {
+        DocPath::Doc(doc)
+    })
+}
+
+/// A document key as a spec naming its latest version, whatever the key holds ('@').
+fn latest_spec(doc: &str) -> String {
+    format!("{doc}@")
+}
+
+/// `GET /v1/docs?prefix=P&after=KEY&limit=N&all=true`.
+async fn list_docs(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let prefix = q.get("prefix").cloned().unwrap_or_default();
+    let after = q.get("after").cloned();
+    let limit = number(&q, "limit")?
+        .map_or(DOCS_PAGE_DEFAULT, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
+        .clamp(1, DOCS_PAGE_MAX);
+    let all = flag(&q, "all")?;
+    blocking(&app, move |app| {
+        let mut docs = Vec::new();
+        let mut next = None;
+        for entry in app.store.documents()? {
+            let key = entry.doc.as_str();
+            if !key.starts_with(&prefix)
+                || after.as_deref().is_some_and(|a| key <= a)
+                || (entry.deleted && !all)
+            {
+                continue;
+            }
+            if docs.len() == limit {
+                next = docs
+                    .last()
+                    .and_then(|d: &serde_json::Value| d["doc"].as_str().map(str::to_owned));
+                break;
+            }
+            let rec = app.store.record(&entry.doc, At::Version(entry.latest))?;
+            docs.push(json!({
+                "doc": key,
+                "version": entry.latest.get(),
+                "id": rec.as_ref().map(|r| r.hash.to_string()),
+                "size": rec.as_ref().map(|r| r.size),
+                "time": rec.as_ref().map(|r| crate::time::rfc3339(r.created_at_ms)),
+                "deleted": entry.deleted,
+            }));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"docs": docs, "next": next}),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/docs/{doc}[?at=SPEC]` (raw bytes) and `GET /v1/docs/{doc}/log`.
+async fn get_doc(
+    State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let doc = match doc_path(&uri)? {
+        DocPath::Log(doc) => {
+            return blocking(&app, move |app| {
+                let out = cli_output(&app.store, &["log", "--json", "--", &latest_spec(&doc)])?;
+                Ok(json_response(StatusCode::OK, &json_lines(&out)?))
+            })
+            .await;
+        }
+        DocPath::Doc(doc) => doc,
+    };
+    let spec = match q.get("at") {
+        Some(at) => format!("{doc}@{at}"),
+        None => latest_spec(&doc),
+    };
+    let found = blocking(&app, move |app| {
+        let (doc, at) = crate::spec::resolve(&app.store, &spec)?;
+        match app.store.get_with_record(&doc, at)? {
+            Some(found) => Ok(found),
+            None => Err(super::get::missing(&app.store, &doc, at).into()),
+        }
+    })
+    .await?;
+    let (rec, content) = found;
+    let etag = format!("\"{}\"", rec.hash);
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, Body::from(content.to_vec())).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert("x-strata-version", header_value(&rec.version.to_string()));
+    Ok(response)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A query parameter that must be a whole number.
+fn number(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("'{name}={v}' is not a whole number")))
+        })
+        .transpose()
+}
+
+/// A query parameter that is `true`/`1` or `false`/`0`; absent is false.
+fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "'{name}={v}' is neither true nor false"
+        ))),
+    }
+}
+
+/// The expected version of a put: `?expect=N` or `If-Match: N` (quoted or not).
+fn expected_version(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, ApiError> {
+    let query = number(q, "expect")?;
+    let header = headers
+        .get(header::IF_MATCH)
+        .map(|v| {
+            let text = v.to_str().unwrap_or_default().trim().trim_matches('"');
+            text.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "If-Match '{text}' is not a version number (0: the document must not \
+                     exist yet)"
+                ))
+            })
+        })
+        .transpose()?;
+    match (query, header) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(format!(
+            "expect={a} and If-Match {b} disagree; give one"
+        ))),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// `PUT /v1/docs/{doc}?expect=N&message=M&author=A`: the body is the new version's content.
+async fn put_doc(
+    State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> ApiResult {
+    let DocPath::Doc(doc) = doc_path(&uri)? else {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a log is read only; to put a document whose key ends in '/log', write it '%2Flog'",
+        ));
+    };
+    let doc = crate::spec::doc(&doc)?;
+    let mut options = PutOptions {
+        expected: expected_version(&q, &headers)?,
+        ..PutOptions::default()
+    };
+    if let Some(m) = q.get("message") {
+        options = options.message(m.clone());
+    }
+    if let Some(a) = q.get("author") {
+        options = options.author(a.clone());
+    }
+    let limit = app.max_body;
+    let content = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the content is over the server's limit of {limit} bytes (its --max-size), or \
+                 its upload failed"
+            ),
+        )
+    })?;
+    blocking(&app, move |app| {
+        let rec = app.store.put_with(&doc, &content, options)?;
+        app.commits.wait_durable(&app.store)?;
+        let mut response = json_response(
+            StatusCode::CREATED,
+            &json!({"doc": doc.as_str(), "version": rec.version.get(), "id": rec.hash.to_string(), "seq": rec.seq}),
+        );
+        response
+            .headers_mut()
+            .insert(header::ETAG, header_value(&format!("\"{}\"", rec.hash)));
+        Ok(response)
+    })
+    .await
+}
+
+/// `DELETE /v1/docs/{doc}`: records a deletion as the document's next version.
+async fn delete_doc(State(app): State<Arc<App>>, uri: axum::http::Uri) -> ApiResult {
+    let DocPath::Doc(doc) = doc_path(&uri)? else {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a log cannot be deleted; delete the document",
+        ));
+    };
+    let doc = crate::spec::doc(&doc)?;
+    blocking(&app, move |app| {
+        let Some(rec) = app.store.delete(&doc)? else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no document '{doc}' (or it is already deleted)"),
+            ));
+        };
+        app.commits.wait_durable(&app.store)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"doc": doc.as_str(), "version": rec.version.get(), "deleted": true, "seq": rec.seq}),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/diff?a=SPEC&b=SPEC&format=unified|lines|json|json-patch&context=N`.
+async fn diff(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let side = |name: &str| {
+        q.get(name).cloned().ok_or_else(|| {
+            ApiError::bad_request(format!("give both sides: ?a=SPEC&b=SPEC (no '{name}')"))
+        })
+    };
+    let (a, b) = (side("a")?, side("b")?);
+    let format = match q.get("format").map_or("unified", String::as_str) {
+        "unified" | "text" => "text",
+        "lines" => "lines",
+        "json" => "json",
+        "json-patch" => "json-patch",
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "format '{other}' is not one of unified, lines, json, json-patch"
+            )));
+        }
+    };
+    let context = number(&q, "context")?.unwrap_or(3).to_string();
+    blocking(&app, move |app| {
+        let out = cli_output(
+            &app.store,
+            &[
+                "diff", "--color", "never", "--format", format, "-U", &context, "--", &a, &b,
+            ],
+        )?;
+        let kind = if format.starts_with("json") {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        Ok(([(header::CONTENT_TYPE, kind)], out).into_response())
+    })
+    .await
+}
+
+/// One feed entry as the JSON object `strata feed` prints.
+fn feed_json(
+    store: &Store,
+    entry: &strata_storage::FeedEntry,
+) -> Result<serde_json::Value, ApiError> {
+    let mut line = Vec::new();
+    super::feed::write_entry(store, entry, crate::cli::FeedWith::None, &mut line)?;
+    serde_json::from_slice(&line).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("a feed entry's JSON did not parse: {e}"),
+        )
+    })
+}
+
+/// `GET /v1/feed?since=N&limit=L&wait=SECONDS`: the entries after position N (durable
+/// ones only), waiting up to `wait` seconds for the first when there is none yet.
+async fn feed(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let since = number(&q, "since")?.unwrap_or(0);
+    let limit = number(&q, "limit")?
+        .map_or(FEED_PAGE_DEFAULT, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
+        .clamp(1, FEED_PAGE_MAX);
+    let wait = match q.get("wait") {
+        None => 0.0,
+        Some(w) => w
+            .parse::<f64>()
+            .ok()
+            .filter(|w| w.is_finite() && *w >= 0.0)
+            .ok_or_else(|| ApiError::bad_request(format!("'wait={w}' is not a number of seconds")))?
+            .min(WAIT_MAX_SECONDS),
+    };
+    blocking(&app, move |app| {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(wait);
+        loop {
+            let durable = app.commits.durable_seq();
+            let mut entries = Vec::new();
+            for entry in app.store.feed(since.saturating_add(1)) {
+                let entry = entry?;
+                if entry.seq > durable || entries.len() == limit {
+                    break;
+                }
+                entries.push(feed_json(&app.store, &entry)?);
+            }
+            let now = std::time::Instant::now();
+            if !entries.is_empty() || now >= deadline || app.stopping.load(Ordering::SeqCst) {
+                let last = entries
+                    .last()
+                    .and_then(|e| e["seq"].as_u64())
+                    .unwrap_or(since);
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"entries": entries, "last": last}),
+                ));
+            }
+            let mut sub = app.store.subscribe(since.saturating_add(1));
+            // Wakes on a commit; the entry counts once its flush is done (next round).
+            let _ = sub.next_timeout((deadline - now).min(STOP_CHECK))?;
+        }
+    })
+    .await
+}
+
+/// `GET /v1/feed/stream?since=N`: Server-Sent Events, one `change` event per durable entry
+/// (`id:` = its position, so a client resumes with `Last-Event-ID`).
+async fn feed_stream(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let since = match resume {
+        Some(n) => n,
+        None => number(&q, "since")?.unwrap_or(0),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    let app_for_stream = Arc::clone(&app);
+    tokio::task::spawn_blocking(move || {
+        let app = app_for_stream;
+        let mut next = since.saturating_add(1);
+        while !app.stopping.load(Ordering::SeqCst) && !tx.is_closed() {
+            let durable = app.commits.durable_seq();
+            let mut sent = false;
+            for entry in app.store.feed(next) {
+                let Ok(entry) = entry else {
+                    return;
+                };
+                if entry.seq > durable {
+                    break;
+                }
+                let Ok(value) = feed_json(&app.store, &entry) else {
+                    return;
+                };
+                let event = Event::default()
+                    .event("change")
+                    .id(entry.seq.to_string())
+                    .data(value.to_string());
+                if tx.blocking_send(event).is_err() {
+                    return;
+                }
+                next = entry.seq + 1;
+                sent = true;
+            }
+            if !sent {
+                let mut sub = app.store.subscribe(next);
+                if sub.next_timeout(STOP_CHECK).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    use tokio_stream::StreamExt as _;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `GET /v1/tags[?doc=DOC]`.
+async fn tags(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let doc = q.get("doc").cloned();
+    blocking(&app, move |app| {
+        let mut argv = vec!["tags", "--json"];
+        let spec = doc.as_deref().map(latest_spec);
+        if let Some(spec) = &spec {
+            argv.extend(["--", spec.as_str()]);
+        }
+        let out = cli_output(&app.store, &argv)?;
+        Ok(json_response(StatusCode::OK, &json_lines(&out)?))
+    })
+    .await
+}
+
+/// `POST /v1/tags?spec=DOC@N&name=NAME[&force=true]`: tags a version.
+async fn tag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let need = |name: &str| {
+        q.get(name).cloned().ok_or_else(|| {
+            ApiError::bad_request(format!("give ?spec=DOC@N&name=NAME (no '{name}')"))
+        })
+    };
+    let (spec, name) = (need("spec")?, need("name")?);
+    let force = flag(&q, "force")?;
+    blocking(&app, move |app| {
+        let mut argv = vec!["tag"];
+        if force {
+            argv.push("--force");
+        }
+        argv.extend(["--", &spec, &name]);
+        let out = cli_output(&app.store, &argv)?;
+        app.commits.wait_durable(&app.store)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"message": String::from_utf8_lossy(&out).trim()}),
+        ))
+    })
+    .await
+}
+
+/// `DELETE /v1/tags?doc=DOC&name=NAME`.
+async fn untag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let need = |name: &str| {
+        q.get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request(format!("give ?doc=DOC&name=NAME (no '{name}')")))
+    };
+    let (doc, name) = (need("doc")?, need("name")?);
+    blocking(&app, move |app| {
+        let doc = crate::spec::doc(&doc)?;
+        if !app.store.untag(&doc, &name)? {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no tag '{name}' on '{doc}'"),
+            ));
+        }
+        app.commits.wait_durable(&app.store)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"doc": doc.as_str(), "name": name, "deleted": true}),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/stats`: `strata stats --json`.
+async fn stats(State(app): State<Arc<App>>) -> ApiResult {
+    blocking(&app, |app| {
+        let out = cli_output(&app.store, &["stats", "--json"])?;
+        Ok(json_response(StatusCode::OK, &json_one(&out)?))
+    })
+    .await
+}
+
+/// `POST /v1/verify`: `strata verify --json`; 200 when every version is whole, 500 with the
+/// same report (`"ok": false`) when not.
+async fn verify(State(app): State<Arc<App>>) -> ApiResult {
+    blocking(&app, |app| {
+        let cli = Cli::try_parse_from(["strata", "verify", "--json"])
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut out = Vec::new();
+        let status = match super::run_on_store(&cli.command, &app.store, &mut out) {
+            Ok(()) => StatusCode::OK,
+            Err(CliError::Problems(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(json_response(status, &json_one(&out)?))
+    })
+    .await
+}
+
+/// The one JSON value a `--json` command printed.
+fn json_one(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("a command's JSON did not parse: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_documents_and_logs() {
+        let path = |p: &str| doc_path(&p.parse::<axum::http::Uri>().unwrap());
+        assert!(matches!(path("/v1/docs/a/b.txt").unwrap(), DocPath::Doc(d) if d == "a/b.txt"));
+        assert!(matches!(path("/v1/docs/a/b.txt/log").unwrap(), DocPath::Log(d) if d == "a/b.txt"));
+        assert!(matches!(path("/v1/docs/a%2Flog").unwrap(), DocPath::Doc(d) if d == "a/log"));
+        assert!(matches!(path("/v1/docs/caf%C3%A9").unwrap(), DocPath::Doc(d) if d == "café"));
+        assert!(path("/v1/docs/%FF").is_err());
+        assert!(path("/v1/docs/%4").is_err());
+    }
+
+    #[test]
+    fn token_files_name_read_only_and_read_write_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# readers\nread-only r1\nread-write w1\n\n").unwrap();
+        let tokens = read_tokens(&file).unwrap();
+        assert_eq!(tokens["r1"], Access::ReadOnly);
+        assert_eq!(tokens["w1"], Access::ReadWrite);
+        std::fs::write(&file, "admin x\n").unwrap();
+        assert!(read_tokens(&file).unwrap_err().message().contains("line 1"));
+        std::fs::write(&file, "# none\n").unwrap();
+        assert!(
+            read_tokens(&file)
+                .unwrap_err()
+                .message()
+                .contains("no token")
+        );
+    }
+}
