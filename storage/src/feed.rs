@@ -29,7 +29,7 @@ pub struct Feed<'s> {
     store: &'s Store,
     next: u64,
     buffer: VecDeque<FeedEntry>,
-    /// Document keys by internal number, loaded once and again when a new document appears.
+    /// Document keys by internal number, looked up as entries name them.
     names: HashMap<u64, DocId>,
     failed: bool,
 }
@@ -52,13 +52,15 @@ impl<'s> Feed<'s> {
     }
 
     fn name(&mut self, num: u64, seq: u64) -> StoreResult<DocId> {
-        if !self.names.contains_key(&num) {
-            self.names.clear();
-            for (n, key, _) in self.store.inner.kv.documents()? {
-                let doc = DocId::new(key)
-                    .map_err(|e| StoreError::corrupt(format!("document record {n}"), e))?;
-                self.names.insert(n, doc);
-            }
+        // One lookup per document the feed meets, not a load of every document: a server
+        // that reads a few new entries at a time from a store of 10,000 documents spent
+        // 4 ms per read loading them all.
+        if !self.names.contains_key(&num)
+            && let Some(key) = self.store.inner.kv.doc_key(num)?
+        {
+            let doc = DocId::new(key)
+                .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;
+            self.names.insert(num, doc);
         }
         self.names.get(&num).cloned().ok_or_else(|| {
             StoreError::corrupt(format!("feed entry {seq}"), "names an unknown document")

@@ -302,10 +302,12 @@ fn encode_deltas(slots: &[Slot], level: i32) -> Vec<Option<Vec<u8>>> {
             .get(i + 1)
             .map(|next| delta::encode(&next.content, &slot.content, level))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(2);
-    if threads < 2 || slots.len() < 4 {
+    // Asked once per process: the answer reads cgroup files (six system calls, which a
+    // single put paid every time).
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if slots.len() < 4
+        || *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
+    {
         return (0..slots.len()).map(encode).collect();
     }
     let mid = slots.len() / 2;

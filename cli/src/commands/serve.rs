@@ -113,6 +113,18 @@ impl GroupCommit {
     fn durable_seq(&self) -> u64 {
         lock(&self.state).durable_seq
     }
+
+    /// Waits up to `timeout` for a flush to make some position after `seq` durable; returns
+    /// the highest durable position. Feed readers wait here, not on commits: an entry counts
+    /// only once durable, and waking at its commit (before its flush) would miss it.
+    fn wait_past(&self, seq: u64, timeout: Duration) -> u64 {
+        let state = lock(&self.state);
+        let (state, _) = self
+            .flushed
+            .wait_timeout_while(state, timeout, |s| s.durable_seq <= seq)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.durable_seq
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -545,14 +557,22 @@ async fn get_doc(
         Some(at) => format!("{doc}@{at}"),
         None => latest_spec(&doc),
     };
-    let found = blocking(&app, move |app| {
+    let read = move |app: &App| {
         let (doc, at) = crate::spec::resolve(&app.store, &spec)?;
         match app.store.get_with_record(&doc, at)? {
             Some(found) => Ok(found),
             None => Err(super::get::missing(&app.store, &doc, at).into()),
         }
-    })
-    .await?;
+    };
+    // A read of the latest version is a few lookups and a cache hit or one decode (the
+    // latest is always stored whole): it runs on the event loop's thread. Older versions
+    // may rebuild a delta chain and go to the blocking pool. Measured with 64 connections
+    // reading a 4 KB document: 0.45x nginx's requests/s through the pool.
+    let found = if q.contains_key("at") {
+        blocking(&app, read).await?
+    } else {
+        read(&app)?
+    };
     let (rec, content) = found;
     let etag = format!("\"{}\"", rec.hash);
     let mut response = if headers
@@ -798,9 +818,8 @@ async fn feed(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
                     &json!({"entries": entries, "last": last}),
                 ));
             }
-            let mut sub = app.store.subscribe(since.saturating_add(1));
-            // Wakes on a commit; the entry counts once its flush is done (next round).
-            let _ = sub.next_timeout((deadline - now).min(STOP_CHECK))?;
+            app.commits
+                .wait_past(durable.max(since), (deadline - now).min(STOP_CHECK));
         }
     })
     .await
@@ -850,10 +869,7 @@ async fn feed_stream(
                 sent = true;
             }
             if !sent {
-                let mut sub = app.store.subscribe(next);
-                if sub.next_timeout(STOP_CHECK).is_err() {
-                    return;
-                }
+                app.commits.wait_past(durable.max(next - 1), STOP_CHECK);
             }
         }
     });

@@ -528,6 +528,11 @@ impl Kv {
         }
     }
 
+    /// The key of the document with number `doc`, when there is one.
+    pub(crate) fn doc_key(&self, doc: u64) -> StoreResult<Option<String>> {
+        Ok(self.doc_record(doc)?.map(|r| r.key))
+    }
+
     fn doc_record(&self, doc: u64) -> StoreResult<Option<DocRecord>> {
         self.engine
             .get(Space::Docs, &u64_key(doc))?
