@@ -174,7 +174,7 @@ fn documents_put_read_and_list_through_the_api() {
     assert_eq!(put(&s, "/v1/docs/x%2Flog", b"L").0, 201);
     assert_eq!(body(get(&s, "/v1/docs/x%2Flog").1), "L");
     // Listing: prefix filter and paging.
-    for k in ["p/1", "p/2", "p/3"] {
+    for k in ["p/3", "p/1", "p/2"] {
         assert_eq!(put(&s, &format!("/v1/docs/{k}"), k.as_bytes()).0, 201);
     }
     let page = json(get(&s, "/v1/docs?prefix=p/&limit=2").1);
@@ -293,8 +293,12 @@ fn diffs_feed_tags_stats_and_verify_through_the_api() {
     assert_eq!(code, 200);
     assert_eq!(json(r)["problems"], serde_json::json!([]));
     // Unknown endpoints and wrong numbers are JSON errors too.
-    let (code, r) = get(&s, "/v2/anything");
+    let (code, r) = get(&s, "/v1/anything");
     assert_eq!((code, error_code(r).0), (404, "not_found".into()));
+    // Outside the API a missing page is a page.
+    let (code, r) = get(&s, "/v2/anything");
+    assert_eq!(code, 404);
+    assert!(body(r).contains("no such page"));
     let (code, r) = get(&s, "/v1/feed?since=x");
     assert_eq!((code, error_code(r).0), (400, "bad_request".into()));
 }

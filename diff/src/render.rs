@@ -224,15 +224,57 @@ fn words(text: &str) -> Vec<&str> {
     out
 }
 
-fn write_word_run(out: &mut String, run: &[Line], style: Style) {
-    let old = join_kind(run, LineKind::Removed);
-    let new = join_kind(run, LineKind::Added);
-    let (a, b) = (words(&old), words(&new));
+/// One piece of a line compared word by word: its text, and whether it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WordPiece<'a> {
+    /// The words and spaces of the piece.
+    pub text: &'a str,
+    /// `true` when the piece is only on its own side (removed from the old text, or added
+    /// in the new).
+    pub changed: bool,
+}
+
+/// Compares `old` and `new` word by word (words, runs of whitespace and single punctuation
+/// characters, as [`word_diff`] does): returns each side as pieces, the changed ones marked,
+/// for a viewer that highlights changed words inside changed lines.
+///
+/// ```
+/// let (old, new) = strata_diff::render::word_pieces("alpha beta gamma", "alpha BETA gamma");
+/// let changed: Vec<_> = old.iter().chain(&new).filter(|p| p.changed).map(|p| p.text).collect();
+/// assert_eq!(changed, ["beta", "BETA"]);
+/// ```
+pub fn word_pieces<'a>(old: &'a str, new: &'a str) -> (Vec<WordPiece<'a>>, Vec<WordPiece<'a>>) {
+    let (a, b) = (words(old), words(new));
     let mut input: InternedInput<&str> = InternedInput::default();
     input.update_before(a.iter().copied());
     input.update_after(b.iter().copied());
     let d = Diff::compute(Algorithm::Myers, &input);
-    let mut pos_a = 0usize;
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    let (mut pos_a, mut pos_b) = (0usize, 0usize);
+    let push = |side: &mut Vec<WordPiece<'a>>, words: &[&'a str], changed: bool| {
+        for w in words {
+            side.push(WordPiece { text: w, changed });
+        }
+    };
+    for h in d.hunks() {
+        let (bs, be) = (h.before.start as usize, h.before.end as usize);
+        let (as_, ae) = (h.after.start as usize, h.after.end as usize);
+        push(&mut left, &a[pos_a..bs], false);
+        push(&mut right, &b[pos_b..as_], false);
+        push(&mut left, &a[bs..be], true);
+        push(&mut right, &b[as_..ae], true);
+        pos_a = be;
+        pos_b = ae;
+    }
+    push(&mut left, &a[pos_a..], false);
+    push(&mut right, &b[pos_b..], false);
+    (left, right)
+}
+
+fn write_word_run(out: &mut String, run: &[Line], style: Style) {
+    let old = join_kind(run, LineKind::Removed);
+    let new = join_kind(run, LineKind::Added);
+    let (left, right) = word_pieces(&old, &new);
     let mut text = String::new();
     let mark = |text: &mut String, open: &str, close: &str, code: &str, body: String| {
         if body.is_empty() {
@@ -248,18 +290,28 @@ fn write_word_run(out: &mut String, run: &[Line], style: Style) {
             }
         }
     };
-    for h in d.hunks() {
-        let (bs, be) = (h.before.start as usize, h.before.end as usize);
-        let (as_, ae) = (h.after.start as usize, h.after.end as usize);
-        for w in &a[pos_a..bs] {
-            text.push_str(w);
+    // Walk both sides: unchanged pieces are the same words on each, in the same order.
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() || j < right.len() {
+        let removed: String = left[i..]
+            .iter()
+            .take_while(|p| p.changed)
+            .map(|p| p.text)
+            .collect();
+        i += left[i..].iter().take_while(|p| p.changed).count();
+        let added: String = right[j..]
+            .iter()
+            .take_while(|p| p.changed)
+            .map(|p| p.text)
+            .collect();
+        j += right[j..].iter().take_while(|p| p.changed).count();
+        mark(&mut text, "[-", "-]", RED, removed);
+        mark(&mut text, "{+", "+}", GREEN, added);
+        if let Some(p) = left.get(i) {
+            text.push_str(p.text);
+            i += 1;
+            j += 1;
         }
-        mark(&mut text, "[-", "-]", RED, a[bs..be].concat());
-        mark(&mut text, "{+", "+}", GREEN, b[as_..ae].concat());
-        pos_a = be;
-    }
-    for w in &a[pos_a..] {
-        text.push_str(w);
     }
     out.push_str(&text);
     if !text.ends_with('\n') {

@@ -15,6 +15,7 @@ mod repack;
 pub(crate) mod serve;
 mod tags;
 mod verify;
+mod web;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -41,9 +41,9 @@ const WAIT_MAX_SECONDS: f64 = 60.0;
 const STOP_CHECK: Duration = Duration::from_millis(250);
 
 /// What every request shares.
-struct App {
-    store: Store,
-    commits: GroupCommit,
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) commits: GroupCommit,
     tokens: Option<HashMap<String, Access>>,
     max_body: usize,
     /// Set when the server is asked to stop: feed waits and streams end.
@@ -60,7 +60,7 @@ enum Access {
 /// Group commit: a put that needs durability joins the next flush; one caller flushes for
 /// everyone who committed before it started.
 #[derive(Default)]
-struct GroupCommit {
+pub(crate) struct GroupCommit {
     state: Mutex<CommitState>,
     flushed: Condvar,
 }
@@ -110,7 +110,7 @@ impl GroupCommit {
     }
 
     /// The highest feed position known durable.
-    fn durable_seq(&self) -> u64 {
+    pub(crate) fn durable_seq(&self) -> u64 {
         lock(&self.state).durable_seq
     }
 
@@ -261,12 +261,18 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/tags", get(tags).post(tag).delete(untag))
         .route("/v1/stats", get(stats))
         .route("/v1/verify", axum::routing::post(verify))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; the API is under /v1 (docs/http.md)",
-            )
+        .route("/", get(super::web::documents))
+        .route("/ui/doc", get(super::web::timeline))
+        .route("/ui/version", get(super::web::version))
+        .route("/ui/diff", get(super::web::diff))
+        .route("/ui/feed", get(super::web::feed))
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/v1/") {
+                ApiError::not_found("no such endpoint; the API is under /v1 (docs/http.md)")
+                    .into_response()
+            } else {
+                super::web::not_found()
+            }
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
@@ -278,10 +284,10 @@ fn router(app: Arc<App>) -> Router {
 
 /// An error answer: `{"error": {"code", "message"}}` with its status.
 #[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl ApiError {
@@ -293,8 +299,16 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
 
@@ -364,14 +378,35 @@ async fn blocking<T: Send + 'static>(
 /// read-write one.
 async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     if let Some(tokens) = &app.tokens {
-        let given = request
-            .headers()
+        let headers = request.headers();
+        let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
+        // A browser cannot send a bearer header for a page: the web view takes the token
+        // once as `?token=`, then from the cookie set in answer.
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                c.trim()
+                    .strip_prefix(TOKEN_COOKIE)
+                    .and_then(|c| c.strip_prefix('='))
+            });
+        let query = request.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+                .and_then(percent_decode)
+        });
+        let given = bearer
+            .map(str::to_owned)
+            .or_else(|| cookie.map(str::to_owned))
+            .or(query.clone());
         let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-        match given.and_then(|t| tokens.get(t)) {
+        match given.as_deref().and_then(|t| tokens.get(t)) {
             None => {
                 let mut response = ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -395,9 +430,21 @@ async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) ->
             }
             Some(_) => {}
         }
+        if let Some(token) = query.filter(|t| tokens.contains_key(t)) {
+            let mut response = next.run(request).await;
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+            )) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            return response;
+        }
     }
     next.run(request).await
 }
+
+/// The cookie that carries a web view's token.
+const TOKEN_COOKIE: &str = "strata_token";
 
 /// Runs a CLI command (argv after `strata`) on the server's store; returns its output.
 fn cli_output(store: &Store, argv: &[&str]) -> Result<Vec<u8>, ApiError> {
@@ -504,7 +551,10 @@ async fn list_docs(
     blocking(&app, move |app| {
         let mut docs = Vec::new();
         let mut next = None;
-        for entry in app.store.documents()? {
+        let mut entries = app.store.documents()?;
+        // In key order, which paging by `after` relies on (the store lists by creation).
+        entries.sort_unstable_by(|a, b| a.doc.as_str().cmp(b.doc.as_str()));
+        for entry in entries {
             let key = entry.doc.as_str();
             if !key.starts_with(&prefix)
                 || after.as_deref().is_some_and(|a| key <= a)
