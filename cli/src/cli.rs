@@ -30,6 +30,12 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, global = true)]
     pub(crate) wait: f64,
 
+    /// Run the command against `strata serve` at URL (http://HOST:PORT) instead of a store
+    /// directory: same output and exit codes. A token for a server with --token-file comes
+    /// from $STRATA_TOKEN.
+    #[arg(long, value_name = "URL", env = "STRATA_REMOTE", global = true)]
+    pub(crate) remote: Option<String>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -204,6 +210,12 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 impl Command {
     /// The `--store` given after the command name, if any.
+    /// Whether the command works on a store (the others run where they are typed, also
+    /// with --remote).
+    pub(crate) fn uses_store(&self) -> bool {
+        !matches!(self, Self::JsonPatch(_) | Self::DiffFiles(_))
+    }
+
     pub(crate) fn store(&self) -> Option<&PathBuf> {
         let arg = match self {
             Self::Put(a) => &a.at,

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod error;
+mod remote;
 mod spec;
 mod time;
 
@@ -30,40 +31,27 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                // `strata` or `strata json-patch` alone: the usage, on stderr, and exit 2.
-                eprint!("{}", e.render());
-                return ExitCode::from(2);
-            }
-            if e.kind() == ErrorKind::UnknownArgument
-                && std::env::args().any(|a| a == "--policy" || a.starts_with("--policy="))
-            {
-                eprintln!(
-                    "strata: error: --policy belongs to the commands that store versions \
-                     (put, import, repack), after the command name: strata put --policy \
-                     chain:8 DOC FILE; reads never change the store"
-                );
-                return ExitCode::from(2);
-            }
-            // clap's message spans several lines; keep everything before the usage section
-            // and join it into the one line users and scripts expect.
-            let text = e.render().to_string();
-            let body = text.split("\nUsage:").next().unwrap_or(&text);
-            let body = body
-                .split("\n\nFor more information")
-                .next()
-                .unwrap_or(body);
-            let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
-            let line = line.trim_start_matches("error: ");
-            eprintln!("strata: error: {line} (see 'strata --help')");
-            return ExitCode::from(2);
+            let (code, out, err) = usage_failure(
+                &e,
+                std::env::args().any(|a| a == "--policy" || a.starts_with("--policy=")),
+            );
+            print!("{out}");
+            eprint!("{err}");
+            return ExitCode::from(code);
         }
     };
+    if let Some(url) = cli.remote.as_deref().filter(|_| cli.command.uses_store()) {
+        return match remote::run(url, &cli) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!(
+                    "strata: {}",
+                    strata_storage::spec::escape_controls(&e.message())
+                );
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = commands::run(&cli, &mut out).and_then(|()| out.flush().map_err(CliError::from));
@@ -79,4 +67,43 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// What to do with arguments clap refused: the exit code, what goes to standard output
+/// (help and version), and what goes to standard error (one line, or the usage when nothing
+/// was given). `policy_given`: `--policy` appeared, which belongs after the command name.
+pub(crate) fn usage_failure(e: &clap::Error, policy_given: bool) -> (u8, String, String) {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return (0, e.render().to_string(), String::new());
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `strata` or `strata json-patch` alone: the usage, on stderr, and exit 2.
+        return (2, String::new(), e.render().to_string());
+    }
+    if e.kind() == ErrorKind::UnknownArgument && policy_given {
+        return (
+            2,
+            String::new(),
+            "strata: error: --policy belongs to the commands that store versions (put, import, \
+             repack), after the command name: strata put --policy chain:8 DOC FILE; reads never \
+             change the store\n"
+                .to_owned(),
+        );
+    }
+    // clap's message spans several lines; keep everything before the usage section and join
+    // it into the one line users and scripts expect.
+    let text = e.render().to_string();
+    let body = text.split("\nUsage:").next().unwrap_or(&text);
+    let body = body
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or(body);
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = line.trim_start_matches("error: ");
+    (
+        2,
+        String::new(),
+        format!("strata: error: {line} (see 'strata --help')\n"),
+    )
 }

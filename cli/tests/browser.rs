@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -262,26 +261,8 @@ fn the_web_view_shows_documents_history_diffs_and_the_live_feed() {
         "move port",
     );
     put("notes/old.txt", "gone soon\n", "old");
-    let mut server = common::command(d)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Killed(server);
-    let site = format!(
-        "http://{}",
-        line.split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-    );
+    let server = common::Server::start(d, &[]);
+    let site = server.base.clone();
     let b = Browser::start(&driver);
 
     // The documents, then a search by prefix.

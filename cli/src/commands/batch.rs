@@ -1,6 +1,6 @@
 //! `strata batch FILE|-`: several puts, all or nothing.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde::Deserialize;
 use strata_storage::{PutOptions, Store};
@@ -26,15 +26,22 @@ struct Line {
 pub(crate) fn run(
     args: &BatchArgs,
     open: impl FnOnce() -> Result<Store, CliError>,
+    input: &mut super::Input,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let limit = args.limit.max_size;
     let text = if args.file.as_os_str() == "-" {
-        let mut buf = String::new();
-        std::io::stdin()
-            .read_to_string(&mut buf)
+        let mut buf = Vec::new();
+        input
+            .read_limited(u64::MAX, &mut buf)
             .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
-        buf
+        String::from_utf8(buf)
+            .map_err(|_| CliError::failed("the batch on standard input is not UTF-8 text"))?
+    } else if !input.local_files() {
+        return Err(CliError::failed(format!(
+            "'{}' would name a file on the server; a remote batch sends its lines",
+            args.file.display()
+        )));
     } else {
         std::fs::read_to_string(&args.file)
             .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", args.file.display())))?
@@ -55,6 +62,13 @@ pub(crate) fn run(
             .map_err(|e| at(format!("invalid document key '{}': {e}", line.doc)))?;
         let content = match (line.content, &line.file) {
             (Some(c), None) => c.into_bytes(),
+            (None, Some(path)) if !input.local_files() => {
+                return Err(at(format!(
+                    "\"file\": \"{}\" would name a file on the server; a remote batch gives \
+                     \"content\"",
+                    path.display()
+                )));
+            }
             (None, Some(path)) => std::fs::read(path)
                 .map_err(|e| at(format!("cannot read '{}': {e}", path.display())))?,
             _ => return Err(at("give exactly one of \"content\" and \"file\"".into())),

@@ -8,9 +8,14 @@ use crate::cli::GetArgs;
 use crate::error::CliError;
 use crate::spec;
 
-pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+pub(crate) fn run(
+    args: &GetArgs,
+    store: &Store,
+    input: &mut super::Input,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let Some(spec_text) = args.spec.as_deref().filter(|_| !args.batch) else {
-        return run_batch(store, out);
+        return run_batch(store, input, out);
     };
     let (doc, at) = spec::resolve(store, spec_text)?;
     let content = store
@@ -18,6 +23,12 @@ pub(crate) fn run(args: &GetArgs, store: &Store, out: &mut dyn Write) -> Result<
         .ok_or_else(|| missing(store, &doc, at))?;
     match &args.output {
         None => out.write_all(&content)?,
+        Some(path) if !input.local_files() => {
+            return Err(CliError::failed(format!(
+                "-o '{}' would write a file on the server; a remote client writes it",
+                path.display()
+            )));
+        }
         Some(path) => write_atomically(path, &content)?,
     }
     Ok(())
@@ -72,7 +83,7 @@ pub(crate) fn missing(store: &Store, doc: &strata_core::DocId, at: strata_storag
 
 /// Writes `content` to a temporary file beside `path`, then renames it into place, so that a
 /// failure never leaves a partial file.
-fn write_atomically(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
+pub(crate) fn write_atomically(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
     let fail =
         |e: std::io::Error| CliError::failed(format!("cannot write '{}': {e}", path.display()));
     let dir = match path.parent() {
@@ -101,11 +112,9 @@ fn write_atomically(path: &std::path::Path, content: &[u8]) -> Result<(), CliErr
 }
 
 /// `get --batch`: one spec per input line, each answered with a header and the content.
-fn run_batch(store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    use std::io::BufRead;
+fn run_batch(store: &Store, input: &mut super::Input, out: &mut dyn Write) -> Result<(), CliError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
+    for line in input.lines() {
         let line =
             line.map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
         let text = line.trim_end_matches('\r');

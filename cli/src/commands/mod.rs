@@ -4,7 +4,7 @@ mod batch;
 mod diff;
 mod export;
 mod feed;
-mod get;
+pub(crate) mod get;
 mod import;
 mod json_patch;
 mod log;
@@ -22,8 +22,49 @@ use std::path::PathBuf;
 
 use strata_storage::{Store, StoreOptions};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BatchArgs, Cli, Command, PutArgs};
 use crate::error::CliError;
+
+/// Where a command's standard input comes from: the process's, or bytes a remote client
+/// sent with the command (`strata serve`'s `/v1/exec`).
+pub(crate) enum Input {
+    /// The process's standard input.
+    Stdin,
+    /// Bytes sent with a remote command. `local_files` is false there: names of files in
+    /// the input (a batch line's "file") would name the server's files, and are refused.
+    Sent(std::io::Cursor<Vec<u8>>),
+}
+
+impl Input {
+    /// Whether files named inside the input may be read.
+    pub(crate) fn local_files(&self) -> bool {
+        matches!(self, Self::Stdin)
+    }
+
+    /// Whether the input is a terminal (a person typing).
+    pub(crate) fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self, Self::Stdin) && std::io::stdin().is_terminal()
+    }
+
+    /// Reads at most `limit` bytes into `buf`; more is an error.
+    pub(crate) fn read_limited(&mut self, limit: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::io::Read;
+        match self {
+            Self::Stdin => std::io::stdin().take(limit).read_to_end(buf).map(drop),
+            Self::Sent(c) => c.take(limit).read_to_end(buf).map(drop),
+        }
+    }
+
+    /// The lines, without their terminators.
+    pub(crate) fn lines(&mut self) -> Box<dyn Iterator<Item = std::io::Result<String>> + '_> {
+        use std::io::BufRead;
+        match self {
+            Self::Stdin => Box::new(std::io::stdin().lock().lines()),
+            Self::Sent(c) => Box::new(c.lines()),
+        }
+    }
+}
 
 /// The store directory used when neither --store nor STRATA_DIR is given.
 pub(crate) const DEFAULT_STORE: &str = ".strata";
@@ -34,9 +75,15 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Put(args) => put::run(
             args,
             || open_writer(cli, false, args.policy.policy, args.limit.max_size),
+            &mut Input::Stdin,
             out,
         ),
-        Command::Get(args) => get::run(args, &open_reading(cli, args.verify)?, out),
+        Command::Get(args) => get::run(
+            args,
+            &open_reading(cli, args.verify)?,
+            &mut Input::Stdin,
+            out,
+        ),
         Command::Log(args) => log::run(args, &open(cli)?, out),
         Command::Diff(args) => diff::run(args, &open(cli)?, out),
         Command::DiffFiles(args) => diff::run_files(args, out),
@@ -77,6 +124,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Batch(args) => batch::run(
             args,
             || open_writer(cli, false, args.policy.policy, args.limit.max_size),
+            &mut Input::Stdin,
             out,
         ),
         Command::Tag(args) => tags::run_tag(args, &open(cli)?, out),
@@ -89,6 +137,82 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .durability(strata_storage::Durability::Manual);
             serve::run(args, open_store(cli, options)?, out)
         }
+    }
+}
+
+/// Whether `command` changes the store (a remote client needs a read-write token for it).
+pub(crate) fn writes(command: &Command) -> bool {
+    match command {
+        Command::Put(_)
+        | Command::Batch(_)
+        | Command::Rm(_)
+        | Command::Gc(_)
+        | Command::Tag(_)
+        | Command::Prune(_)
+        | Command::Retention(_)
+        | Command::Import(_)
+        | Command::Repack(_)
+        | Command::Quickstart(_)
+        | Command::Serve(_) => true,
+        Command::Consumers(a) => a.reset.is_some() || a.remove.is_some(),
+        Command::Feed(a) => a.consumer.is_some(),
+        _ => false,
+    }
+}
+
+/// Runs a command that a remote client sent (`strata serve`'s `/v1/exec`) on the server's
+/// store, with the input the client sent: the output and errors are the CLI's own. Commands
+/// that need the store to themselves, or files where the store is, are refused by name.
+pub(crate) fn exec(
+    command: &Command,
+    store: &Store,
+    input: &mut Input,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let elsewhere = |what: &str, why: &str| -> Result<(), CliError> {
+        Err(CliError::failed(format!(
+            "'{what}' does not run through a server ({why}); run it where the store is, \
+             with the server stopped"
+        )))
+    };
+    match command {
+        Command::Get(a) if a.verify => Err(CliError::failed(
+            "--verify checks reads of a store opened for it; through a server, run 'strata \
+             verify', which checks every version",
+        )),
+        Command::Get(a) => get::run(a, store, input, out),
+        Command::Put(PutArgs { policy, .. }) | Command::Batch(BatchArgs { policy, .. })
+            if policy.policy.is_some() =>
+        {
+            Err(CliError::failed(
+                "--policy is the server's store's; a remote put cannot change it",
+            ))
+        }
+        Command::Put(a) => put::run(a, || Ok(store.clone()), input, out),
+        Command::Batch(a) => batch::run(a, || Ok(store.clone()), input, out),
+        Command::Rm(a) => ls::run_rm(a, store, out),
+        Command::Gc(_) => verify::run_gc(store, out),
+        Command::Export(a) => export::run(a, store, out),
+        Command::Feed(a) if a.follow => elsewhere(
+            "feed --follow",
+            "follow a server's feed with GET /v1/feed/stream",
+        ),
+        Command::Feed(a) => feed::run(a, || Ok(store.clone()), out),
+        Command::Consumers(a) => feed::run_consumers(a, store, out),
+        Command::Retention(a) => ls::run_retention(a, store, out),
+        Command::Prune(a) => {
+            // The packed bytes of dropped versions are reclaimed by the next repack, which
+            // needs the store to itself.
+            ls::run_prune(a, store, out).map(drop)
+        }
+        Command::Import(_) => elsewhere("import", "it reads folders where it runs"),
+        Command::Repack(_) => elsewhere("repack", "it rewrites the whole store"),
+        Command::Quickstart(_) => elsewhere("quickstart", "it makes a store of its own"),
+        Command::Serve(_) => elsewhere("serve", "a server serves one store"),
+        Command::DiffFiles(_) | Command::JsonPatch(_) => {
+            elsewhere("a command without a store", "the client runs it itself")
+        }
+        other => run_on_store(other, store, out),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `strata put DOC [FILE]`.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 
 use strata_storage::{PutOptions, Store};
 
@@ -12,6 +12,7 @@ use crate::error::CliError;
 pub(crate) fn run(
     args: &PutArgs,
     open: impl FnOnce() -> Result<Store, CliError>,
+    input: &mut super::Input,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let doc = crate::spec::parse_doc(&args.doc, "put")?;
@@ -23,8 +24,15 @@ pub(crate) fn run(
     };
     let limit = args.limit.max_size;
     let content = match args.file.as_deref() {
-        None => read_stdin(limit)?,
-        Some(p) if p.as_os_str() == "-" => read_stdin(limit)?,
+        None => read_stdin(input, limit)?,
+        Some(p) if p.as_os_str() == "-" => read_stdin(input, limit)?,
+        Some(p) if !input.local_files() => {
+            return Err(CliError::failed(format!(
+                "'{}' would name a file on the server; a remote put sends its content (the \
+                 client reads FILE)",
+                p.display()
+            )));
+        }
         Some(p) => {
             let cannot =
                 |e: std::io::Error| CliError::failed(format!("cannot read '{}': {e}", p.display()));
@@ -57,17 +65,16 @@ pub(crate) fn run(
 }
 
 /// Reads standard input whole, refusing more than `limit` bytes without reading past it.
-fn read_stdin(limit: u64) -> Result<Vec<u8>, CliError> {
-    if std::io::stdin().is_terminal() {
+fn read_stdin(input: &mut super::Input, limit: u64) -> Result<Vec<u8>, CliError> {
+    if input.is_terminal() {
         eprintln!(
             "strata: reading the new content from the terminal; end it with Ctrl-D \
              (or give a FILE: strata put DOC FILE)"
         );
     }
     let mut buf = Vec::new();
-    std::io::stdin()
-        .take(limit + 1)
-        .read_to_end(&mut buf)
+    input
+        .read_limited(limit + 1, &mut buf)
         .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
     if buf.len() as u64 > limit {
         return Err(CliError::failed(format!(

@@ -52,7 +52,7 @@ pub(crate) struct App {
 
 /// What a bearer token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     ReadOnly,
     ReadWrite,
 }
@@ -261,6 +261,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/tags", get(tags).post(tag).delete(untag))
         .route("/v1/stats", get(stats))
         .route("/v1/verify", axum::routing::post(verify))
+        .route("/v1/exec", axum::routing::post(exec))
         .route("/", get(super::web::documents))
         .route("/ui/doc", get(super::web::timeline))
         .route("/ui/version", get(super::web::version))
@@ -376,7 +377,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Checks the bearer token when the server has tokens: reads need any token, writes a
 /// read-write one.
-async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+async fn authorize(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     if let Some(tokens) = &app.tokens {
         let headers = request.headers();
         let bearer = headers
@@ -405,8 +406,14 @@ async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) ->
             .map(str::to_owned)
             .or_else(|| cookie.map(str::to_owned))
             .or(query.clone());
-        let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-        match given.as_deref().and_then(|t| tokens.get(t)) {
+        // `/v1/exec` checks what its command does itself (a read takes a read-only token).
+        let exec = request.uri().path() == "/v1/exec";
+        let write = !exec && !matches!(*request.method(), Method::GET | Method::HEAD);
+        let access = given.as_deref().and_then(|t| tokens.get(t)).copied();
+        if let Some(access) = access {
+            request.extensions_mut().insert(access);
+        }
+        match access {
             None => {
                 let mut response = ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -483,7 +490,7 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -1031,6 +1038,97 @@ fn json_one(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
             format!("a command's JSON did not parse: {e}"),
         )
     })
+}
+
+/// `POST /v1/exec?arg=A&arg=B...`: runs one CLI command (the arguments after `strata`) on
+/// the server's store with the body as its standard input, for `strata --remote`. Answers
+/// the command's standard output, with `x-strata-exit` (its exit code) and, when it failed,
+/// `x-strata-error` (its message, percent-encoded). A command that writes needs a read-write
+/// token and is durable when answered.
+async fn exec(
+    State(app): State<Arc<App>>,
+    access: Option<axum::extract::Extension<Access>>,
+    uri: axum::http::Uri,
+    body: Body,
+) -> ApiResult {
+    let args = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("arg="))
+        .map(|a| {
+            percent_decode(&a.replace('+', " ")).ok_or_else(|| {
+                ApiError::bad_request(format!("argument '{a}' is not valid percent-encoded UTF-8"))
+            })
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let limit = app.max_body.saturating_add(1 << 20);
+    let input = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the command's input is over the server's limit of {limit} bytes"),
+        )
+    })?;
+    let read_only = access.is_some_and(|a| a.0 == Access::ReadOnly);
+    blocking(&app, move |app| {
+        let answer = |code: u8, out: Vec<u8>, error: &str| {
+            let mut response = (StatusCode::OK, out).into_response();
+            let h = response.headers_mut();
+            h.insert("x-strata-exit", header_value(&code.to_string()));
+            if !error.is_empty() {
+                h.insert("x-strata-error", header_value(&percent_encode(error)));
+            }
+            response
+        };
+        let cli = match Cli::try_parse_from(std::iter::once("strata".to_owned()).chain(args)) {
+            Ok(cli) => cli,
+            Err(e) => {
+                let (code, out, err) = crate::usage_failure(&e, false);
+                let err = err.trim_end().trim_start_matches("strata: ").to_owned();
+                return Ok(answer(code, out.into_bytes(), &err));
+            }
+        };
+        if cli.store.is_some() || cli.command.store().is_some() {
+            return Ok(answer(
+                2,
+                Vec::new(),
+                "error: a server serves the store it was started on; drop --store",
+            ));
+        }
+        let writes = super::writes(&cli.command);
+        if writes && read_only {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token is read-only; the command writes and needs a read-write token",
+            ));
+        }
+        let mut out = Vec::new();
+        let mut input = super::Input::Sent(std::io::Cursor::new(input.to_vec()));
+        let result = super::exec(&cli.command, &app.store, &mut input, &mut out);
+        if writes {
+            app.commits.wait_durable(&app.store)?;
+        }
+        Ok(match result {
+            Ok(()) | Err(CliError::BrokenPipe) => answer(0, out, ""),
+            Err(e) => answer(e.exit_code(), out, &e.message()),
+        })
+    })
+    .await
+}
+
+/// Percent-encodes everything but unreserved characters (for a header value).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~ /:'(),@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -60,3 +60,70 @@ pub fn one_line_error(o: &Output, code: i32) -> String {
     assert!(!err.contains("panicked"), "{err}");
     err
 }
+
+/// A `strata serve` process on a free loopback port, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `strata serve` in `dir` (its store: `dir/.strata`) with `extra` arguments.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = command(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in the server's first line: {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{base}"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status and standard output.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
+        (status, rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
