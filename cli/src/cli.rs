@@ -156,6 +156,10 @@ pub(crate) struct ServeArgs {
     /// starts a comment). With it, every request needs `Authorization: Bearer TOKEN`
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+    /// The longest a request may take, in seconds, its upload included (a client that stops
+    /// sending gets 408 and its connection closes); feed long polls wait at most 60
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    pub(crate) timeout: f64,
     #[command(flatten)]
     pub(crate) limit: LimitArg,
     #[command(flatten)]

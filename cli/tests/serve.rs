@@ -539,3 +539,29 @@ fn the_api_agrees_with_a_reference_model() {
     let non_empty = model.values().filter(|v| !v.is_empty()).count();
     assert_eq!(listed["docs"].as_array().unwrap().len(), non_empty);
 }
+
+/// A client that stops sending its upload gets 408 after --timeout, and nothing is stored.
+#[test]
+fn a_stalled_upload_times_out_and_stores_nothing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--timeout", "1"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(
+        b"PUT /v1/docs/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part",
+    )
+    .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut conn, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(get(&s, "/v1/docs/slow").0, 404);
+    // A bad --timeout is refused.
+    let out = common::strata(dir.path(), &["--store", "other", "serve", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}

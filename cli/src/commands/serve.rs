@@ -140,6 +140,13 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         ))
     })?;
     let tokens = args.token_file.as_deref().map(read_tokens).transpose()?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(CliError::failed(format!(
+            "--timeout {} is not a number of seconds above 0",
+            args.timeout
+        )));
+    }
+    let timeout = Duration::from_secs_f64(args.timeout.min(86_400.0));
     if tokens.is_none() && !addr.ip().is_loopback() {
         return Err(CliError::failed(format!(
             "serving {addr} without tokens would let anyone on the network write; give \
@@ -181,7 +188,7 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         )?;
         out.flush()?;
         let stop_app = Arc::clone(&app);
-        axum::serve(listener, router(Arc::clone(&app)))
+        axum::serve(listener, router(Arc::clone(&app), timeout))
             .with_graceful_shutdown(async move {
                 stop_signal().await;
                 stop_app.stopping.store(true, Ordering::SeqCst);
@@ -248,7 +255,7 @@ fn read_tokens(path: &std::path::Path) -> Result<HashMap<String, Access>, CliErr
     Ok(tokens)
 }
 
-fn router(app: Arc<App>) -> Router {
+fn router(app: Arc<App>, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/docs", get(list_docs))
         .route(
@@ -276,11 +283,39 @@ fn router(app: Arc<App>) -> Router {
             }
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| time_limited(timeout, request, next),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             authorize,
         ))
         .with_state(app)
+}
+
+/// Answers 408 when a request (its upload included) takes longer than `timeout`. A stream's
+/// answer starts at once, so the limit does not end streams.
+async fn time_limited(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request took longer than the server's limit of {} s (its --timeout); a \
+                     put whose upload had finished may still be stored: read the document, or \
+                     retry with the same expected version (a retry of a stored put returns it)",
+                    timeout.as_secs_f64()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with its status.
