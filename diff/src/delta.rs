@@ -134,7 +134,6 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
     if content.is_empty() {
         return out;
     }
-    let mut cctx = CCtx::create();
     let span = (prefix.len() + content.len()).max(1) as u64;
     let window_log = (64 - (span - 1).leading_zeros()).clamp(10, MAX_WINDOW_LOG);
     let params = [
@@ -152,21 +151,46 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
         // 32 MiB document's delta shrinks from megabytes to a few KiB.
         CParameter::EnableLongDistanceMatching(prefix.len() + content.len() > LONG_MATCH_SPAN),
     ];
-    for p in params {
-        // These parameters are valid for every level and window log we pass.
-        cctx.set_parameter(p)
-            .expect("zstd accepts strata's compression parameters");
-    }
-    if !prefix.is_empty() {
+    let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
+    let set = |cctx: &mut CCtx<'_>| {
+        for p in params {
+            // These parameters are valid for every level and window log we pass.
+            cctx.set_parameter(p)
+                .expect("zstd accepts strata's compression parameters");
+        }
+    };
+    let mut compress = |cctx: &mut CCtx<'_>| {
+        // The buffer holds compress_bound bytes, the most zstd can write.
+        cctx.compress2(&mut frame, content)
+            .expect("zstd compresses into a compress_bound buffer");
+    };
+    if prefix.is_empty() {
+        // A full snapshot: this thread's context, reset (a new context asks the CPU for its
+        // features with `cpuid`, which a virtual machine traps: 5% of a small put).
+        CCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let cctx = slot.get_or_insert_with(CCtx::create);
+            cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
+                .expect("zstd resets a context between frames");
+            set(cctx);
+            compress(cctx);
+        });
+    } else {
+        // A reference prefix borrows the base for the context's lifetime: a context of its
+        // own.
+        let mut cctx = CCtx::create();
+        set(&mut cctx);
         cctx.ref_prefix(prefix)
             .expect("zstd accepts a reference prefix on a fresh context");
+        compress(&mut cctx);
     }
-    let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
-    // The buffer holds compress_bound bytes, the most zstd can write.
-    cctx.compress2(&mut frame, content)
-        .expect("zstd compresses into a compress_bound buffer");
     out.extend_from_slice(&frame);
     out
+}
+
+thread_local! {
+    /// This thread's context for full snapshots, made on first use.
+    static CCTX: std::cell::RefCell<Option<CCtx<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
 fn decompress_with_prefix(
