@@ -391,6 +391,12 @@ pub(crate) struct LogArgs {
     /// Only versions whose message contains TEXT.
     #[arg(long, value_name = "TEXT")]
     pub(crate) grep: Option<String>,
+    /// Only versions after version N (paging: the last version a page showed).
+    #[arg(long, value_name = "N")]
+    pub(crate) after: Option<u64>,
+    /// At most N versions (the oldest first, after the other filters).
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

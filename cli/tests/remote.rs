@@ -87,6 +87,7 @@ fn every_store_command_prints_and_exits_the_same_through_a_server() {
         step(&["put", "notes/a.md", &a1, "--expect", "1", "--time", &t(4)]),
         step(&["log", "notes/a.md"]),
         step(&["log", "notes/a.md", "--json"]),
+        step(&["log", "notes/a.md", "--after", "1", "--limit", "1"]),
         step(&["get", "notes/a.md@1"]),
         step(&["get", "notes/a.md@-1"]),
         step(&["get", "notes/a.md@2026-01-01T12:00:00Z"]),

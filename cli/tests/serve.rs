@@ -104,6 +104,13 @@ fn documents_put_read_and_list_through_the_api() {
     let log = json(r);
     assert_eq!(log.as_array().unwrap().len(), 2);
     assert_eq!(log[0]["message"], "first");
+    // Paged: after a version, at most some.
+    let page = json(get(&s, "/v1/docs/notes/a.txt/log?after=1&limit=5").1);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["version"], 2);
+    let page = json(get(&s, "/v1/docs/notes/a.txt/log?limit=1").1);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["version"], 1);
     // A key ending in "/log" is written with its slash escaped.
     assert_eq!(put(&s, "/v1/docs/x%2Flog", b"L").0, 201);
     assert_eq!(body(get(&s, "/v1/docs/x%2Flog").1), "L");

@@ -47,11 +47,15 @@ pub(crate) fn run(args: &LogArgs, store: &Store, out: &mut dyn Write) -> Result<
         None => true,
         Some(w) => field.as_deref().is_some_and(|f| f.contains(w.as_str())),
     };
-    let shown = history.iter().filter(|rec| {
-        (since..=until).contains(&rec.created_at_ms)
-            && contains(&rec.meta.author, &args.author)
-            && contains(&rec.meta.message, &args.grep)
-    });
+    let shown = history
+        .iter()
+        .filter(|rec| {
+            (since..=until).contains(&rec.created_at_ms)
+                && contains(&rec.meta.author, &args.author)
+                && contains(&rec.meta.message, &args.grep)
+                && args.after.is_none_or(|a| rec.version.get() > a)
+        })
+        .take(args.limit.unwrap_or(usize::MAX));
     for rec in shown {
         let stored = if rec.is_deletion() {
             "deleted".to_owned()

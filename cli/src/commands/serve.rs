@@ -637,8 +637,19 @@ async fn get_doc(
 ) -> ApiResult {
     let doc = match doc_path(&uri)? {
         DocPath::Log(doc) => {
+            let after = number(&q, "after")?.map(|n| n.to_string());
+            let limit = number(&q, "limit")?.map(|n| n.to_string());
             return blocking(&app, move |app| {
-                let out = cli_output(&app.store, &["log", "--json", "--", &latest_spec(&doc)])?;
+                let mut argv = vec!["log", "--json"];
+                if let Some(a) = &after {
+                    argv.extend(["--after", a.as_str()]);
+                }
+                if let Some(l) = &limit {
+                    argv.extend(["--limit", l.as_str()]);
+                }
+                let spec = latest_spec(&doc);
+                argv.extend(["--", spec.as_str()]);
+                let out = cli_output(&app.store, &argv)?;
                 Ok(json_response(StatusCode::OK, &json_lines(&out)?))
             })
             .await;
