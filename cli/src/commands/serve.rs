@@ -181,6 +181,7 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         let bound = listener
             .local_addr()
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        let stop = stop_signal()?;
         writeln!(
             out,
             "strata: serving {} on http://{bound} (SIGINT or SIGTERM stops)",
@@ -190,7 +191,7 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         let stop_app = Arc::clone(&app);
         axum::serve(listener, router(Arc::clone(&app), timeout))
             .with_graceful_shutdown(async move {
-                stop_signal().await;
+                stop.await;
                 stop_app.stopping.store(true, Ordering::SeqCst);
             })
             .await
@@ -202,19 +203,23 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
     Ok(())
 }
 
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = interrupt => {}
-        () = async {
-            match terminate.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
+/// SIGINT or SIGTERM, listened for from now on: made before the server announces itself,
+/// so a signal sent as soon as it is up stops it gracefully instead of killing it.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| {
+        signal(kind).map_err(|e| CliError::failed(format!("cannot listen for signals: {e}")))
+    };
+    let (mut interrupt, mut terminate) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 /// Reads `--token-file`: `read-only TOKEN` or `read-write TOKEN` per line.
