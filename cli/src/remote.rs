@@ -59,8 +59,39 @@ pub(crate) fn run(url: &str, cli: &Cli) -> Result<u8, CliError> {
         }
         _ => {}
     }
+    if let Command::Feed(a) = &cli.command
+        && a.follow
+    {
+        return follow(url, a);
+    }
+    let (code, body, error) = send(url, &args, &input)?;
+    match output_file {
+        Some(path) if code == 0 => crate::commands::get::write_atomically(&path, &body)?,
+        _ => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&body).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                other => other?,
+            }
+        }
+    }
+    if let Some(message) = error.filter(|m| !m.is_empty()) {
+        eprintln!(
+            "strata: {}",
+            strata_storage::spec::escape_controls(&message)
+        );
+    }
+    Ok(code)
+}
+
+/// Sends one command; returns its exit code, standard output and error message.
+fn send(
+    url: &str,
+    args: &[OsString],
+    input: &[u8],
+) -> Result<(u8, Vec<u8>, Option<String>), CliError> {
     let mut request = ureq::post(&format!("{}/v1/exec", url.trim_end_matches('/')));
-    for arg in &args {
+    for arg in args {
         let arg = arg.to_str().ok_or_else(|| {
             CliError::failed(format!(
                 "argument {arg:?} is not UTF-8, which a remote command cannot carry"
@@ -71,7 +102,7 @@ pub(crate) fn run(url: &str, cli: &Cli) -> Result<u8, CliError> {
     if let Ok(token) = std::env::var("STRATA_TOKEN") {
         request = request.set("Authorization", &format!("Bearer {}", token.trim()));
     }
-    let response = match request.send_bytes(&input) {
+    let response = match request.send_bytes(input) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => {
             // Refused before the command ran (a token, a limit): the server's JSON error.
@@ -104,23 +135,69 @@ pub(crate) fn run(url: &str, cli: &Cli) -> Result<u8, CliError> {
         .into_reader()
         .read_to_end(&mut body)
         .map_err(|e| CliError::failed(format!("the server's answer broke off: {e}")))?;
-    match output_file {
-        Some(path) if code == 0 => crate::commands::get::write_atomically(&path, &body)?,
-        _ => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&body).and_then(|()| out.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
-                other => other?,
+    Ok((code, body, error))
+}
+
+/// How often `feed --follow` asks a server for new entries (as a local follow looks).
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `feed --follow` against a server: asks for the entries after the last one printed (or,
+/// with `--consumer`, lets the server move the consumer) every 100 ms, until `--limit`.
+fn follow(url: &str, a: &crate::cli::FeedArgs) -> Result<u8, CliError> {
+    use clap::ValueEnum;
+    let with = a
+        .with
+        .to_possible_value()
+        .map_or_else(|| "none".to_owned(), |v| v.get_name().to_owned());
+    let mut since = a.since;
+    let mut printed: u64 = 0;
+    loop {
+        let mut args: Vec<OsString> = vec!["feed".into(), "--with".into(), with.clone().into()];
+        if let Some(p) = &a.doc {
+            args.extend(["--doc".into(), p.into()]);
+        }
+        match &a.consumer {
+            Some(name) => args.extend(["--consumer".into(), name.into()]),
+            None => args.extend(["--since".into(), since.to_string().into()]),
+        }
+        if let Some(limit) = a.limit {
+            args.extend(["--limit".into(), (limit - printed).to_string().into()]);
+        }
+        let (code, body, error) = send(url, &args, &[])?;
+        if code != 0 {
+            if let Some(message) = error {
+                eprintln!(
+                    "strata: {}",
+                    strata_storage::spec::escape_controls(&message)
+                );
+            }
+            return Ok(code);
+        }
+        let lines: Vec<&[u8]> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        for line in &lines {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line)
+                && let Some(seq) = v["seq"].as_u64()
+            {
+                since = since.max(seq);
             }
         }
+        let mut out = std::io::stdout().lock();
+        let written = out.write_all(&body).and_then(|()| out.flush());
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            other => other?,
+        }
+        printed += lines.len() as u64;
+        if a.limit.is_some_and(|l| printed >= l) {
+            return Ok(0);
+        }
+        if lines.is_empty() {
+            std::thread::sleep(FOLLOW_POLL);
+        }
     }
-    if let Some(message) = error.filter(|m| !m.is_empty()) {
-        eprintln!(
-            "strata: {}",
-            strata_storage::spec::escape_controls(&message)
-        );
-    }
-    Ok(code)
 }
 
 /// The arguments without `--remote URL` / `--remote=URL` (the server does not take it).

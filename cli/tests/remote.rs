@@ -169,7 +169,6 @@ fn what_needs_the_store_to_itself_is_refused_with_a_reason() {
     for (args, says) in [
         (&["import", "."][..], "import"),
         (&["repack"][..], "repack"),
-        (&["feed", "--follow"][..], "/v1/feed/stream"),
         (&["--store", "x", "ls"][..], "not both"),
         (&["get", "--verify", "x"][..], "strata verify"),
     ] {
@@ -219,4 +218,45 @@ fn read_only_tokens_read_and_cannot_write_remotely() {
     assert_eq!(read.stdout, b"x");
     let stranger = with_token("nope", &["get", "d"], b"");
     assert_eq!(stranger.status.code(), Some(2));
+}
+
+#[test]
+fn feed_follow_through_a_server_prints_versions_as_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let remote = ["--remote", server.base.as_str()];
+    assert!(
+        run(dir.path(), &remote, &with_stdin(&["put", "d"], b"1"))
+            .status
+            .success()
+    );
+    let follower = command(dir.path())
+        .args(remote)
+        .args(["feed", "--follow", "--limit", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for v in ["2", "3"] {
+        assert!(
+            run(
+                dir.path(),
+                &remote,
+                &with_stdin(&["put", "d"], v.as_bytes())
+            )
+            .status
+            .success()
+        );
+    }
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
 }

@@ -195,7 +195,7 @@ pub(crate) fn exec(
         Command::Export(a) => export::run(a, store, out),
         Command::Feed(a) if a.follow => elsewhere(
             "feed --follow",
-            "follow a server's feed with GET /v1/feed/stream",
+            "a remote client follows by asking again; a program follows /v1/feed/stream",
         ),
         Command::Feed(a) => feed::run(a, || Ok(store.clone()), out),
         Command::Consumers(a) => feed::run_consumers(a, store, out),
