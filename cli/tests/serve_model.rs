@@ -42,6 +42,26 @@ fn path(key: &str) -> String {
         .collect()
 }
 
+/// A put the server must accept: 201 with the version the model gives it.
+fn accepted(
+    step: usize,
+    (code, body): (u16, Vec<u8>),
+    model: &mut Model,
+    key: &str,
+    content: Vec<u8>,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        code,
+        201,
+        "step {}: {}",
+        step,
+        String::from_utf8_lossy(&body)
+    );
+    let v = model.put(key, content);
+    prop_assert_eq!(json(&body)["version"].as_u64(), Some(v), "step {}", step);
+    Ok(())
+}
+
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Some(Server::start(dir.path(), &[]));
@@ -66,16 +86,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Put(d, edit) => {
                 let key = doc_key(*d);
                 let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
-                let (code, body) = put(&key, &next, None);
-                prop_assert_eq!(
-                    code,
-                    201,
-                    "step {}: {}",
-                    step,
-                    String::from_utf8_lossy(&body)
-                );
-                let v = model.put(&key, next);
-                prop_assert_eq!(json(&body)["version"].as_u64(), Some(v), "step {}", step);
+                accepted(step, put(&key, &next, None), &mut model, &key, next)?;
             }
             Op::PutExpect(d, edit, stale) => {
                 let key = doc_key(*d);
@@ -110,25 +121,14 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         );
                     }
                 } else {
-                    let (code, body) = put(&key, &next, Some(head));
-                    prop_assert_eq!(
-                        code,
-                        201,
-                        "step {}: {}",
-                        step,
-                        String::from_utf8_lossy(&body)
-                    );
-                    let v = model.put(&key, next);
-                    prop_assert_eq!(json(&body)["version"].as_u64(), Some(v));
+                    accepted(step, put(&key, &next, Some(head)), &mut model, &key, next)?;
                 }
             }
             Op::Batch(puts) => {
                 for (d, edit) in puts {
                     let key = doc_key(*d);
                     let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
-                    let (code, _) = put(&key, &next, None);
-                    prop_assert_eq!(code, 201, "step {}", step);
-                    model.put(&key, next);
+                    accepted(step, put(&key, &next, None), &mut model, &key, next)?;
                 }
             }
             Op::Get(d, i) => {

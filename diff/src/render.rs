@@ -290,21 +290,21 @@ fn write_word_run(out: &mut String, run: &[Line], style: Style) {
             }
         }
     };
+    // The changed pieces from `at` on, joined; `at` moves past them.
+    let changed_run = |side: &[WordPiece<'_>], at: &mut usize| -> String {
+        let run: Vec<&str> = side[*at..]
+            .iter()
+            .take_while(|p| p.changed)
+            .map(|p| p.text)
+            .collect();
+        *at += run.len();
+        run.concat()
+    };
     // Walk both sides: unchanged pieces are the same words on each, in the same order.
     let (mut i, mut j) = (0, 0);
     while i < left.len() || j < right.len() {
-        let removed: String = left[i..]
-            .iter()
-            .take_while(|p| p.changed)
-            .map(|p| p.text)
-            .collect();
-        i += left[i..].iter().take_while(|p| p.changed).count();
-        let added: String = right[j..]
-            .iter()
-            .take_while(|p| p.changed)
-            .map(|p| p.text)
-            .collect();
-        j += right[j..].iter().take_while(|p| p.changed).count();
+        let removed = changed_run(&left, &mut i);
+        let added = changed_run(&right, &mut j);
         mark(&mut text, "[-", "-]", RED, removed);
         mark(&mut text, "{+", "+}", GREEN, added);
         if let Some(p) = left.get(i) {

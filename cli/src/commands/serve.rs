@@ -834,12 +834,8 @@ async fn delete_doc(State(app): State<Arc<App>>, uri: axum::http::Uri) -> ApiRes
 
 /// `GET /v1/diff?a=SPEC&b=SPEC&format=unified|lines|json|json-patch&context=N`.
 async fn diff(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    let side = |name: &str| {
-        q.get(name).cloned().ok_or_else(|| {
-            ApiError::bad_request(format!("give both sides: ?a=SPEC&b=SPEC (no '{name}')"))
-        })
-    };
-    let (a, b) = (side("a")?, side("b")?);
+    let usage = "both sides: ?a=SPEC&b=SPEC";
+    let (a, b) = (required(&q, "a", usage)?, required(&q, "b", usage)?);
     let format = match q.get("format").map_or("unified", String::as_str) {
         "unified" | "text" => "text",
         "lines" => "lines",
@@ -1005,12 +1001,8 @@ async fn tags(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
 
 /// `POST /v1/tags?spec=DOC@N&name=NAME[&force=true]`: tags a version.
 async fn tag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    let need = |name: &str| {
-        q.get(name).cloned().ok_or_else(|| {
-            ApiError::bad_request(format!("give ?spec=DOC@N&name=NAME (no '{name}')"))
-        })
-    };
-    let (spec, name) = (need("spec")?, need("name")?);
+    let usage = "?spec=DOC@N&name=NAME";
+    let (spec, name) = (required(&q, "spec", usage)?, required(&q, "name", usage)?);
     let force = flag(&q, "force")?;
     blocking(&app, move |app| {
         let mut argv = vec!["tag"];
@@ -1030,12 +1022,8 @@ async fn tag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String
 
 /// `DELETE /v1/tags?doc=DOC&name=NAME`.
 async fn untag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    let need = |name: &str| {
-        q.get(name)
-            .cloned()
-            .ok_or_else(|| ApiError::bad_request(format!("give ?doc=DOC&name=NAME (no '{name}')")))
-    };
-    let (doc, name) = (need("doc")?, need("name")?);
+    let usage = "?doc=DOC&name=NAME";
+    let (doc, name) = (required(&q, "doc", usage)?, required(&q, "name", usage)?);
     blocking(&app, move |app| {
         let doc = crate::spec::doc(&doc)?;
         if !app.store.untag(&doc, &name)? {
@@ -1169,17 +1157,29 @@ async fn exec(
     .await
 }
 
-/// Percent-encodes everything but unreserved characters (for a header value).
+/// Percent-encodes a header value: everything but letters, digits and `-._~ /:'(),@`.
 fn percent_encode(text: &str) -> String {
+    percent_encode_except(text, b"-._~ /:'(),@")
+}
+
+/// Percent-encodes every byte of `text` but ASCII letters, digits and the bytes in `keep`.
+pub(crate) fn percent_encode_except(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~ /:'(),@".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
     out
+}
+
+/// A query parameter the endpoint cannot do without; `usage` shows the whole query.
+fn required(q: &HashMap<String, String>, name: &str, usage: &str) -> Result<String, ApiError> {
+    q.get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request(format!("give {usage} (no '{name}')")))
 }
 
 #[cfg(test)]

@@ -82,15 +82,7 @@ fn esc(text: &str) -> String {
 
 /// Percent-encodes a query value.
 fn enc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    super::serve::percent_encode_except(text, b"-._~/")
 }
 
 /// An error as a page, with its status.
