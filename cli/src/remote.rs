@@ -48,6 +48,12 @@ pub(crate) fn run(url: &str, cli: &Cli) -> Result<u8, CliError> {
             };
             input = inline_files(&text)?.into_bytes();
         }
+        Command::Import(a) if a.dir.as_os_str() == "-" => read_stdin(&mut input)?,
+        Command::Import(a) if a.git_stream => {
+            input = std::fs::read(&a.dir)
+                .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", a.dir.display())))?;
+            replace_last(&mut args, a.dir.as_os_str(), "-");
+        }
         Command::Get(a) => {
             if a.batch || a.spec.is_none() {
                 read_stdin(&mut input)?;

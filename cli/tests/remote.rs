@@ -28,6 +28,50 @@ fn with_stdin(args: &[&str], stdin: &[u8]) -> Step {
     }
 }
 
+/// `text` with the times a write took from the clock (deletions, stream imports) made
+/// equal: RFC 3339 times, `created_at_ms` values, and the seconds of a fast-import stream's
+/// `author`/`committer` lines. The two runs happen moments apart and may straddle a second.
+fn untimed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let line = if line.starts_with("author ") || line.starts_with("committer ") {
+            match line.rsplit_once("> ") {
+                Some((who, _)) => format!("{who}> SECONDS\n"),
+                None => line.to_owned(),
+            }
+        } else {
+            line.to_owned()
+        };
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let rfc3339 = bytes.len() >= i + 20
+                && bytes[i..i + 20].iter().enumerate().all(|(k, b)| match k {
+                    4 | 7 => *b == b'-',
+                    10 => *b == b'T',
+                    13 | 16 => *b == b':',
+                    19 => *b == b'Z',
+                    _ => b.is_ascii_digit(),
+                });
+            if rfc3339 {
+                out.push_str("TIME");
+                i += 20;
+            } else if line[i..].starts_with("\"created_at_ms\":") {
+                out.push_str("\"created_at_ms\":MS");
+                i += "\"created_at_ms\":".len();
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+            } else {
+                let c = line[i..].chars().next().unwrap();
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    out
+}
+
 fn run(dir: &Path, mode: &[&str], s: &Step) -> Output {
     use std::io::Write;
     let mut child = command(dir)
@@ -144,12 +188,12 @@ fn every_store_command_prints_and_exits_the_same_through_a_server() {
         let there_file = std::fs::read(&got).ok();
         let _ = std::fs::remove_file(&got);
         let show = |o: &Output| {
-            format!(
+            untimed(&format!(
                 "exit {:?}\n--- stdout\n{}--- stderr\n{}",
                 o.status.code(),
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
-            )
+            ))
         };
         assert_eq!(show(&here), show(&there), "strata {}", s.args.join(" "));
         assert_eq!(here_file, there_file, "strata {}", s.args.join(" "));
@@ -167,7 +211,8 @@ fn what_needs_the_store_to_itself_is_refused_with_a_reason() {
     let server = Server::start(dir.path(), &[]);
     let remote = ["--remote", server.base.as_str()];
     for (args, says) in [
-        (&["import", "."][..], "import"),
+        (&["import", "."][..], "a remote import sends a stream"),
+        (&["put", "--policy", "full", "d", "-"][..], "--policy"),
         (&["repack"][..], "repack"),
         (&["--store", "x", "ls"][..], "not both"),
         (&["get", "--verify", "x"][..], "strata verify"),
@@ -259,4 +304,59 @@ fn feed_follow_through_a_server_prints_versions_as_they_come() {
         })
         .collect();
     assert_eq!(seqs, [1, 2, 3]);
+}
+
+/// Imports of streams (`import -`, `import --git-stream FILE`) run through a server as they
+/// run locally; the elapsed time in the summary is the only difference.
+#[test]
+fn stream_imports_through_a_server_store_what_they_store_locally() {
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let server = Server::start(remote.path(), &[]);
+    let remote_mode = ["--remote", server.base.as_str()];
+    let stream = b"put 6 s/one\nhello\n\nput 3 s/two\nabc\nput 7 s/one\nhello!\n\n";
+    let git = local.path().join("fast.stream");
+    std::fs::write(
+        &git,
+        "blob\nmark :1\ndata 4\nv1!\n\ncommit refs/heads/main\nmark :2\nauthor A <a@x> 1700000000 +0000\ncommitter A <a@x> 1700000000 +0000\ndata 3\nmsg\nM 100644 :1 g/file.txt\n\n",
+    )
+    .unwrap();
+    let git = git.to_str().unwrap().to_owned();
+    let normal = |o: &Output| {
+        let text = untimed(&String::from_utf8_lossy(&o.stdout));
+        // The summary ends with the elapsed time.
+        let text = text.split(" in ").next().unwrap_or_default().to_owned();
+        (
+            o.status.code(),
+            text,
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    for s in [
+        with_stdin(&["import", "-"], stream),
+        step(&["import", "--git-stream", &git]),
+        step(&["log", "s/one"]),
+        step(&["log", "g/file.txt", "--json"]),
+        step(&["get", "s/two"]),
+        with_stdin(&["import", "-"], b"put 99 broken\nshort"),
+    ] {
+        let here = run(local.path(), &[], &s);
+        let there = run(remote.path(), &remote_mode, &s);
+        assert_eq!(normal(&here), normal(&there), "strata {}", s.args.join(" "));
+    }
+    let got = run(remote.path(), &remote_mode, &step(&["get", "s/one"]));
+    assert_eq!(got.stdout, b"hello!\n");
+}
+
+#[test]
+fn times_from_the_clock_are_made_equal_and_nothing_else() {
+    assert_eq!(
+        untimed("1  2026-11-30T06:03:19Z  6 B\n{\"created_at_ms\":1796013011532,\"seq\":1}\n"),
+        "1  TIME  6 B\n{\"created_at_ms\":MS,\"seq\":1}\n"
+    );
+    assert_eq!(
+        untimed("committer b <b@x> 1700000000 +0000\n"),
+        "committer b <b@x> SECONDS\n"
+    );
+    assert_eq!(untimed("2026-11-30 plain é\n"), "2026-11-30 plain é\n");
 }

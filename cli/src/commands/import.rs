@@ -272,13 +272,21 @@ fn plan(dir: &Path, limit: u64, raise_times: bool) -> Result<Plan, CliError> {
 pub(crate) fn run(
     args: &ImportArgs,
     open: impl FnOnce() -> Result<Store, CliError>,
+    input: &mut super::Input,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if args.dir.as_os_str() != "-" && !input.local_files() {
+        return Err(CliError::failed(format!(
+            "'{}' would name a folder or file on the server; a remote import sends a stream \
+             (`import -`, or `import --git-stream FILE`, which the client reads); import a \
+             folder where the store is",
+            args.dir.display()
+        )));
+    }
     if args.git_stream {
         if args.dir.as_os_str() == "-" {
-            let stdin = std::io::stdin();
             return super::export::import_git_stream(
-                &mut stdin.lock(),
+                &mut input.reader(),
                 args.raise_times,
                 open,
                 out,
@@ -290,9 +298,8 @@ pub(crate) fn run(
         return super::export::import_git_stream(&mut reader, args.raise_times, open, out);
     }
     if args.dir.as_os_str() == "-" {
-        let stdin = std::io::stdin();
         return run_stream(
-            &mut stdin.lock(),
+            &mut input.reader(),
             args.batch.max(1),
             args.limit.max_size,
             open,

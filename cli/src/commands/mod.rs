@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use strata_storage::{Store, StoreOptions};
 
-use crate::cli::{BatchArgs, Cli, Command, PutArgs};
+use crate::cli::{BatchArgs, Cli, Command, ImportArgs, PutArgs};
 use crate::error::CliError;
 
 /// Where a command's standard input comes from: the process's, or bytes a remote client
@@ -53,6 +53,14 @@ impl Input {
         match self {
             Self::Stdin => std::io::stdin().take(limit).read_to_end(buf).map(drop),
             Self::Sent(c) => c.take(limit).read_to_end(buf).map(drop),
+        }
+    }
+
+    /// The input as a buffered reader.
+    pub(crate) fn reader(&mut self) -> Box<dyn std::io::BufRead + '_> {
+        match self {
+            Self::Stdin => Box::new(std::io::stdin().lock()),
+            Self::Sent(c) => Box::new(c),
         }
     }
 
@@ -108,7 +116,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Import(args) => {
             let open = || open_writer(cli, true, args.policy.policy, args.limit.max_size);
-            import::run(args, open, out)?;
+            import::run(args, open, &mut Input::Stdin, out)?;
             reclaim(cli)
         }
         Command::JsonPatch(args) => json_patch::run(args, out),
@@ -181,11 +189,13 @@ pub(crate) fn exec(
              verify', which checks every version",
         )),
         Command::Get(a) => get::run(a, store, input, out),
-        Command::Put(PutArgs { policy, .. }) | Command::Batch(BatchArgs { policy, .. })
+        Command::Put(PutArgs { policy, .. })
+        | Command::Batch(BatchArgs { policy, .. })
+        | Command::Import(ImportArgs { policy, .. })
             if policy.policy.is_some() =>
         {
             Err(CliError::failed(
-                "--policy is the server's store's; a remote put cannot change it",
+                "--policy is the server's store's; a remote write cannot change it",
             ))
         }
         Command::Put(a) => put::run(a, || Ok(store.clone()), input, out),
@@ -205,7 +215,7 @@ pub(crate) fn exec(
             // needs the store to itself.
             ls::run_prune(a, store, out).map(drop)
         }
-        Command::Import(_) => elsewhere("import", "it reads folders where it runs"),
+        Command::Import(a) => import::run(a, || Ok(store.clone()), input, out),
         Command::Repack(_) => elsewhere("repack", "it rewrites the whole store"),
         Command::Quickstart(_) => elsewhere("quickstart", "it makes a store of its own"),
         Command::Serve(_) => elsewhere("serve", "a server serves one store"),
