@@ -48,7 +48,8 @@ pub(crate) fn run(store: Option<PathBuf>, out: &mut dyn Write) -> Result<(), Cli
     step(&folder, &store, &["verify"], out)?;
     writeln!(
         out,
-        "Next: cd {} and try strata --store store get {doc}@2, or strata --help",
+        "Next: cd {} and try strata --store store get {doc}@2, strata --store store serve \
+         (then open http://127.0.0.1:7474/ for the history and diffs), or strata --help",
         folder.display()
     )?;
     Ok(())
