@@ -572,3 +572,49 @@ fn a_stalled_upload_times_out_and_stores_nothing() {
     let out = common::strata(dir.path(), &["--store", "other", "serve", "--timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// SIGTERM under load: the server answers what is in flight, exits 0 and says so, and
+/// every put it acknowledged is in the store.
+#[test]
+fn a_server_stopped_under_load_finishes_what_it_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let base = s.base.clone();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let content = format!("writer {w} put {i}\n");
+                    match ureq::put(&format!("{base}/v1/docs/t/w{w}"))
+                        .send_bytes(content.as_bytes())
+                    {
+                        Ok(r) => {
+                            let v: serde_json::Value =
+                                serde_json::from_str(&r.into_string().unwrap()).unwrap();
+                            acked.push((w, v["version"].as_u64().unwrap(), content));
+                        }
+                        // Refused once the server stopped listening.
+                        Err(_) => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (status, out) = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(out.contains("stopped"), "{out}");
+    let acked: Vec<_> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(!acked.is_empty());
+    for (w, version, content) in &acked {
+        let got = strata(dir.path(), &["get", &format!("t/w{w}@{version}")]);
+        assert_eq!(String::from_utf8_lossy(&got.stdout), *content);
+    }
+    assert!(strata(dir.path(), &["verify"]).status.success());
+}
