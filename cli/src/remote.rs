@@ -9,7 +9,6 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -27,7 +26,7 @@ pub(crate) fn run(url: &str, cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Put(a) => match a.file.as_deref().filter(|p| p.as_os_str() != "-") {
             Some(path) => {
-                input = read_file(path, a.limit.max_size)?;
+                input = crate::commands::put::read_content_file(path, a.limit.max_size)?;
                 replace_last(&mut args, path.as_os_str(), "-");
             }
             None => read_stdin(&mut input)?,
@@ -255,23 +254,6 @@ fn read_stdin(buf: &mut Vec<u8>) -> Result<(), CliError> {
         .read_to_end(buf)
         .map(drop)
         .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))
-}
-
-fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
-    let cannot =
-        |e: std::io::Error| CliError::failed(format!("cannot read '{}': {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(cannot)?;
-    let size = file.metadata().map_err(cannot)?.len();
-    if size > limit {
-        return Err(CliError::failed(format!(
-            "'{}' is {size} bytes, over the content limit of {limit} bytes; raise it with \
-             --max-size (up to 1G)",
-            path.display()
-        )));
-    }
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.read_to_end(&mut buf).map_err(cannot)?;
-    Ok(buf)
 }
 
 /// A batch's lines with each `"file"` read here and sent as `"content"`.

@@ -391,64 +391,72 @@ fn concurrent_puts_are_all_kept_and_expected_versions_have_one_winner() {
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 7, "{codes:?}");
 }
 
+/// Eight writers putting to `{prefix}/w0` .. `w7` until the server stops answering; each
+/// returns the puts it saw acknowledged: (document, version, content).
+fn writers(base: &str, prefix: &str) -> Vec<std::thread::JoinHandle<Vec<(String, u64, String)>>> {
+    (0..8)
+        .map(|w| {
+            let (base, doc) = (base.to_owned(), format!("{prefix}/w{w}"));
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let content = format!("{doc} put {i}\n");
+                    match ureq::put(&format!("{base}/v1/docs/{doc}")).send_bytes(content.as_bytes())
+                    {
+                        Ok(r) => {
+                            let v: serde_json::Value =
+                                serde_json::from_str(&r.into_string().unwrap()).unwrap();
+                            acked.push((doc.clone(), v["version"].as_u64().unwrap(), content));
+                        }
+                        // The server is gone (killed or stopped): no more answers.
+                        Err(_) => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// Joins `writers` and checks through the CLI that every acknowledged put is in the store
+/// in `dir`, byte for byte, and that the store verifies.
+fn acknowledged_puts_are_stored(
+    dir: &std::path::Path,
+    writers: Vec<std::thread::JoinHandle<Vec<(String, u64, String)>>>,
+) {
+    let acked: Vec<_> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(!acked.is_empty(), "no put was acknowledged");
+    for (doc, version, content) in &acked {
+        let out = strata(dir, &["get", &format!("{doc}@{version}")]);
+        assert!(
+            out.status.success(),
+            "acknowledged {doc}@{version} is gone: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *content);
+    }
+    let verify = strata(dir, &["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
 /// SIGKILL under load: every put the server acknowledged is in the store afterwards.
 #[test]
 fn a_server_killed_under_load_keeps_every_acknowledged_put() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..3u64 {
-        let s = Server::start(dir.path(), &[]);
-        let base = s.base.clone();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let (base, stop) = (base.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let mut acked = Vec::new();
-                    for i in 0.. {
-                        if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                            break;
-                        }
-                        let content = format!("round {round} writer {w} put {i}\n");
-                        match ureq::put(&format!("{base}/v1/docs/r{round}/w{w}"))
-                            .send_bytes(content.as_bytes())
-                        {
-                            Ok(r) => {
-                                let v: serde_json::Value =
-                                    serde_json::from_str(&r.into_string().unwrap()).unwrap();
-                                acked.push((w, v["version"].as_u64().unwrap(), content));
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    acked
-                })
-            })
-            .collect();
+        let mut s = Server::start(dir.path(), &[]);
+        let load = writers(&s.base, &format!("r{round}"));
         std::thread::sleep(std::time::Duration::from_millis(300 + 150 * round));
-        let mut s = s;
         s.child.kill().unwrap(); // SIGKILL
         s.child.wait().unwrap();
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let acked: Vec<_> = writers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect();
-        assert!(!acked.is_empty(), "round {round}: no put was acknowledged");
-        for (w, version, content) in &acked {
-            let out = strata(dir.path(), &["get", &format!("r{round}/w{w}@{version}")]);
-            assert!(
-                out.status.success(),
-                "round {round}: acknowledged r{round}/w{w}@{version} is gone: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_eq!(String::from_utf8_lossy(&out.stdout), *content);
-        }
-        let verify = strata(dir.path(), &["verify"]);
-        assert!(
-            verify.status.success(),
-            "{}",
-            String::from_utf8_lossy(&verify.stdout)
-        );
+        acknowledged_puts_are_stored(dir.path(), load);
     }
 }
 
@@ -579,42 +587,10 @@ fn a_stalled_upload_times_out_and_stores_nothing() {
 fn a_server_stopped_under_load_finishes_what_it_answered() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
-    let base = s.base.clone();
-    let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let base = base.clone();
-            std::thread::spawn(move || {
-                let mut acked = Vec::new();
-                for i in 0.. {
-                    let content = format!("writer {w} put {i}\n");
-                    match ureq::put(&format!("{base}/v1/docs/t/w{w}"))
-                        .send_bytes(content.as_bytes())
-                    {
-                        Ok(r) => {
-                            let v: serde_json::Value =
-                                serde_json::from_str(&r.into_string().unwrap()).unwrap();
-                            acked.push((w, v["version"].as_u64().unwrap(), content));
-                        }
-                        // Refused once the server stopped listening.
-                        Err(_) => break,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
+    let load = writers(&s.base, "t");
     std::thread::sleep(std::time::Duration::from_millis(400));
     let (status, out) = s.terminate();
     assert!(status.success(), "{status:?}");
     assert!(out.contains("stopped"), "{out}");
-    let acked: Vec<_> = writers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect();
-    assert!(!acked.is_empty());
-    for (w, version, content) in &acked {
-        let got = strata(dir.path(), &["get", &format!("t/w{w}@{version}")]);
-        assert_eq!(String::from_utf8_lossy(&got.stdout), *content);
-    }
-    assert!(strata(dir.path(), &["verify"]).status.success());
+    acknowledged_puts_are_stored(dir.path(), load);
 }

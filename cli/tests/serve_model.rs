@@ -42,6 +42,22 @@ fn path(key: &str) -> String {
         .collect()
 }
 
+/// A read answered as the model says: 200 with its content, or 404 where it has none.
+fn read_as_modelled(
+    at: &str,
+    (code, body): (u16, Vec<u8>),
+    want: Option<&[u8]>,
+) -> Result<(), TestCaseError> {
+    match want {
+        Some(want) => {
+            prop_assert_eq!(code, 200, "{}", at);
+            prop_assert_eq!(&body[..], want, "{}", at);
+        }
+        None => prop_assert_eq!(code, 404, "{}", at),
+    }
+    Ok(())
+}
+
 /// A put the server must accept: 201 with the version the model gives it.
 fn accepted(
     step: usize,
@@ -135,24 +151,20 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let key = doc_key(*d);
                 let v = i.index(model.head(&key) as usize + 1) as u64 + 1;
                 let (code, body) = get(&key, Some(v));
-                match model.readable(&key, v) {
-                    Some(want) => {
-                        prop_assert_eq!(code, 200, "step {}: {}@{}", step, key, v);
-                        prop_assert_eq!(&body[..], want, "step {}: {}@{}", step, key, v);
-                    }
-                    None => prop_assert_eq!(code, 404, "step {}: {}@{}", step, key, v),
-                }
+                read_as_modelled(
+                    &format!("step {step}: {key}@{v}"),
+                    (code, body),
+                    model.readable(&key, v),
+                )?;
             }
             Op::GetLatest(d) => {
                 let key = doc_key(*d);
                 let (code, body) = get(&key, None);
-                match model.readable(&key, model.head(&key)) {
-                    Some(want) => {
-                        prop_assert_eq!(code, 200, "step {}", step);
-                        prop_assert_eq!(&body[..], want, "step {}", step);
-                    }
-                    _ => prop_assert_eq!(code, 404, "step {}", step),
-                }
+                read_as_modelled(
+                    &format!("step {step}"),
+                    (code, body),
+                    model.readable(&key, model.head(&key)),
+                )?;
             }
             Op::History(d) => {
                 let key = doc_key(*d);
@@ -302,16 +314,12 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let name = format!("t{t}");
                 let (code, body) =
                     answer(ureq::get(&s.url(&format!("/v1/docs/{}?at={name}", path(&key)))).call());
-                match model.tags.get(&(key.clone(), name)).copied() {
-                    Some(v) => match model.readable(&key, v) {
-                        Some(want) => {
-                            prop_assert_eq!(code, 200, "step {}", step);
-                            prop_assert_eq!(&body[..], want, "step {}", step);
-                        }
-                        None => prop_assert_eq!(code, 404, "step {}", step),
-                    },
-                    None => prop_assert_eq!(code, 404, "step {}", step),
-                }
+                let tagged = model.tags.get(&(key.clone(), name)).copied();
+                read_as_modelled(
+                    &format!("step {step}"),
+                    (code, body),
+                    tagged.and_then(|v| model.readable(&key, v)),
+                )?;
             }
             // Timed puts, reads by time, pruning, refused batches and consumers have no
             // endpoint of their own (they run through /v1/exec, tested in remote.rs).
@@ -328,13 +336,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         for v in 1..=versions.len() as u64 {
             let (code, body) =
                 answer(ureq::get(&server.url(&format!("/v1/docs/{}?at={v}", path(key)))).call());
-            match model.readable(key, v) {
-                Some(want) => {
-                    prop_assert_eq!(code, 200);
-                    prop_assert_eq!(&body[..], want);
-                }
-                None => prop_assert_eq!(code, 404),
-            }
+            read_as_modelled(
+                &format!("{key}@{v} after the run"),
+                (code, body),
+                model.readable(key, v),
+            )?;
         }
     }
     Ok(())

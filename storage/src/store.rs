@@ -701,15 +701,15 @@ impl Store {
         }
     }
 
-    /// Returns every document with its newest version, in the order they were created.
+    /// Returns every document with its newest version, in key order (byte order of the
+    /// keys: what listings and paging by key want).
     ///
     /// # Errors
     /// Corruption and engine errors.
     pub fn documents(&self) -> StoreResult<Vec<DocEntry>> {
-        self.inner
-            .kv
-            .documents()?
-            .into_iter()
+        let mut docs = self.inner.kv.documents()?;
+        docs.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        docs.into_iter()
             .map(|(num, key, latest)| {
                 let doc = DocId::new(key)
                     .map_err(|e| StoreError::corrupt(format!("document record {num}"), e))?;

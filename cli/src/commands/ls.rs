@@ -17,9 +17,11 @@ struct DocLine {
 }
 
 pub(crate) fn run_ls(args: &LsArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut docs = store.documents()?;
-    docs.sort_by(|a, b| a.doc.cmp(&b.doc));
-    for d in docs.into_iter().filter(|d| args.all || !d.deleted) {
+    for d in store
+        .documents()?
+        .into_iter()
+        .filter(|d| args.all || !d.deleted)
+    {
         if args.json {
             super::write_json(
                 out,

@@ -9,7 +9,7 @@ mod import;
 mod json_patch;
 mod log;
 mod ls;
-mod put;
+pub(crate) mod put;
 mod quickstart;
 mod repack;
 pub(crate) mod serve;
@@ -32,7 +32,7 @@ pub(crate) enum Input {
     Stdin,
     /// Bytes sent with a remote command. `local_files` is false there: names of files in
     /// the input (a batch line's "file") would name the server's files, and are refused.
-    Sent(std::io::Cursor<Vec<u8>>),
+    Sent(std::io::Cursor<axum::body::Bytes>),
 }
 
 impl Input {

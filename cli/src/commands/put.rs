@@ -33,18 +33,7 @@ pub(crate) fn run(
                 p.display()
             )));
         }
-        Some(p) => {
-            let cannot =
-                |e: std::io::Error| CliError::failed(format!("cannot read '{}': {e}", p.display()));
-            let mut file = std::fs::File::open(p).map_err(cannot)?;
-            let size = file.metadata().map_err(cannot)?.len();
-            if size > limit {
-                return Err(super::too_large(&format!("'{}'", p.display()), size, limit));
-            }
-            let mut buf = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut buf).map_err(cannot)?;
-            buf
-        }
+        Some(p) => read_content_file(p, limit)?,
     };
     let mut options = PutOptions {
         expected: args.expect,
@@ -82,5 +71,23 @@ fn read_stdin(input: &mut super::Input, limit: u64) -> Result<Vec<u8>, CliError>
              --max-size (up to 1G)"
         )));
     }
+    Ok(buf)
+}
+
+/// Reads a version's content from `path`, refusing (before reading it) a file over `limit`.
+pub(crate) fn read_content_file(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    let cannot =
+        |e: std::io::Error| CliError::failed(format!("cannot read '{}': {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    if size > limit {
+        return Err(super::too_large(
+            &format!("'{}'", path.display()),
+            size,
+            limit,
+        ));
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut buf).map_err(cannot)?;
     Ok(buf)
 }

@@ -493,8 +493,9 @@ async fn authorize(State(app): State<Arc<App>>, mut request: Request, next: Next
 /// The cookie that carries a web view's token.
 const TOKEN_COOKIE: &str = "strata_token";
 
-/// Runs a CLI command (argv after `strata`) on the server's store; returns its output.
-fn cli_output(store: &Store, argv: &[&str]) -> Result<Vec<u8>, ApiError> {
+/// Runs a CLI command (argv after `strata`) on the server's store: its output, and how it
+/// ended (a command's own failure comes with what it printed, as `verify`'s report does).
+fn run_cli(store: &Store, argv: &[&str]) -> Result<(Vec<u8>, Result<(), CliError>), ApiError> {
     let cli = Cli::try_parse_from(std::iter::once("strata").chain(argv.iter().copied())).map_err(
         |e| {
             let text = e.render().to_string();
@@ -503,26 +504,33 @@ fn cli_output(store: &Store, argv: &[&str]) -> Result<Vec<u8>, ApiError> {
         },
     )?;
     let mut out = Vec::new();
-    super::run_on_store(&cli.command, store, &mut out)?;
+    let ended = super::run_on_store(&cli.command, store, &mut out);
+    Ok((out, ended))
+}
+
+/// Runs a CLI command that must succeed; returns its output.
+fn cli_output(store: &Store, argv: &[&str]) -> Result<Vec<u8>, ApiError> {
+    let (out, ended) = run_cli(store, argv)?;
+    ended?;
     Ok(out)
 }
 
-/// JSON lines (a CLI command's `--json` output) as one JSON array.
-fn json_lines(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    let text = std::str::from_utf8(bytes).unwrap_or_default();
-    let items = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<Vec<serde_json::Value>, _>>()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("a command's JSON did not parse: {e}"),
-            )
-        })?;
-    Ok(serde_json::Value::Array(items))
+/// A CLI command's `--json` output lines (each a compact JSON value) as one JSON array, as
+/// text: the lines are joined, not parsed and written again.
+fn json_lines(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let items: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// An answer whose body is JSON text made elsewhere (a CLI command's output).
+fn json_text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.trim_end().to_owned(),
+    )
+        .into_response()
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
@@ -577,6 +585,18 @@ fn doc_path(uri: &axum::http::Uri) -> Result<DocPath, ApiError> {
     })
 }
 
+/// The document a write (`PUT`, `DELETE`) names; a log path is refused.
+fn doc_to_write(uri: &axum::http::Uri) -> Result<strata_core::DocId, ApiError> {
+    match doc_path(uri)? {
+        DocPath::Doc(doc) => Ok(crate::spec::doc(&doc)?),
+        DocPath::Log(_) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a log is read only; for a document whose key ends in '/log', write it '%2Flog'",
+        )),
+    }
+}
+
 /// A document key as a spec naming its latest version, whatever the key holds ('@').
 fn latest_spec(doc: &str) -> String {
     format!("{doc}@")
@@ -596,41 +616,59 @@ async fn list_docs(
         .clamp(1, DOCS_PAGE_MAX);
     let all = flag(&q, "all")?;
     blocking(&app, move |app| {
-        let mut docs = Vec::new();
-        let mut next = None;
-        let mut entries = app.store.documents()?;
-        // In key order, which paging by `after` relies on (the store lists by creation).
-        entries.sort_unstable_by(|a, b| a.doc.as_str().cmp(b.doc.as_str()));
-        for entry in entries {
-            let key = entry.doc.as_str();
-            if !key.starts_with(&prefix)
-                || after.as_deref().is_some_and(|a| key <= a)
-                || (entry.deleted && !all)
-            {
-                continue;
-            }
-            if docs.len() == limit {
-                next = docs
-                    .last()
-                    .and_then(|d: &serde_json::Value| d["doc"].as_str().map(str::to_owned));
-                break;
-            }
-            let rec = app.store.record(&entry.doc, At::Version(entry.latest))?;
-            docs.push(json!({
-                "doc": key,
-                "version": entry.latest.get(),
-                "id": rec.as_ref().map(|r| r.hash.to_string()),
-                "size": rec.as_ref().map(|r| r.size),
-                "time": rec.as_ref().map(|r| crate::time::rfc3339(r.created_at_ms)),
-                "deleted": entry.deleted,
-            }));
-        }
+        let (page, next) = docs_page(&app.store, &prefix, after.as_deref(), limit, all)?;
+        let docs: Vec<_> = page
+            .iter()
+            .map(|(entry, rec)| {
+                json!({
+                    "doc": entry.doc.as_str(),
+                    "version": entry.latest.get(),
+                    "id": rec.as_ref().map(|r| r.hash.to_string()),
+                    "size": rec.as_ref().map(|r| r.size),
+                    "time": rec.as_ref().map(|r| crate::time::rfc3339(r.created_at_ms)),
+                    "deleted": entry.deleted,
+                })
+            })
+            .collect();
         Ok(json_response(
             StatusCode::OK,
             &json!({"docs": docs, "next": next}),
         ))
     })
     .await
+}
+
+/// One page of the documents whose keys start with `prefix`, after the key `after`, at most
+/// `limit` (deleted ones only with `all`), each with its newest version's record; and the
+/// key to page on from when more follow.
+pub(crate) type DocsPage = (
+    Vec<(strata_storage::DocEntry, Option<strata_core::VersionRecord>)>,
+    Option<String>,
+);
+
+pub(crate) fn docs_page(
+    store: &Store,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    all: bool,
+) -> Result<DocsPage, ApiError> {
+    let mut page = Vec::new();
+    for entry in store.documents()? {
+        let key = entry.doc.as_str();
+        if !key.starts_with(prefix) || after.is_some_and(|a| key <= a) || (entry.deleted && !all) {
+            continue;
+        }
+        if page.len() == limit {
+            let next = page
+                .last()
+                .map(|(e, _): &(strata_storage::DocEntry, _)| e.doc.as_str().to_owned());
+            return Ok((page, next));
+        }
+        let rec = store.record(&entry.doc, At::Version(entry.latest))?;
+        page.push((entry, rec));
+    }
+    Ok((page, None))
 }
 
 /// `GET /v1/docs/{doc}[?at=SPEC]` (raw bytes) and `GET /v1/docs/{doc}/log`.
@@ -655,7 +693,7 @@ async fn get_doc(
                 let spec = latest_spec(&doc);
                 argv.extend(["--", spec.as_str()]);
                 let out = cli_output(&app.store, &argv)?;
-                Ok(json_response(StatusCode::OK, &json_lines(&out)?))
+                Ok(json_text(StatusCode::OK, json_lines(&out)))
             })
             .await;
         }
@@ -761,14 +799,7 @@ async fn put_doc(
     Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> ApiResult {
-    let DocPath::Doc(doc) = doc_path(&uri)? else {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "a log is read only; to put a document whose key ends in '/log', write it '%2Flog'",
-        ));
-    };
-    let doc = crate::spec::doc(&doc)?;
+    let doc = doc_to_write(&uri)?;
     let mut options = PutOptions {
         expected: expected_version(&q, &headers)?,
         ..PutOptions::default()
@@ -807,14 +838,7 @@ async fn put_doc(
 
 /// `DELETE /v1/docs/{doc}`: records a deletion as the document's next version.
 async fn delete_doc(State(app): State<Arc<App>>, uri: axum::http::Uri) -> ApiResult {
-    let DocPath::Doc(doc) = doc_path(&uri)? else {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "a log cannot be deleted; delete the document",
-        ));
-    };
-    let doc = crate::spec::doc(&doc)?;
+    let doc = doc_to_write(&uri)?;
     blocking(&app, move |app| {
         let Some(rec) = app.store.delete(&doc)? else {
             return Err(ApiError::new(
@@ -865,20 +889,13 @@ async fn diff(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
     .await
 }
 
-/// One feed entry as the JSON object `strata feed` prints.
-fn feed_json(
-    store: &Store,
-    entry: &strata_storage::FeedEntry,
-) -> Result<serde_json::Value, ApiError> {
+/// One feed entry as the JSON object `strata feed` prints (its line, without the newline).
+fn feed_line(store: &Store, entry: &strata_storage::FeedEntry) -> Result<String, ApiError> {
     let mut line = Vec::new();
     super::feed::write_entry(store, entry, crate::cli::FeedWith::None, &mut line)?;
-    serde_json::from_slice(&line).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("a feed entry's JSON did not parse: {e}"),
-        )
-    })
+    line.pop_if(|b| *b == b'\n');
+    String::from_utf8(line)
+        .map_err(|e| ApiError::internal(format!("a feed entry is not UTF-8: {e}")))
 }
 
 /// `GET /v1/feed?since=N&limit=L&wait=SECONDS`: the entries after position N (durable
@@ -904,23 +921,19 @@ async fn feed(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
         loop {
             let durable = app.commits.durable_seq();
             let mut entries = Vec::new();
+            let mut last = since;
             for entry in app.store.feed(since.saturating_add(1)) {
                 let entry = entry?;
                 if entry.seq > durable || entries.len() == limit {
                     break;
                 }
-                entries.push(feed_json(&app.store, &entry)?);
+                entries.push(feed_line(&app.store, &entry)?);
+                last = entry.seq;
             }
             let now = std::time::Instant::now();
             if !entries.is_empty() || now >= deadline || app.stopping.load(Ordering::SeqCst) {
-                let last = entries
-                    .last()
-                    .and_then(|e| e["seq"].as_u64())
-                    .unwrap_or(since);
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"entries": entries, "last": last}),
-                ));
+                let body = format!("{{\"entries\":[{}],\"last\":{last}}}", entries.join(","));
+                return Ok(json_text(StatusCode::OK, body));
             }
             app.commits
                 .wait_past(durable.max(since), (deadline - now).min(STOP_CHECK));
@@ -959,13 +972,13 @@ async fn feed_stream(
                 if entry.seq > durable {
                     break;
                 }
-                let Ok(value) = feed_json(&app.store, &entry) else {
+                let Ok(line) = feed_line(&app.store, &entry) else {
                     return;
                 };
                 let event = Event::default()
                     .event("change")
                     .id(entry.seq.to_string())
-                    .data(value.to_string());
+                    .data(line);
                 if tx.blocking_send(event).is_err() {
                     return;
                 }
@@ -994,7 +1007,7 @@ async fn tags(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
             argv.extend(["--", spec.as_str()]);
         }
         let out = cli_output(&app.store, &argv)?;
-        Ok(json_response(StatusCode::OK, &json_lines(&out)?))
+        Ok(json_text(StatusCode::OK, json_lines(&out)))
     })
     .await
 }
@@ -1046,7 +1059,10 @@ async fn untag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Stri
 async fn stats(State(app): State<Arc<App>>) -> ApiResult {
     blocking(&app, |app| {
         let out = cli_output(&app.store, &["stats", "--json"])?;
-        Ok(json_response(StatusCode::OK, &json_one(&out)?))
+        Ok(json_text(
+            StatusCode::OK,
+            String::from_utf8_lossy(&out).into_owned(),
+        ))
     })
     .await
 }
@@ -1055,28 +1071,18 @@ async fn stats(State(app): State<Arc<App>>) -> ApiResult {
 /// same report (`"ok": false`) when not.
 async fn verify(State(app): State<Arc<App>>) -> ApiResult {
     blocking(&app, |app| {
-        let cli = Cli::try_parse_from(["strata", "verify", "--json"])
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let mut out = Vec::new();
-        let status = match super::run_on_store(&cli.command, &app.store, &mut out) {
+        let (out, ended) = run_cli(&app.store, &["verify", "--json"])?;
+        let status = match ended {
             Ok(()) => StatusCode::OK,
             Err(CliError::Problems(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Err(e) => return Err(e.into()),
         };
-        Ok(json_response(status, &json_one(&out)?))
+        Ok(json_text(
+            status,
+            String::from_utf8_lossy(&out).into_owned(),
+        ))
     })
     .await
-}
-
-/// The one JSON value a `--json` command printed.
-fn json_one(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("a command's JSON did not parse: {e}"),
-        )
-    })
 }
 
 /// `POST /v1/exec?arg=A&arg=B...`: runs one CLI command (the arguments after `strata`) on
@@ -1144,7 +1150,7 @@ async fn exec(
             ));
         }
         let mut out = Vec::new();
-        let mut input = super::Input::Sent(std::io::Cursor::new(input.to_vec()));
+        let mut input = super::Input::Sent(std::io::Cursor::new(input));
         let result = super::exec(&cli.command, &app.store, &mut input, &mut out);
         if writes {
             app.commits.wait_durable(&app.store)?;

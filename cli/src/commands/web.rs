@@ -146,23 +146,11 @@ pub(crate) async fn documents(
     render_page(app, move |store| {
         let prefix = q.get("prefix").cloned().unwrap_or_default();
         let after = q.get("after").cloned().filter(|a| !a.is_empty());
+        let (page_docs, next) =
+            super::serve::docs_page(store, &prefix, after.as_deref(), DOCS_PER_PAGE, true)?;
         let mut rows = String::new();
-        let mut shown = 0;
-        let mut next = None;
-        let mut last = None;
-        let mut all = store.documents()?;
-        // In key order, which paging by `after` relies on (the store lists by creation).
-        all.sort_unstable_by(|a, b| a.doc.as_str().cmp(b.doc.as_str()));
-        for entry in all {
+        for (entry, rec) in &page_docs {
             let key = entry.doc.as_str();
-            if !key.starts_with(&prefix) || after.as_deref().is_some_and(|a| key <= a) {
-                continue;
-            }
-            if shown == DOCS_PER_PAGE {
-                next = last.clone();
-                break;
-            }
-            let rec = store.record(&entry.doc, At::Version(entry.latest))?;
             let (size, when) = rec.as_ref().map_or((String::new(), String::new()), |r| {
                 (r.size.to_string(), time(r.created_at_ms))
             });
@@ -174,15 +162,13 @@ pub(crate) async fn documents(
                 esc(key),
                 entry.latest
             );
-            shown += 1;
-            last = Some(key.to_owned());
         }
         let mut body = format!(
             "<h1>Documents</h1><form method=get action='/'><input name=prefix id=prefix \
              placeholder='key prefix' value='{}'> <button id=search>Search</button></form>",
             esc(&prefix)
         );
-        if shown == 0 {
+        if page_docs.is_empty() {
             body.push_str("<p class=muted id=empty>No documents match.</p>");
         } else {
             let _ = write!(
