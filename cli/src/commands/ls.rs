@@ -40,10 +40,13 @@ pub(crate) fn run_ls(args: &LsArgs, store: &Store, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// `strata rm DOC`: records the deletion as the document's next version.
-pub(crate) fn run_rm(args: &RmArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
-    let doc = crate::spec::parse_doc(&args.doc, "rm")?;
-    match store.record(&doc, strata_storage::At::Latest)? {
+/// Records the deletion of `doc` as its next version; a missing or already deleted document
+/// is a negative answer naming which (for `strata rm` and the server's `DELETE`).
+pub(crate) fn delete(
+    store: &Store,
+    doc: &strata_core::DocId,
+) -> Result<strata_core::VersionRecord, CliError> {
+    match store.record(doc, strata_storage::At::Latest)? {
         None => return Err(CliError::NotFound(format!("no document '{doc}'"))),
         Some(r) if r.is_deletion() => {
             return Err(CliError::NotFound(format!(
@@ -53,9 +56,15 @@ pub(crate) fn run_rm(args: &RmArgs, store: &Store, out: &mut dyn Write) -> Resul
         }
         Some(_) => {}
     }
-    let rec = store
-        .delete(&doc)?
-        .ok_or_else(|| CliError::NotFound(format!("no document '{doc}'")))?;
+    store
+        .delete(doc)?
+        .ok_or_else(|| CliError::NotFound(format!("no document '{doc}'")))
+}
+
+/// `strata rm DOC`: records the deletion as the document's next version.
+pub(crate) fn run_rm(args: &RmArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+    let doc = crate::spec::parse_doc(&args.doc, "rm")?;
+    let rec = delete(store, &doc)?;
     writeln!(
         out,
         "deleted '{doc}' at version {} (its earlier versions stay readable; a put revives it)",

@@ -8,7 +8,7 @@ pub(crate) mod get;
 mod import;
 mod json_patch;
 mod log;
-mod ls;
+pub(crate) mod ls;
 pub(crate) mod put;
 mod quickstart;
 mod repack;

@@ -840,13 +840,7 @@ async fn put_doc(
 async fn delete_doc(State(app): State<Arc<App>>, uri: axum::http::Uri) -> ApiResult {
     let doc = doc_to_write(&uri)?;
     blocking(&app, move |app| {
-        let Some(rec) = app.store.delete(&doc)? else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no document '{doc}' (or it is already deleted)"),
-            ));
-        };
+        let rec = super::ls::delete(&app.store, &doc)?;
         app.commits.wait_durable(&app.store)?;
         Ok(json_response(
             StatusCode::OK,
@@ -1040,11 +1034,7 @@ async fn untag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Stri
     blocking(&app, move |app| {
         let doc = crate::spec::doc(&doc)?;
         if !app.store.untag(&doc, &name)? {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no tag '{name}' on '{doc}'"),
-            ));
+            return Err(ApiError::not_found(format!("no tag '{name}' on '{doc}'")));
         }
         app.commits.wait_durable(&app.store)?;
         Ok(json_response(
