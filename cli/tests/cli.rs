@@ -878,20 +878,7 @@ fn verify_lists_damage_and_exits_1() {
         ));
     }
     assert!(ok(&strata(d, &["verify"])).contains(": ok"));
-    {
-        let db = sled::Config::new()
-            .path(d.join(".strata"))
-            .segment_size(32 * 1024)
-            .open()
-            .unwrap();
-        let objects = db.open_tree("objects").unwrap();
-        let (k, v) = objects.iter().next().unwrap().unwrap();
-        let mut v = v.to_vec();
-        let last = v.len() - 1;
-        v[last] ^= 0x55;
-        objects.insert(k, v).unwrap();
-        db.flush().unwrap();
-    }
+    common::damage_a_loose_object(&d.join(".strata"));
     let out = strata(d, &["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();

@@ -261,6 +261,19 @@ fn read_only_tokens_read_and_cannot_write_remotely() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("read-only"));
     let read = with_token("r", &["get", "d"], b"");
     assert_eq!(read.stdout, b"x");
+    // The server's address from STRATA_REMOTE instead of --remote.
+    let from_env = command(dir.path())
+        .env("STRATA_REMOTE", server.base.as_str())
+        .env("STRATA_TOKEN", "r")
+        .args(["get", "d"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        from_env.stdout,
+        b"x",
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
     let stranger = with_token("nope", &["get", "d"], b"");
     assert_eq!(stranger.status.code(), Some(2));
 }

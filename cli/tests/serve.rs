@@ -80,6 +80,31 @@ fn documents_put_read_and_list_through_the_api() {
         body(get(&s, &format!("/v1/docs/notes/a.txt?at={first_id}")).1),
         "one\n"
     );
+    // A time names the version newest then; before the first version there is none.
+    assert_eq!(
+        body(get(&s, "/v1/docs/notes/a.txt?at=2999-01-01").1),
+        "one\ntwo\n"
+    );
+    let (code, r) = get(&s, "/v1/docs/notes/a.txt?at=2000-01-01");
+    assert_eq!(code, 404);
+    assert!(error_code(r).1.contains("did not exist yet"));
+    // A log is not written to; If-Match must be a version and agree with expect.
+    let (code, r) = answer(ureq::put(&s.url("/v1/docs/notes/a.txt/log")).send_bytes(b"x"));
+    assert_eq!((code, error_code(r).0), (405, "method_not_allowed".into()));
+    let (code, r) = answer(
+        ureq::put(&s.url("/v1/docs/notes/a.txt"))
+            .set("If-Match", "\"abc\"")
+            .send_bytes(b"x"),
+    );
+    assert_eq!(code, 400);
+    assert!(error_code(r).1.contains("not a version number"));
+    let (code, r) = answer(
+        ureq::put(&s.url("/v1/docs/notes/a.txt?expect=2"))
+            .set("If-Match", "1")
+            .send_bytes(b"x"),
+    );
+    assert_eq!(code, 400);
+    assert!(error_code(r).1.contains("disagree"));
     // If-None-Match with the current ETag: 304, no body.
     let (code, _) = answer(
         ureq::get(&s.url("/v1/docs/notes/a.txt?at=1"))
@@ -150,6 +175,9 @@ fn documents_put_read_and_list_through_the_api() {
     let (code, r) = get(&s, "/v1/docs/p/3");
     assert_eq!(code, 404);
     assert!(error_code(r).1.contains("was deleted at version 2"));
+    let (code, r) = answer(ureq::delete(&s.url("/v1/docs/p/3")).call());
+    assert_eq!(code, 404);
+    assert_eq!(error_code(r).1, "'p/3' is already deleted (at version 2)");
     // The CLI sees everything the server acknowledged, once the server is gone.
     let (status, out) = s.terminate();
     assert!(status.success(), "{status:?}");
@@ -176,8 +204,16 @@ fn diffs_feed_tags_stats_and_verify_through_the_api() {
         patch,
         serde_json::json!([{"op": "replace", "path": "/a", "value": 2}])
     );
-    let (code, _) = get(&s, "/v1/diff?a=cfg.json@1&b=cfg.json&format=json");
+    let (code, r) = get(&s, "/v1/diff?a=cfg.json@1&b=cfg.json&format=json");
     assert_eq!(code, 200);
+    assert_eq!(json(r)["kind"], "json");
+    // A plain line diff even for JSON, git's --stat view, and words marked in lines.
+    let lines = body(get(&s, "/v1/diff?a=cfg.json@1&b=cfg.json&format=lines").1);
+    assert!(lines.contains("-{\"a\":1,\"b\":[1,2]}"), "{lines}");
+    let stat = body(get(&s, "/v1/diff?a=t.txt@1&b=t.txt&format=stat").1);
+    assert!(stat.contains("1 insertion(+), 1 deletion(-)"), "{stat}");
+    let words = body(get(&s, "/v1/diff?a=t.txt@1&b=t.txt&format=word").1);
+    assert!(words.contains("[-two-]{+2+}"), "{words}");
     let (code, r) = get(&s, "/v1/diff?a=t.txt@1&b=t.txt&format=json-patch");
     assert_eq!(code, 400);
     assert!(error_code(r).1.contains("not JSON"));
@@ -593,4 +629,111 @@ fn a_server_stopped_under_load_finishes_what_it_answered() {
     assert!(status.success(), "{status:?}");
     assert!(out.contains("stopped"), "{out}");
     acknowledged_puts_are_stored(dir.path(), load);
+}
+
+/// A batch: all or nothing, consecutive feed positions, durable when answered.
+#[test]
+fn batches_store_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let lines = concat!(
+        r#"{"doc": "b/1", "content": "one\n", "message": "m"}"#,
+        "\n",
+        r#"{"doc": "b/2", "content": "two\n", "expect": 0}"#,
+        "\n",
+        r#"{"doc": "b/1", "content": "one more\n"}"#,
+        "\n"
+    );
+    let (code, r) = answer(ureq::post(&s.url("/v1/batch")).send_bytes(lines.as_bytes()));
+    assert_eq!(code, 201);
+    let got: Vec<(String, u64, u64)> = json(r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = |k: &str| e[k].as_u64().unwrap();
+            (
+                e["doc"].as_str().unwrap().to_owned(),
+                n("version"),
+                n("seq"),
+            )
+        })
+        .collect();
+    let want = [("b/1", 1, 1), ("b/2", 1, 2), ("b/1", 2, 3)].map(|(d, v, q)| (d.to_owned(), v, q));
+    assert_eq!(got, want);
+    assert_eq!(body(get(&s, "/v1/docs/b/1").1), "one more\n");
+    // A conflict on one line stores nothing and names the document.
+    let conflicting = concat!(
+        r#"{"doc": "b/3", "content": "x"}"#,
+        "\n",
+        r#"{"doc": "b/2", "content": "y", "expect": 0}"#,
+        "\n"
+    );
+    let (code, r) = answer(ureq::post(&s.url("/v1/batch")).send_bytes(conflicting.as_bytes()));
+    assert_eq!(code, 409);
+    assert!(error_code(r).1.contains("'b/2'"));
+    assert_eq!(get(&s, "/v1/docs/b/3").0, 404);
+    // Files on the server are not read; a bad line is named; an empty batch is refused.
+    let (code, r) = answer(
+        ureq::post(&s.url("/v1/batch")).send_bytes(br#"{"doc": "x", "file": "/etc/passwd"}"#),
+    );
+    assert_eq!(code, 400);
+    assert!(error_code(r).1.contains("file on the server"));
+    let (code, r) = answer(ureq::post(&s.url("/v1/batch")).send_bytes(b"not json\n"));
+    assert_eq!(code, 400);
+    assert!(error_code(r).1.starts_with("batch line 1"));
+    assert_eq!(
+        answer(ureq::post(&s.url("/v1/batch")).send_bytes(b"")).0,
+        400
+    );
+}
+
+/// SIGINT stops the server as SIGTERM does; its stop line counts writes and flushes, and
+/// writers at once share flushes.
+#[test]
+fn sigint_stops_the_server_and_concurrent_puts_share_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path(), &[]);
+    let load = writers(&s.base, "c");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = s.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(sent.unwrap().success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s.child.stdout.take().unwrap(), &mut out).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("stopped"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let counts: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (writes, flushes) = (counts[0], counts[1]);
+    assert!(writes > 8 && flushes < writes, "{line}");
+    acknowledged_puts_are_stored(dir.path(), load);
+}
+
+/// A damaged store: verify answers 500 with the CLI's report naming the problem.
+#[test]
+fn verify_of_a_damaged_store_is_500_with_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let content = format!("v{i}\n").repeat(i + 1);
+        let out = common::strata_stdin(dir.path(), &["put", "doc"], Some(content.as_bytes()));
+        assert!(out.status.success());
+    }
+    common::damage_a_loose_object(&dir.path().join(".strata"));
+    let s = Server::start(dir.path(), &[]);
+    let (code, r) = answer(ureq::post(&s.url("/v1/verify")).call());
+    assert_eq!(code, 500);
+    let report = json(r);
+    assert!(
+        !report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
 }

@@ -46,6 +46,24 @@ pub(crate) fn run(
         std::fs::read_to_string(&args.file)
             .map_err(|e| CliError::failed(format!("cannot read '{}': {e}", args.file.display())))?
     };
+    let puts = parse(&text, limit, input.local_files())?;
+    let store = open()?;
+    for (doc, rec) in commit(&store, puts)? {
+        writeln!(
+            out,
+            "{doc}@{} {} {} bytes (seq {})",
+            rec.version, rec.hash, rec.size, rec.seq
+        )?;
+    }
+    Ok(())
+}
+
+/// One put of a batch: the document, its new content and the put's options.
+pub(crate) type BatchPut = (strata_core::DocId, Vec<u8>, PutOptions);
+
+/// Reads and checks every line of a batch (and, with `local_files`, every file it names):
+/// bad input is refused before anything is stored.
+pub(crate) fn parse(text: &str, limit: u64, local_files: bool) -> Result<Vec<BatchPut>, CliError> {
     let mut puts = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
@@ -62,7 +80,7 @@ pub(crate) fn run(
             .map_err(|e| at(format!("invalid document key '{}': {e}", line.doc)))?;
         let content = match (line.content, &line.file) {
             (Some(c), None) => c.into_bytes(),
-            (None, Some(path)) if !input.local_files() => {
+            (None, Some(path)) if !local_files => {
                 return Err(at(format!(
                     "\"file\": \"{}\" would name a file on the server; a remote batch gives \
                      \"content\"",
@@ -99,7 +117,15 @@ pub(crate) fn run(
             "the batch holds no lines: nothing to store",
         ));
     }
-    let store = open()?;
+    Ok(puts)
+}
+
+/// Commits `puts` in one batch (all or nothing, consecutive feed positions); returns each
+/// put's document and record, in order.
+pub(crate) fn commit(
+    store: &Store,
+    puts: Vec<BatchPut>,
+) -> Result<Vec<(strata_core::DocId, strata_core::VersionRecord)>, CliError> {
     let mut batch = store.batch();
     let mut docs = Vec::with_capacity(puts.len());
     for (doc, content, options) in puts {
@@ -107,12 +133,5 @@ pub(crate) fn run(
         docs.push(doc);
     }
     let records = batch.commit()?;
-    for (doc, rec) in docs.iter().zip(&records) {
-        writeln!(
-            out,
-            "{doc}@{} {} {} bytes (seq {})",
-            rec.version, rec.hash, rec.size, rec.seq
-        )?;
-    }
-    Ok(())
+    Ok(docs.into_iter().zip(records).collect())
 }

@@ -1,6 +1,6 @@
 //! One module per subcommand; `run` opens the store and dispatches.
 
-mod batch;
+pub(crate) mod batch;
 mod diff;
 mod export;
 mod feed;

@@ -127,3 +127,20 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Flips a byte of the first loose object of the store in `store` (a `.strata` folder),
+/// through sled, so that reading it fails its checks.
+pub fn damage_a_loose_object(store: &Path) {
+    let db = sled::Config::new()
+        .path(store)
+        .segment_size(32 * 1024)
+        .open()
+        .unwrap();
+    let objects = db.open_tree("objects").unwrap();
+    let (k, v) = objects.iter().next().unwrap().unwrap();
+    let mut v = v.to_vec();
+    let last = v.len() - 1;
+    v[last] ^= 0x55;
+    objects.insert(k, v).unwrap();
+    db.flush().unwrap();
+}
