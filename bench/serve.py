@@ -9,7 +9,9 @@ measures, on loopback:
     nginx serving the same 4 KB as a static file (the ceiling for "serve bytes over HTTP"
     here): requests/s, p50 and p99 latency;
   - durable puts of 4 KB from 64 connections, each to one of 10,000 documents at random,
-    against one connection putting in a loop: puts/s, p50 and p99;
+    against one connection putting in a loop: puts/s, p50 and p99, and for each the
+    server's count of durable writes and flushes (printed when it stops);
+  - reads as above while 16 connections put, against the same reads with no puts;
   - the change feed: the delay from sending a put to its Server-Sent Event arriving at a
     subscriber, p50 and p99 over 300 puts one after another.
 Prints a Markdown table for BENCHMARKS.md.
@@ -29,6 +31,17 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STRATA = os.path.join(ROOT, "target", "release", "strata")
+
+
+def restart(server, store, port, flushes, label):
+    """Stops `server` with SIGTERM (recording its stop line under `label`) and starts another."""
+    server.terminate()
+    rest = server.stdout.read()
+    server.wait()
+    if label:
+        stop = [l for l in rest.splitlines() if "stopped" in l]
+        flushes.append((label, stop[0].replace("strata: ", "") if stop else "no stop line"))
+    return start_strata(store, port)
 
 
 def free_port():
@@ -155,6 +168,7 @@ def main():
         server = start_strata(store, sp)
         nginx = start_nginx(work, np_)
         rows = []
+        flushes = []
         try:
             s_read = wrk(f"http://127.0.0.1:{sp}/v1/docs/doc.txt", 64, 2, args.seconds)
             n_read = wrk(f"http://127.0.0.1:{np_}/doc.txt", 64, 2, args.seconds)
@@ -167,9 +181,22 @@ def main():
                         'request = function()\n'
                         '  return wrk.format("PUT", "/v1/docs/load/" .. math.random(0, 9999), nil, body)\n'
                         'end\n')
+            # Each put phase on a server of its own, whose stop line counts its writes and
+            # flushes (group commit at work).
+            server = restart(server, store, sp, flushes, None)
             many = wrk(f"http://127.0.0.1:{sp}", 64, 2, args.seconds, script)
+            server = restart(server, store, sp, flushes, "64 connections")
             one = wrk(f"http://127.0.0.1:{sp}", 1, 1, args.seconds, script)
+            server = restart(server, store, sp, flushes, "one connection")
             rows.append(("durable puts of 4 KB, 64 connections", many, "one connection in a loop", one))
+            # Reads while 16 connections put: what writes cost readers.
+            putter = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{args.seconds + 2}s", "-s", script,
+                                       f"http://127.0.0.1:{sp}"], stdout=subprocess.DEVNULL)
+            time.sleep(1)
+            loaded = wrk(f"http://127.0.0.1:{sp}/v1/docs/doc.txt", 64, 1, args.seconds)
+            putter.wait()
+            rows.append(("reads of a 4 KB document, 64 connections, while 16 put", loaded,
+                         "the same reads with no puts", s_read))
             delay = feed_delay(sp)
         finally:
             server.terminate()
@@ -181,6 +208,8 @@ def main():
         for name, s, peer, p in rows:
             print(f"| {name} | {s[0]:,.0f} | {s[1]:.2f} | {s[2]:.2f} | {peer} | {p[0]:,.0f} | {p[1]:.2f} | {p[2]:.2f} | {s[0] / p[0]:.2f} |")
         print(f"\nfeed: put sent -> SSE event arrived, 300 puts: p50 {delay[0]:.2f} ms, p99 {delay[1]:.2f} ms")
+        for label, line in flushes:
+            print(f"group commit, puts from {label}: {line}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
