@@ -308,7 +308,10 @@ mod tests {
         for _ in 0..WHOLE_AFTER * 2 {
             files.read_range(0x2b, 100, 10).unwrap().unwrap();
         }
-        assert!(lock(&files.open)[&0x2b].whole.is_none(), "read whole too early");
+        assert!(
+            lock(&files.open)[&0x2b].whole.is_none(),
+            "read whole too early"
+        );
         for _ in 0..64 {
             files.read_range(0x2b, 100, 10).unwrap().unwrap();
         }
