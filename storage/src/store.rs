@@ -264,6 +264,21 @@ impl Store {
         options: StoreOptions,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Self, OpenError> {
+        if let Some(label) = path
+            .to_str()
+            .filter(|p| p.starts_with(crate::engine::nats::SCHEME))
+        {
+            let kv = Kv::open_nats(label, options.create)?.ok_or_else(|| OpenError::Missing {
+                path: path.to_owned(),
+            })?;
+            let opened = Opened {
+                repairs: Vec::new(),
+                registered: None,
+                temp,
+                claim: None,
+            };
+            return Self::with_kv(kv, path, options, opened);
+        }
         if let Ok(canonical) = path.canonicalize()
             && lock(&OPEN_IN_PROCESS).contains(&canonical)
         {
@@ -446,6 +461,7 @@ impl Store {
         content: &[u8],
         options: PutOptions,
     ) -> StoreResult<VersionRecord> {
+        self.inner.kv.sync()?;
         let attempt = || -> StoreResult<Vec<VersionRecord>> {
             let mut batch = WriteBatch::new(self);
             batch.put(doc, content, options)?;
@@ -494,6 +510,7 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn delete(&self, doc: &DocId) -> StoreResult<Option<VersionRecord>> {
+        self.inner.kv.sync()?;
         let Some(head) = self.record(doc, At::Latest)? else {
             return Ok(None);
         };
@@ -558,6 +575,7 @@ impl Store {
         doc: &DocId,
         at: At,
     ) -> StoreResult<Option<(VersionRecord, Content)>> {
+        self.inner.kv.sync()?;
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
@@ -586,6 +604,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn record(&self, doc: &DocId, at: At) -> StoreResult<Option<VersionRecord>> {
+        self.inner.kv.sync()?;
         let kv = &self.inner.kv;
         let Some(num) = kv.doc_num(doc.as_str())? else {
             return Ok(None);
@@ -634,6 +653,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn get_object(&self, hash: &ContentHash) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.kv.sync()?;
         if !self.inner.kv.has_object(hash)? {
             return Ok(None);
         }
@@ -645,6 +665,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
+        self.inner.kv.sync()?;
         self.inner.kv.object_header(hash)
     }
 
@@ -695,6 +716,7 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn history(&self, doc: &DocId) -> StoreResult<Vec<VersionRecord>> {
+        self.inner.kv.sync()?;
         match self.inner.kv.doc_num(doc.as_str())? {
             Some(num) => self.inner.kv.versions(num),
             None => Ok(Vec::new()),
@@ -707,6 +729,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn documents(&self) -> StoreResult<Vec<DocEntry>> {
+        self.inner.kv.sync()?;
         let mut docs = self.inner.kv.documents()?;
         docs.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         docs.into_iter()
@@ -735,6 +758,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn changes(&self, from: u64, limit: usize) -> StoreResult<Vec<Change>> {
+        self.inner.kv.sync()?;
         self.feed(from)
             .take(limit)
             .map(|e| {
@@ -801,6 +825,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn last_seq(&self) -> StoreResult<u64> {
+        self.inner.kv.sync()?;
         Ok(self.inner.kv.next_seq()?.saturating_sub(1))
     }
 
@@ -810,6 +835,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn consumer(&self, name: &str) -> StoreResult<Option<u64>> {
+        self.inner.kv.sync()?;
         check_consumer_name(name)?;
         self.inner.kv.consumer(name)
     }
@@ -928,6 +954,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn tagged(&self, doc: &DocId, name: &str) -> StoreResult<Option<VersionNo>> {
+        self.inner.kv.sync()?;
         let kv = &self.inner.kv;
         match kv.doc_num(doc.as_str())? {
             Some(num) => kv.tag(num, name),
@@ -958,6 +985,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn tags(&self, doc: Option<&DocId>) -> StoreResult<Vec<(DocId, String, VersionNo)>> {
+        self.inner.kv.sync()?;
         let kv = &self.inner.kv;
         let num = match doc {
             Some(d) => match kv.doc_num(d.as_str())? {
@@ -1025,6 +1053,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn consumers(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.inner.kv.sync()?;
         self.inner.kv.consumers()
     }
 

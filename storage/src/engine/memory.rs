@@ -58,12 +58,24 @@ impl MemoryEngine {
 }
 
 impl MemoryEngine {
+    /// Whether every expectation `(space, key, value)` of a batch holds.
+    pub(crate) fn holds(&self, expect: &[super::Change]) -> bool {
+        expectations_hold(&self.read(), expect)
+    }
+
     /// The numbers of the spaces `pick` names, in order.
     fn numbered(&self, pick: impl Fn(&Space) -> Option<u64>) -> Vec<u64> {
         let mut out: Vec<u64> = self.read().keys().filter_map(pick).collect();
         out.sort_unstable();
         out
     }
+}
+
+/// Whether every expectation `(space, key, value)` holds in `spaces`.
+fn expectations_hold(spaces: &HashMap<Space, Map>, expect: &[super::Change]) -> bool {
+    expect.iter().all(|(space, key, want)| {
+        spaces.get(space).and_then(|m| m.get(key)).map(|v| &v[..]) == want.as_deref()
+    })
 }
 
 impl Engine for MemoryEngine {
@@ -108,11 +120,8 @@ impl Engine for MemoryEngine {
             .spaces
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (space, key, want) in &batch.expect {
-            let have = spaces.get(space).and_then(|m| m.get(key));
-            if have.map(|v| &v[..]) != want.as_deref() {
-                return Err(WriteError::Conflict);
-            }
+        if !expectations_hold(&spaces, &batch.expect) {
+            return Err(WriteError::Conflict);
         }
         for (space, key, value) in batch.changes {
             let map = spaces.entry(space).or_default();

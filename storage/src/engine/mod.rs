@@ -11,6 +11,7 @@
 
 pub(crate) mod lsm;
 pub(crate) mod memory;
+pub(crate) mod nats;
 pub(crate) mod packfiles;
 pub(crate) mod sled;
 
@@ -297,6 +298,13 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
 
     /// The directory the engine keeps its files in; `None` for an engine without one.
     fn dir(&self) -> Option<&Path>;
+
+    /// Brings what this process reads up to date with what other processes wrote: an engine
+    /// shared between processes ([`nats`]) reads their batches; nothing by default (an engine
+    /// that one process holds is always up to date).
+    fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Every entry of a space, in key order.

@@ -630,7 +630,7 @@ impl Engine for SledEngine {
             };
             if let Some(bytes) = whole {
                 let inside = (from.as_ref(), to.as_ref());
-                if std::ops::RangeBounds::contains(&inside, &PACK_KEY.to_vec()) {
+                if std::ops::RangeBounds::<Vec<u8>>::contains(&inside, &PACK_KEY.to_vec()) {
                     let entry = (
                         Value::shared(Vec::new().into()),
                         Value::shared(bytes.into()),

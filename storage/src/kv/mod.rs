@@ -225,6 +225,11 @@ impl Kv {
     /// while the flush runs may not be durable when it ends, and a mark naming it would make
     /// the next open refuse the store as having lost it (found by killing `strata serve`
     /// under concurrent puts).
+    /// Reads what other processes wrote, on an engine shared between processes.
+    pub(crate) fn sync(&self) -> StoreResult<()> {
+        self.engine.sync()
+    }
+
     pub(crate) fn flush(&self) -> StoreResult<()> {
         let counters = match self.engine.dir() {
             Some(_) => self.counters()?,

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::*;
 use crate::engine::lsm::LsmEngine;
 use crate::engine::memory::MemoryEngine;
+use crate::engine::nats::NatsEngine;
 use crate::engine::sled::SledEngine;
 
 /// What a store kept in memory calls its path in messages.
@@ -33,7 +34,7 @@ impl Kv {
             Arc::clone(&engine) as Arc<dyn Engine>,
             path,
             config.convert,
-            config.run_threshold,
+            Some(config.run_threshold),
         )?;
         // The store is whole (format and sequence mark checked): the files of large values
         // that an earlier process replaced or dropped can go. A store refused above keeps
@@ -47,6 +48,21 @@ impl Kv {
         Ok((kv, repairs))
     }
 
+    /// Opens the records kept in a NATS JetStream stream (`nats://...`, see
+    /// [`crate::engine::nats`]); `Ok(None)` when there is none and `create` is false.
+    pub(crate) fn open_nats(label: &str, create: bool) -> Result<Option<Self>, OpenError> {
+        let path = Path::new(label);
+        let engine = NatsEngine::open(label, create).map_err(|e| OpenError::Backend {
+            path: path.to_owned(),
+            source: BackendError::new(e),
+        })?;
+        // Record runs exist to spare sled small entries; the log keeps batches whole already,
+        // and a run cached by one process would hide what another wrote.
+        engine
+            .map(|e| Self::on(Arc::new(e), path, false, None))
+            .transpose()
+    }
+
     /// Opens the records kept in a memory engine (creating them in an empty one).
     pub(crate) fn open_memory(
         engine: MemoryEngine,
@@ -56,7 +72,7 @@ impl Kv {
             Arc::new(engine),
             Path::new(MEMORY_PATH),
             false,
-            run_threshold,
+            Some(run_threshold),
         )
     }
 
@@ -64,15 +80,19 @@ impl Kv {
         engine: Arc<dyn Engine>,
         path: &Path,
         convert: bool,
-        run_threshold: usize,
+        run_threshold: Option<usize>,
     ) -> Result<Self, OpenError> {
-        // The store's small records live in sorted runs over the engine (`engine/lsm.rs`).
-        let engine = LsmEngine::new(engine, run_threshold).map_err(|e| OpenError::Damaged {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        // The store's small records live in sorted runs over the engine (`engine/lsm.rs`),
+        // unless `run_threshold` is `None`.
+        let engine: Arc<dyn Engine> = match run_threshold {
+            Some(t) => Arc::new(LsmEngine::new(engine, t).map_err(|e| OpenError::Damaged {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?),
+            None => engine,
+        };
         let kv = Self {
-            engine: Arc::new(engine),
+            engine,
             commit_gate: Arc::default(),
             pages: Arc::default(),
         };
