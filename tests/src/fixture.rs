@@ -67,12 +67,17 @@ pub enum EngineUnderTest {
     Sled,
     /// The memory engine.
     Memory,
+    /// The NATS engine, on the server at this address (`nats://127.0.0.1:PORT`; see
+    /// [`crate::nats`]); each store has a name of its own.
+    Nats(&'static str),
 }
 
 /// A store in a temporary directory (or in memory), kept alive by this value.
 pub struct TestStore {
     dir: tempfile::TempDir,
     memory: Option<MemoryEngine>,
+    /// `nats://HOST:PORT/NAME` of a store on the NATS engine.
+    nats: Option<String>,
     options: StoreOptions,
     store: Option<Store>,
 }
@@ -93,9 +98,14 @@ impl TestStore {
     pub fn on(engine: EngineUnderTest, options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let memory = (engine == EngineUnderTest::Memory).then(MemoryEngine::new);
+        let nats = match engine {
+            EngineUnderTest::Nats(url) => Some(format!("{url}/{}", crate::nats::unique_name("t"))),
+            _ => None,
+        };
         let mut ts = Self {
             dir,
             memory,
+            nats,
             options,
             store: None,
         };
@@ -127,9 +137,12 @@ impl TestStore {
         self.store = Some(self.open());
     }
 
-    /// Returns the store's directory.
+    /// Returns the store's directory (its `nats://` address on the NATS engine).
     pub fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("s")
+        match &self.nats {
+            Some(address) => address.into(),
+            None => self.dir.path().join("s"),
+        }
     }
 }
 

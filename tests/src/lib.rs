@@ -23,6 +23,7 @@ pub fn shared_missing(what: &str) {
 pub mod fixture;
 pub mod harness;
 pub mod model;
+pub mod nats;
 pub mod patch;
 pub mod strategy;
 

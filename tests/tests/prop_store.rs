@@ -42,6 +42,30 @@ fn prop_memory_engine_matches_model_under_every_policy() {
     }
 }
 
+/// The same operations and model against the NATS engine on a real `nats-server` (skipped
+/// when none is installed, except under `STRATA_REQUIRE_NATS`), every policy;
+/// `STRATA_NATS_CASES` cases each (default 8).
+#[test]
+fn prop_nats_engine_matches_model_under_every_policy() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let Some(server) = strata_tests::nats::NatsServer::start(dir.path()) else {
+        return;
+    };
+    let url: &'static str = Box::leak(server.url().into_boxed_str());
+    let cases = std::env::var("STRATA_NATS_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    for index in 0..policies().len() {
+        run_on(
+            EngineUnderTest::Nats(url),
+            index,
+            Durability::EveryPut,
+            cases,
+        );
+    }
+}
+
 #[test]
 fn prop_store_matches_model_full() {
     run_policy(0, Durability::EveryPut);
