@@ -220,6 +220,14 @@ pub enum StoreError {
         /// The engine's error.
         reason: String,
     },
+    /// Another process sharing the store (the NATS engine) holds it for maintenance (gc,
+    /// prune, repack) past the wait, or its maintenance removed what this write needed.
+    /// Nothing was written.
+    #[error("{reason}")]
+    Busy {
+        /// What held the store, and what to do.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("storage engine failed: {0}")]
     Backend(#[source] BackendError),

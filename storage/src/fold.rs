@@ -62,7 +62,7 @@ impl Store {
     /// Packs every loose object except, under reverse policies, each document's newest
     /// version. Returns how many objects were packed. Holds back puts while it runs.
     pub(crate) fn fold_loose(&self) -> StoreResult<usize> {
-        let _gate = self.exclusive_writes();
+        let _gate = self.maintenance()?;
         let _objects = self
             .inner
             .object_gate

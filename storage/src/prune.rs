@@ -102,7 +102,7 @@ impl Store {
 
     fn prune_with(&self, doc: &DocId, keep: Retention, tags: Tags) -> StoreResult<PruneReport> {
         let mut report = {
-            let _gate = self.exclusive_writes();
+            let _gate = self.maintenance()?;
             self.prune_locked(doc, keep, tags)?
         };
         if report.versions > 0 {

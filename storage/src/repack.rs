@@ -178,7 +178,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Repack`] when `dest` exists; corruption and engine errors.
     pub fn repack_into(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
-        let _gate = self.exclusive_writes();
+        let _gate = self.maintenance()?;
         let kv = &self.inner.kv;
         if dest.exists() {
             return Err(StoreError::Repack {

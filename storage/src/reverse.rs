@@ -178,7 +178,10 @@ impl Store {
         let Some(base_header) = kv.object_header(&first.hash)? else {
             return Ok(());
         };
-        if self.chain_contains(&first.hash, &p)? {
+        // Another process may re-encode an object of the base's chain meanwhile (onto this
+        // head, even): the rewrite expects every encoding that the chain check saw.
+        let mut guard = Vec::new();
+        if self.chain_contains(&first.hash, &p, &mut guard)? {
             return Ok(());
         }
         let run = self.run_below(doc, head, p)?;
@@ -225,16 +228,25 @@ impl Store {
             .object_gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kv.put_object(&p, &plan.header, &plan.payload)
+        kv.put_object_guarded(&p, &plan.header, &plan.payload, &guard)
+            .map(|_| ())
     }
 
-    /// Returns `true` when the delta chain from `start` passes through `target`.
-    fn chain_contains(&self, start: &ContentHash, target: &ContentHash) -> StoreResult<bool> {
+    /// Returns `true` when the delta chain from `start` passes through `target`; adds to
+    /// `guard` the expectations that each object of the chain keeps its encoding
+    /// ([`Kv::object_guard`](crate::kv::Kv::object_guard)).
+    fn chain_contains(
+        &self,
+        start: &ContentHash,
+        target: &ContentHash,
+        guard: &mut Vec<crate::engine::Change>,
+    ) -> StoreResult<bool> {
         let mut cursor = *start;
         for _ in 0..=MAX_CHAIN_DEPTH {
             if cursor == *target {
                 return Ok(true);
             }
+            guard.extend(self.inner.kv.object_guard(&cursor)?);
             match self.inner.kv.object_header(&cursor)?.map(|h| h.kind) {
                 Some(ObjectKind::Delta { base, .. }) => cursor = base,
                 _ => return Ok(false),

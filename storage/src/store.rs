@@ -50,6 +50,20 @@ pub(crate) struct Inner {
     _claim: Option<MemoryClaim>,
 }
 
+/// A maintenance in progress ([`Store::maintenance`]); dropping it gives the lease back.
+pub(crate) struct Maintenance<'s> {
+    store: &'s Store,
+    _gate: std::sync::RwLockWriteGuard<'s, ()>,
+}
+
+impl Drop for Maintenance<'_> {
+    fn drop(&mut self) {
+        // A lease that another process broke already failed this maintenance's writes (its
+        // fence), and that failure was reported; giving back such a lease changes nothing.
+        let _ = self.store.inner.kv.end_maintenance();
+    }
+}
+
 /// What opening a store's engine gave, besides the engine.
 struct Opened {
     repairs: Vec<String>,
@@ -669,12 +683,26 @@ impl Store {
         self.inner.kv.object_header(hash)
     }
 
-    /// Holds back every put and batch until the guard drops (for `gc` and `repack`).
+    /// Holds back every put and batch until the guard drops (for record compaction).
     pub(crate) fn exclusive_writes(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
         self.inner
             .write_gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds back every put and batch of this process and, on an engine several processes
+    /// share, of the others too (the maintenance lease, `kv/lease.rs`), until the guard drops:
+    /// for `gc`, `prune`, folding loose objects and `repack`.
+    pub(crate) fn maintenance(&self) -> StoreResult<Maintenance<'_>> {
+        let gate = self.exclusive_writes();
+        self.inner
+            .kv
+            .begin_maintenance(self.inner.options.lock_wait)?;
+        Ok(Maintenance {
+            store: self,
+            _gate: gate,
+        })
     }
 
     pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Shared> {

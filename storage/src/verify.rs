@@ -311,7 +311,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn gc(&self) -> StoreResult<u64> {
-        let _gate = self.exclusive_writes();
+        let _gate = self.maintenance()?;
         let kv = &self.inner.kv;
         let mut live: HashSet<ContentHash> = HashSet::new();
         let mut stack: Vec<ContentHash> = Vec::new();

@@ -10,7 +10,7 @@ use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
-use crate::kv::{CommitAbort, NewVersion, VersionTime};
+use crate::kv::{CommitAbort, Epoch, NewVersion, VersionTime};
 use crate::read::{Keep, Shared, lock};
 use crate::store::Store;
 
@@ -142,6 +142,9 @@ pub struct WriteBatch<'s> {
     floors: HashMap<DocId, u64>,
     /// Keeps `gc` out while this batch has objects that no version references yet.
     _gate: std::sync::RwLockReadGuard<'s, ()>,
+    /// On a shared engine, the maintenance epoch read before the batch wrote its first object
+    /// (`kv/lease.rs`): `None` until then.
+    epoch: Option<Option<Epoch>>,
 }
 
 #[derive(Debug)]
@@ -174,6 +177,7 @@ impl<'s> WriteBatch<'s> {
             estimates: HashMap::new(),
             floors: HashMap::new(),
             _gate: gate,
+            epoch: None,
         }
     }
 
@@ -197,6 +201,7 @@ impl<'s> WriteBatch<'s> {
         options: PutOptions,
     ) -> StoreResult<()> {
         let store = self.store;
+        self.read_epoch()?;
         if !self.docs.contains_key(doc) {
             let head = store.head(doc)?;
             self.docs.insert(doc.clone(), (head, Vec::new()));
@@ -295,11 +300,22 @@ impl<'s> WriteBatch<'s> {
         Ok(records)
     }
 
-    pub(crate) fn commit_with(self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
+    /// Reads the maintenance epoch once, before the batch writes any object.
+    fn read_epoch(&mut self) -> StoreResult<()> {
+        if self.epoch.is_none() {
+            let inner = &self.store.inner;
+            self.epoch = Some(inner.kv.settled_epoch(inner.options.lock_wait)?);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn commit_with(mut self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
+        self.read_epoch()?;
         if self.store.inner.policy.reverse() {
             self.write_reverse()?;
         }
-        let records = self.store.commit_puts(&self.puts)?;
+        let epoch = self.epoch.clone().flatten();
+        let records = self.store.commit_puts(&self.puts, epoch)?;
         if flush {
             self.store.inner.kv.flush()?;
         }
@@ -382,7 +398,44 @@ impl Store {
         Ok(())
     }
 
-    fn commit_puts(&self, puts: &[Pending]) -> StoreResult<Vec<VersionRecord>> {
+    /// Records `puts`, whose objects were written under the maintenance epoch `epoch` (a
+    /// shared engine's). When another process's maintenance ran since, waits for it to end
+    /// and checks that every object the puts name still reads back whole before committing
+    /// under the new epoch.
+    fn commit_puts(
+        &self,
+        puts: &[Pending],
+        mut epoch: Option<Epoch>,
+    ) -> StoreResult<Vec<VersionRecord>> {
+        loop {
+            match self.commit_once(puts, epoch.as_ref()) {
+                Err(None) => {
+                    epoch = self.inner.kv.settled_epoch(self.inner.options.lock_wait)?;
+                    for p in puts {
+                        if self.read_object(&p.hash).is_err() {
+                            return Err(StoreError::Busy {
+                                reason: format!(
+                                    "maintenance (gc or prune) in another process removed what \
+                                     the new version of '{}' needed while it was written; \
+                                     nothing was written: put it again",
+                                    p.doc
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(Some(e)) => return Err(e),
+                Ok(records) => return Ok(records),
+            }
+        }
+    }
+
+    /// One try of [`Store::commit_puts`]: `Err(None)` when the maintenance epoch changed.
+    fn commit_once(
+        &self,
+        puts: &[Pending],
+        epoch: Option<&Epoch>,
+    ) -> Result<Vec<VersionRecord>, Option<StoreError>> {
         let now = now_ms();
         let new: Vec<NewVersion<'_>> = puts
             .iter()
@@ -398,7 +451,7 @@ impl Store {
                 meta: &p.options.meta,
             })
             .collect();
-        let committed = self.inner.kv.commit(&new);
+        let committed = self.inner.kv.commit(&new, epoch);
         if committed.is_ok() {
             let (count, wake) = &self.inner.commits;
             *lock(count) += 1;
@@ -409,21 +462,22 @@ impl Store {
                 index,
                 expected,
                 actual,
-            } => StoreError::Conflict {
+            } => Some(StoreError::Conflict {
                 doc: puts[index].doc.clone(),
                 expected,
                 actual,
-            },
+            }),
             CommitAbort::TimeGoesBack {
                 index,
                 time_ms,
                 newest_ms,
-            } => StoreError::TimeGoesBack {
+            } => Some(StoreError::TimeGoesBack {
                 doc: puts[index].doc.clone(),
                 time_ms,
                 newest_ms,
-            },
-            CommitAbort::Corrupt(e) => e,
+            }),
+            CommitAbort::Corrupt(e) => Some(e),
+            CommitAbort::Maintenance => None,
         })
     }
 }

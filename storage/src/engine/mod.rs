@@ -305,6 +305,19 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Whether other processes write to the same records at the same time (the NATS engine):
+    /// then maintenance takes the store's lease (`Kv::begin_maintenance`).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Adds `fence` (an expectation) to every batch this engine writes until it is cleared:
+    /// a maintenance whose lease another process broke writes nothing more. An engine that
+    /// one process holds has no use for it.
+    fn set_fence(&self, fence: Option<Change>) {
+        let _ = fence;
+    }
 }
 
 /// Every entry of a space, in key order.

@@ -149,6 +149,8 @@ pub(crate) struct NatsEngine {
     applied: Mutex<u64>,
     /// The largest message the servers take, headers included.
     max_payload: usize,
+    /// The maintenance lease this process holds, expected by each of its batches.
+    fence: Mutex<Option<super::Change>>,
 }
 
 impl std::fmt::Debug for NatsEngine {
@@ -265,6 +267,7 @@ impl NatsEngine {
             view: MemoryEngine::new(),
             applied: Mutex::new(0),
             max_payload,
+            fence: Mutex::new(None),
         };
         engine
             .sync()
@@ -658,7 +661,18 @@ impl Engine for NatsEngine {
         let msg_id = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         // Parts, when any, are published once: the batch message that names them is retried.
         let msg = self.batch_message(&id, &batch.changes)?;
+        let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
         loop {
+            if !self.view.holds(&fence) {
+                return Err(WriteError::Store(StoreError::Busy {
+                    reason: format!(
+                        "{}: another process took over this process's maintenance lease (it \
+                         ran past its time); nothing more of this maintenance was written: \
+                         run it again",
+                        self.label.display()
+                    ),
+                }));
+            }
             if !self.view.holds(&batch.expect) {
                 return Err(WriteError::Conflict);
             }
@@ -722,6 +736,14 @@ impl Engine for NatsEngine {
 
     fn sync(&self) -> StoreResult<()> {
         Self::sync(self)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn set_fence(&self, fence: Option<super::Change>) {
+        *lock(&self.fence) = fence;
     }
 }
 

@@ -10,10 +10,13 @@
 //! - `index`: content hash → [`PackedRef`] (packed objects); `pack-<n>`: one pack value each
 //! - `feed`: sequence number BE → [`FeedPage`]
 //! - `meta`: `format` → [`FormatRecord`], `policy` → `Policy`, `counters` → [`Counters`],
-//!   `packs` → [`PackCounter`]
+//!   `packs` → [`PackCounter`], `maintenance` → the maintenance lease (`lease.rs`)
 
+mod lease;
 mod objects;
 mod open;
+
+pub(crate) use lease::Epoch;
 
 pub(crate) use objects::StoredObject;
 pub(crate) use open::{KvConfig, MEMORY_PATH};
@@ -77,6 +80,8 @@ pub(crate) struct Kv {
     /// reused only when the engine returns the very same bytes, so it never needs
     /// invalidating. Reading a history in order finds each page here about ten times.
     pages: Arc<Mutex<PageMemo>>,
+    /// The maintenance lease this process holds on a shared engine (`lease.rs`).
+    held: Arc<Mutex<lease::Held>>,
 }
 
 /// Recently decoded version pages (see [`Kv::pages`]).
@@ -135,6 +140,8 @@ pub(crate) enum CommitAbort {
         expected: u64,
         actual: u64,
     },
+    /// Another process's maintenance (`lease.rs`) ran since the commit's epoch was read.
+    Maintenance,
     TimeGoesBack {
         index: usize,
         time_ms: u64,
@@ -502,6 +509,16 @@ impl Kv {
         self.write(b)
     }
 
+    /// Applies a batch whose expectations guard an object's re-encoding: `false` when they
+    /// failed and nothing was written.
+    fn write_guarded(&self, batch: Batch) -> StoreResult<bool> {
+        match self.engine.write(batch) {
+            Ok(()) => Ok(true),
+            Err(WriteError::Conflict) => Ok(false),
+            Err(WriteError::Store(e)) => Err(e),
+        }
+    }
+
     /// Applies a batch without expectations.
     fn write(&self, batch: Batch) -> StoreResult<()> {
         match self.engine.write(batch) {
@@ -679,15 +696,28 @@ impl Kv {
     /// Records new versions in one atomic batch: all of them or none. The batch expects the
     /// counters record it was computed from, so a commit that raced another writer of the
     /// same engine is computed again rather than applied over it.
+    ///
+    /// On a shared engine, `epoch` is the maintenance epoch read before the commit's objects
+    /// were written (`lease.rs`): the batch expects it too, and the commit stops with
+    /// [`CommitAbort::Maintenance`] when it changed.
     pub(crate) fn commit(
         &self,
         puts: &[NewVersion<'_>],
+        epoch: Option<&Epoch>,
     ) -> Result<Vec<VersionRecord>, CommitAbort> {
         let _gate = lock(&self.commit_gate);
         loop {
+            if let Some(e) = epoch
+                && !self.epoch_holds(e)?
+            {
+                return Err(CommitAbort::Maintenance);
+            }
             let counters = self.engine.get(Space::Meta, META_COUNTERS)?;
             let (mut batch, out) = self.plan_commit(puts, counters.as_ref())?;
             batch.expect(Space::Meta, META_COUNTERS, counters.as_deref());
+            if let Some(e) = epoch {
+                batch.expect(Space::Meta, lease::META_MAINTENANCE, e.0.as_deref());
+            }
             // A bulk load's records become a run of their own, never passing through the
             // engine's log (where they would stay as dead bytes once merged into a run).
             batch.direct = puts.len() >= crate::reverse::BULK_BATCH;

@@ -217,13 +217,16 @@ impl Kv {
         &self,
         objects: &[(ContentHash, ObjectHeader, &[u8])],
     ) -> StoreResult<Option<(u64, u64)>> {
-        self.write_pack_as(objects, false)
+        self.write_pack_as(objects, false, &[])
     }
 
+    /// As [`Kv::write_pack`]; the batch of index entries also expects `guard`, and when it
+    /// does not hold, the pack is dropped and `None` returned.
     fn write_pack_as(
         &self,
         objects: &[(ContentHash, ObjectHeader, &[u8])],
         solo: bool,
+        guard: &[engine::Change],
     ) -> StoreResult<Option<(u64, u64)>> {
         if objects.is_empty() {
             return Ok(None);
@@ -265,7 +268,11 @@ impl Kv {
                 loose.remove(Space::Objects, kv?.0.to_vec());
             }
         }
-        self.write(index)?;
+        index.expect.extend(guard.iter().cloned());
+        if !self.write_guarded(index)? {
+            self.drop_pack(n)?;
+            return Ok(None);
+        }
         if !loose.is_empty() {
             self.write(loose)?;
         }
@@ -428,14 +435,48 @@ impl Kv {
         header: &ObjectHeader,
         payload: &[u8],
     ) -> StoreResult<()> {
+        self.put_object_guarded(hash, header, payload, &[])
+            .map(|_| ())
+    }
+
+    /// The expectations that `hash`'s stored encoding is still the one read now (its loose
+    /// record and its index entry), on an engine that other processes write at the same time;
+    /// none on an engine one process holds.
+    pub(crate) fn object_guard(&self, hash: &ContentHash) -> StoreResult<Vec<engine::Change>> {
+        if !self.shared() {
+            return Ok(Vec::new());
+        }
+        let key = object_key(hash, 0).to_vec();
+        let loose = self.engine.get(Space::Objects, &key)?.map(|v| v.to_vec());
+        let packed = self
+            .engine
+            .get(Space::Index, hash.as_bytes())?
+            .map(|v| v.to_vec());
+        Ok(vec![
+            (Space::Objects, key, loose),
+            (Space::Index, hash.as_bytes().to_vec(), packed),
+        ])
+    }
+
+    /// Writes an object's new encoding only while every expectation of `guard` holds
+    /// ([`Kv::object_guard`] of its delta base: a base that another process re-encoded
+    /// meanwhile could now lead back to this object). Returns whether it was written.
+    pub(crate) fn put_object_guarded(
+        &self,
+        hash: &ContentHash,
+        header: &ObjectHeader,
+        payload: &[u8],
+        guard: &[engine::Change],
+    ) -> StoreResult<bool> {
         let old_parts = match self.engine.get(Space::Objects, &object_key(hash, 0))? {
             Some(bytes) => split_object_record(hash, &bytes)?.0.parts,
             None => 0,
         };
         if payload.len() > SOLO_MIN {
             // (`write_pack_as` drops the solo pack of a previous encoding.)
-            self.write_pack_as(&[(*hash, *header, payload)], true)?;
-            return Ok(());
+            return Ok(self
+                .write_pack_as(&[(*hash, *header, payload)], true, guard)?
+                .is_some());
         }
         // The payload follows its header in one value. A single key is written with a plain
         // insert, which is atomic (sled's batches and transactions each write out its log
@@ -451,8 +492,12 @@ impl Kv {
             batch.remove(Space::Objects, object_key(hash, part));
         }
         batch.put(Space::Objects, object_key(hash, 0), record);
-        self.write(batch)?;
-        self.unindex(hash)
+        batch.expect.extend(guard.iter().cloned());
+        if !self.write_guarded(batch)? {
+            return Ok(false);
+        }
+        self.unindex(hash)?;
+        Ok(true)
     }
 
     /// Removes an object's pack index entry, if any (a loose copy now holds it, or it is

@@ -95,6 +95,7 @@ impl Kv {
             engine,
             commit_gate: Arc::default(),
             pages: Arc::default(),
+            held: Arc::default(),
         };
         kv.check_format(path, convert)?;
         Ok(kv)
