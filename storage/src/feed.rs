@@ -69,6 +69,8 @@ impl<'s> Feed<'s> {
 
     fn fill(&mut self) -> StoreResult<()> {
         let kv = &self.store.inner.kv;
+        // What other processes wrote to a shared engine since the last look.
+        kv.sync()?;
         // Pages of entries whose versions were all pruned are read past.
         while self.buffer.is_empty() {
             let entries = kv.feed(self.next, PAGE)?;
@@ -157,17 +159,27 @@ impl Subscription {
                 self.next = entry.seq + 1;
                 return Ok(Some(entry));
             }
-            let (count, wake) = &self.store.inner.commits;
+            let (count, wake) = &*self.store.inner.commits;
             let mut guard = crate::read::lock(count);
+            // On a shared engine a wake can come before the batch is readable: look again
+            // every so often as well.
+            let slice = if self.store.shared() {
+                crate::engine::nats::POLL
+            } else {
+                timeout
+            };
             while *guard == seen {
                 let now = std::time::Instant::now();
                 if now >= deadline {
                     return Ok(None);
                 }
-                guard = wake
-                    .wait_timeout(guard, deadline - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
+                let (g, waited) = wake
+                    .wait_timeout(guard, (deadline - now).min(slice))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                guard = g;
+                if waited.timed_out() && self.store.shared() {
+                    break;
+                }
             }
         }
     }

@@ -41,7 +41,7 @@ pub(crate) struct Inner {
     /// The retention rule applied after every commit (see [`StoreOptions::retention`]).
     pub(crate) retention: RwLock<Option<crate::prune::Retention>>,
     /// Bumped after every commit; subscribers wait on it (see [`Store::subscribe`]).
-    pub(crate) commits: (Mutex<u64>, std::sync::Condvar),
+    pub(crate) commits: Arc<(Mutex<u64>, std::sync::Condvar)>,
     /// The canonical path registered in [`OPEN_IN_PROCESS`], removed on drop.
     registered: Option<PathBuf>,
     path: PathBuf,
@@ -365,6 +365,14 @@ impl Store {
             }
             None => stored,
         };
+        // Commits of this process wake subscribers directly; on a shared engine, the engine
+        // also wakes them for the commits of other processes.
+        let commits = Arc::new((Mutex::new(0), std::sync::Condvar::new()));
+        let wake = Arc::clone(&commits);
+        kv.watch(Box::new(move || {
+            *lock(&wake.0) += 1;
+            wake.1.notify_all();
+        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 kv,
@@ -376,7 +384,7 @@ impl Store {
                 write_gate: RwLock::new(()),
                 object_gate: RwLock::new(()),
                 repairs: opened.repairs,
-                commits: (Mutex::new(0), std::sync::Condvar::new()),
+                commits,
                 registered: opened.registered,
                 path: path.to_owned(),
                 _temp: opened.temp,
@@ -395,6 +403,13 @@ impl Store {
     /// Returns the directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether other processes may write this store while this one has it open (a store on
+    /// the NATS engine, `nats://...`). Then every version is durable when its write returns,
+    /// and [`Store::flush`] has nothing to do.
+    pub fn shared(&self) -> bool {
+        self.inner.kv.shared()
     }
 
     /// Returns the policy new versions are written under, as text (`reverse:4`).

@@ -453,7 +453,7 @@ impl Store {
             .collect();
         let committed = self.inner.kv.commit(&new, epoch);
         if committed.is_ok() {
-            let (count, wake) = &self.inner.commits;
+            let (count, wake) = &*self.inner.commits;
             *lock(count) += 1;
             wake.notify_all();
         }

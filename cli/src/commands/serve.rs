@@ -112,6 +112,14 @@ impl GroupCommit {
         }
     }
 
+    /// Records that every feed position up to `seq` is durable (written by another process
+    /// to a shared store, where a write is durable when it returns) and wakes feed readers.
+    fn durable_up_to(&self, seq: u64) {
+        let mut state = lock(&self.state);
+        state.durable_seq = state.durable_seq.max(seq);
+        self.flushed.notify_all();
+    }
+
     /// Writes made durable through this group commit, and the flushes that did it.
     fn counts(&self) -> (u64, u64) {
         let state = lock(&self.state);
@@ -134,6 +142,24 @@ impl GroupCommit {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.durable_seq
     }
+}
+
+/// On a store that other processes write at the same time (the NATS engine), their versions
+/// reach this server's feed readers through a thread that follows the store's feed: each
+/// entry is durable once it is in the feed there.
+fn follow_other_writers(app: &Arc<App>, from: u64) {
+    let app = Arc::clone(app);
+    std::thread::spawn(move || {
+        let mut feed = app.store.subscribe(from + 1);
+        while !app.stopping.load(Ordering::SeqCst) {
+            match feed.next_timeout(STOP_CHECK) {
+                Ok(Some(entry)) => app.commits.durable_up_to(entry.seq),
+                Ok(None) => {}
+                // The cluster is away (an election, a lost connection): look again soon.
+                Err(_) => std::thread::sleep(STOP_CHECK),
+            }
+        }
+    });
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -179,6 +205,9 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         max_body: usize::try_from(args.limit.max_size).unwrap_or(usize::MAX),
         stopping: AtomicBool::new(false),
     });
+    if app.store.shared() {
+        follow_other_writers(&app, durable_seq);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -318,6 +318,12 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     fn set_fence(&self, fence: Option<Change>) {
         let _ = fence;
     }
+
+    /// Calls `wake` whenever another process may have written (a shared engine's); an engine
+    /// that one process holds never does.
+    fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = wake;
+    }
 }
 
 /// Every entry of a space, in key order.

@@ -745,7 +745,27 @@ impl Engine for NatsEngine {
     fn set_fence(&self, fence: Option<super::Change>) {
         *lock(&self.fence) = fence;
     }
+
+    /// Subscribes to the batch subject: the cluster passes every batch published to it on to
+    /// subscribers as well. A wake can come before the batch is readable from the stream, so
+    /// waiters also look again on their own every [`POLL`].
+    fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let client = self.context.client();
+        let subject = self.address.batch_subject();
+        self.rt().spawn(async move {
+            use futures_util::StreamExt;
+            // Without a subscription (the server refused it), waiters fall back to polling.
+            if let Ok(mut sub) = client.subscribe(subject).await {
+                while sub.next().await.is_some() {
+                    wake();
+                }
+            }
+        });
+    }
 }
+
+/// How often a waiter on a shared engine looks for new batches without being woken.
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -232,6 +232,11 @@ impl Kv {
     /// while the flush runs may not be durable when it ends, and a mark naming it would make
     /// the next open refuse the store as having lost it (found by killing `strata serve`
     /// under concurrent puts).
+    /// Calls `wake` when another process may have written (see [`Engine::watch`]).
+    pub(crate) fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.engine.watch(wake);
+    }
+
     /// Reads what other processes wrote, on an engine shared between processes.
     pub(crate) fn sync(&self) -> StoreResult<()> {
         self.engine.sync()
