@@ -70,6 +70,14 @@ pub(crate) enum Command {
     /// then the original is untouched, so an interrupted repack loses nothing. The policy given
     /// with --policy is recorded for later writes.
     Repack(RepackArgs),
+    /// Copy the whole store to a new store, on another engine too (a directory, or
+    /// nats://HOST:PORT/NAME), and check the copy
+    ///
+    /// Every document, version (time, author, message, metadata), tag, consumer and the
+    /// change feed are copied as they are; objects are re-encoded as repack does. The copy is
+    /// then opened and verified: every version rebuilds to its content id, and the histories
+    /// and the feed match the original's. The original is not changed.
+    Copy(CopyArgs),
     /// Store a few versions of a bundled document in a new store and show the commands
     Quickstart(StoreArg),
     /// Print the change feed: every version in the order it was written, one JSON object per line
@@ -235,6 +243,7 @@ impl Command {
             Self::Gc(a) | Self::Quickstart(a) => a,
             Self::Import(a) => &a.at,
             Self::Repack(a) => &a.at,
+            Self::Copy(a) => &a.at,
             Self::Feed(a) => &a.at,
             Self::Consumers(a) => &a.at,
             Self::Batch(a) => &a.at,
@@ -603,6 +612,22 @@ pub(crate) struct ImportArgs {
     pub(crate) policy: PolicyArg,
     #[command(flatten)]
     pub(crate) limit: LimitArg,
+    #[command(flatten)]
+    pub(crate) at: StoreArg,
+}
+
+/// Arguments of `strata copy`.
+#[derive(Debug, Args)]
+pub(crate) struct CopyArgs {
+    /// The new store: a directory that does not exist yet, or nats://HOST:PORT[,...]/NAME (a
+    /// store name not used yet on that cluster)
+    #[arg(value_name = "DEST")]
+    pub(crate) dest: PathBuf,
+    /// The zstd level for re-encoded objects (1-22)
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub(crate) level: i32,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArg,
     #[command(flatten)]
     pub(crate) at: StoreArg,
 }

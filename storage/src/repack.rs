@@ -170,34 +170,19 @@ impl Store {
         Ok(report)
     }
 
-    /// Writes a re-encoded copy of this store into `dest` (a new directory). Holds back puts
+    /// Writes a re-encoded copy of this store into `dest` (a new directory, or a new store on
+    /// a NATS cluster, `nats://...`). Holds back puts
     /// while it runs. Versions, documents, the change feed and counters are copied as they are;
     /// objects are re-encoded, in an order where every delta base is written before the delta,
     /// so no chain can loop. Objects no version needs are not copied.
     ///
     /// # Errors
-    /// [`StoreError::Repack`] when `dest` exists; corruption and engine errors.
+    /// [`StoreError::Repack`] when `dest` exists (a NATS store: holds any version);
+    /// corruption and engine errors.
     pub fn repack_into(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
         let _gate = self.maintenance()?;
         let kv = &self.inner.kv;
-        if dest.exists() {
-            return Err(StoreError::Repack {
-                reason: format!("{} already exists; give a new directory", dest.display()),
-            });
-        }
-        let (out, _repairs) = Kv::open(
-            dest,
-            &KvConfig {
-                cache_capacity: self.inner.options.engine_cache_bytes,
-                create: true,
-                convert: false,
-                run_threshold: self.inner.options.run_threshold,
-                lock_wait: self.inner.options.lock_wait,
-            },
-        )
-        .map_err(|e| StoreError::Repack {
-            reason: format!("cannot create {}: {e}", dest.display()),
-        })?;
+        let out = open_destination(dest, &self.inner.options)?;
         kv.copy_records_to(&out)?;
         let policy: &dyn SnapshotPolicy = match &options.policy {
             Some(p) => {
@@ -305,4 +290,84 @@ impl Store {
         report.disk_after = dir_size(dest);
         Ok(report)
     }
+
+    /// Copies this store to `dest`, another store on any engine (a new directory, or a new
+    /// store on a NATS cluster, `nats://...`), then opens the copy and checks it: every
+    /// version rebuilds to its content id, and the copy holds the same documents, versions
+    /// (with their times and metadata) and change feed. Objects are re-encoded as
+    /// [`Store::repack_into`] does, under `options`.
+    ///
+    /// # Errors
+    /// As [`Store::repack_into`]; [`StoreError::Repack`] when the copy does not check out.
+    pub fn copy_to(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
+        let report = self.repack_into(dest, options)?;
+        let fail = |reason: String| StoreError::Repack {
+            reason: format!("the copy at {} {reason}", dest.display()),
+        };
+        let copy = Self::open_with(dest, self.inner.options.clone().create(false))
+            .map_err(|e| fail(format!("cannot be opened: {e}")))?;
+        let check = copy.verify()?;
+        if !check.is_clean() {
+            return Err(fail(format!(
+                "failed verification: {}",
+                check.problems.join("; ")
+            )));
+        }
+        let docs = self.documents()?;
+        if copy.documents()? != docs {
+            return Err(fail("lists other documents than the original".into()));
+        }
+        for d in &docs {
+            if copy.history(&d.doc)? != self.history(&d.doc)? {
+                return Err(fail(format!("holds another history of '{}'", d.doc)));
+            }
+        }
+        if copy.last_seq()? != self.last_seq()? {
+            return Err(fail("has another change feed".into()));
+        }
+        Ok(report)
+    }
+}
+
+/// Creates the store a repack or a copy writes into: a new directory, or a new (empty) store
+/// on a NATS cluster.
+fn open_destination(dest: &Path, options: &crate::StoreOptions) -> StoreResult<Kv> {
+    let cannot = |e: &dyn std::fmt::Display| StoreError::Repack {
+        reason: format!("cannot create {}: {e}", dest.display()),
+    };
+    if let Some(label) = dest
+        .to_str()
+        .filter(|d| d.starts_with(crate::engine::nats::SCHEME))
+    {
+        let out = Kv::open_nats(label, true)
+            .map_err(|e| cannot(&e))?
+            .ok_or_else(|| cannot(&"the cluster did not create it"))?;
+        if out.holds_versions()? {
+            return Err(StoreError::Repack {
+                reason: format!(
+                    "{} already holds versions; give the name of a new store \
+                     (nats://HOST:PORT/NAME)",
+                    dest.display()
+                ),
+            });
+        }
+        return Ok(out);
+    }
+    if dest.exists() {
+        return Err(StoreError::Repack {
+            reason: format!("{} already exists; give a new directory", dest.display()),
+        });
+    }
+    let (out, _repairs) = Kv::open(
+        dest,
+        &KvConfig {
+            cache_capacity: options.engine_cache_bytes,
+            create: true,
+            convert: false,
+            run_threshold: options.run_threshold,
+            lock_wait: options.lock_wait,
+        },
+    )
+    .map_err(|e| cannot(&e))?;
+    Ok(out)
 }

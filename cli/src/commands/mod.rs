@@ -127,6 +127,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             args.policy.policy,
             out,
         ),
+        Command::Copy(args) => repack::run_copy(args, &open(cli)?, args.policy.policy, out),
         Command::Quickstart(_) => quickstart::run(given_store(cli), out),
         Command::Feed(args) => feed::run(args, || open(cli), out),
         Command::Batch(args) => batch::run(
@@ -217,6 +218,7 @@ pub(crate) fn exec(
         }
         Command::Import(a) => import::run(a, || Ok(store.clone()), input, out),
         Command::Repack(_) => elsewhere("repack", "it rewrites the whole store"),
+        Command::Copy(_) => elsewhere("copy", "it writes a store where the server runs"),
         Command::Quickstart(_) => elsewhere("quickstart", "it makes a store of its own"),
         Command::Serve(_) => elsewhere("serve", "a server serves one store"),
         Command::DiffFiles(_) | Command::JsonPatch(_) => {

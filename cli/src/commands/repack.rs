@@ -6,7 +6,7 @@ use std::path::Path;
 use strata_core::Policy;
 use strata_storage::{RepackOptions, Store, StoreOptions};
 
-use crate::cli::RepackArgs;
+use crate::cli::{CopyArgs, RepackArgs};
 use crate::error::CliError;
 
 pub(crate) fn run(
@@ -38,6 +38,36 @@ pub(crate) fn run(
         r.stored_after,
         r.disk_before,
         r.disk_after
+    )?;
+    Ok(())
+}
+
+/// `strata copy DEST`: the store copied to a new store (any engine) and checked there.
+pub(crate) fn run_copy(
+    args: &CopyArgs,
+    store: &Store,
+    policy: Option<Policy>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let options = RepackOptions {
+        policy,
+        level: args.level,
+        window: 1,
+    };
+    let r = store.copy_to(&args.dest, options)?;
+    let history = store.documents()?;
+    let versions: usize = history
+        .iter()
+        .map(|d| store.history(&d.doc).map(|h| h.len()))
+        .sum::<Result<usize, _>>()?;
+    writeln!(
+        out,
+        "copied {} documents, {versions} versions, {} objects ({} deltas, payload {} bytes) to {}; the copy verifies and matches",
+        history.len(),
+        r.objects,
+        r.deltas,
+        r.stored_after,
+        args.dest.display()
     )?;
     Ok(())
 }

@@ -232,6 +232,11 @@ impl Kv {
     /// while the flush runs may not be durable when it ends, and a mark naming it would make
     /// the next open refuse the store as having lost it (found by killing `strata serve`
     /// under concurrent puts).
+    /// Whether any version was ever recorded (the feed has begun).
+    pub(crate) fn holds_versions(&self) -> StoreResult<bool> {
+        Ok(self.counters()?.is_some_and(|c| c.next_seq > 1))
+    }
+
     /// Calls `wake` when another process may have written (see [`Engine::watch`]).
     pub(crate) fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
         self.engine.watch(wake);
@@ -869,6 +874,10 @@ impl Kv {
         ] {
             for kv in engine::all(&*self.engine, space) {
                 let (k, v) = kv?;
+                // The copy starts without this store's maintenance lease (held now).
+                if space == Space::Meta && *k == *lease::META_MAINTENANCE {
+                    continue;
+                }
                 batch.put(space, k.to_vec(), v.to_vec());
                 if batch.changes.len() == COPY_BATCH {
                     dest.write(std::mem::replace(&mut batch, Batch::direct()))?;
