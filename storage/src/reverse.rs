@@ -18,6 +18,7 @@ use strata_diff::delta;
 use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
 use crate::fold::write_packs;
+use crate::kv::Epoch;
 use crate::read::{Keep, Shared, lock};
 use crate::store::Store;
 use crate::write::WriteBatch;
@@ -68,8 +69,9 @@ impl WriteBatch<'_> {
         // Every object but the documents' newest goes into packs, before the previous heads
         // are rewritten against them (a base is always written before its delta).
         write_packs(&self.store.inner.kv, &packed)?;
+        let epoch = self.epoch();
         for (doc, head, first) in rewrites {
-            self.store.rewrite_head(doc, head, &first)?;
+            self.store.rewrite_head(doc, head, &first, epoch)?;
         }
         Ok(())
     }
@@ -160,7 +162,17 @@ impl Store {
     /// Re-encodes the document's previous head (if it is a full snapshot) as a delta against
     /// the batch's first new version. The run of older deltas that already leads to the head
     /// counts against the policy's bound, so the oldest version of a run stays bounded.
-    fn rewrite_head(&self, doc: &DocId, head: VersionNo, first: &FirstSlot) -> StoreResult<()> {
+    ///
+    /// On a shared engine the rewrite expects the maintenance epoch `epoch` that the batch
+    /// read: a `gc` in another process that began since may count the base as unreferenced
+    /// (it is not committed yet), and must not find a committed head depending on it.
+    fn rewrite_head(
+        &self,
+        doc: &DocId,
+        head: VersionNo,
+        first: &FirstSlot,
+        epoch: Option<&Epoch>,
+    ) -> StoreResult<()> {
         let kv = &self.inner.kv;
         let Some(rec) = self.version_record(doc, head)? else {
             return Ok(());
@@ -181,6 +193,9 @@ impl Store {
         // Another process may re-encode an object of the base's chain meanwhile (onto this
         // head, even): the rewrite expects every encoding that the chain check saw.
         let mut guard = Vec::new();
+        if let Some(e) = epoch {
+            guard.push(e.expectation());
+        }
         if self.chain_contains(&first.hash, &p, &mut guard)? {
             return Ok(());
         }

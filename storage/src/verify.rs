@@ -328,9 +328,20 @@ impl Store {
                 stack.push(base);
             }
         }
+        // Objects of puts in other processes that have not committed yet are spared, until
+        // their marks are too old to be anything but a dead put's (`kv/lease.rs`).
+        let now = crate::write::now_ms();
+        let (fresh, expired): (Vec<_>, Vec<_>) = kv
+            .pending_marks()?
+            .into_iter()
+            .partition(|(_, t)| now.saturating_sub(*t) < crate::kv::PENDING_MS);
+        let spared: HashSet<ContentHash> = fresh.into_iter().map(|(h, _)| h).collect();
         let dead: Vec<ContentHash> = kv
             .object_ids()
-            .filter(|id| id.as_ref().map_or(true, |id| !live.contains(id)))
+            .filter(|id| {
+                id.as_ref()
+                    .map_or(true, |id| !live.contains(id) && !spared.contains(id))
+            })
             .collect::<StoreResult<_>>()?;
         // A dead delta is removed before its (dead) base, so a gc cut short never leaves an
         // object whose base is gone: each dead object goes after every dead object that
@@ -348,6 +359,8 @@ impl Store {
         for id in deletion_order(&dead, &base_of) {
             kv.delete_object(&id)?;
         }
+        let expired: Vec<ContentHash> = expired.into_iter().map(|(h, _)| h).collect();
+        kv.drop_pending_marks(&expired)?;
         // Packs no index entry names any more (left by an interrupted write or emptied by
         // rewrites) are dropped whole.
         for pack in kv.packs()? {

@@ -252,6 +252,7 @@ impl<'s> WriteBatch<'s> {
                 None => None,
             };
             let custom = store.inner.options.custom_policy.is_some();
+            self.mark(&[hash])?;
             let estimate = self
                 .estimates
                 .entry(doc.clone())
@@ -300,6 +301,28 @@ impl<'s> WriteBatch<'s> {
         Ok(records)
     }
 
+    /// The maintenance epoch the batch read (a shared engine's).
+    pub(crate) fn epoch(&self) -> Option<&Epoch> {
+        self.epoch.as_ref().and_then(Option::as_ref)
+    }
+
+    /// On a shared engine, marks `hashes` as objects this batch is about to write, so that a
+    /// `gc` in another process spares them until the commit (`kv/lease.rs`); waits while a
+    /// maintenance runs.
+    fn mark(&mut self, hashes: &[ContentHash]) -> StoreResult<()> {
+        let inner = &self.store.inner;
+        loop {
+            self.read_epoch()?;
+            let Some(epoch) = self.epoch().cloned() else {
+                return Ok(());
+            };
+            if hashes.is_empty() || inner.kv.mark_pending(hashes, &epoch)? {
+                return Ok(());
+            }
+            self.epoch = Some(inner.kv.settled_epoch(inner.options.lock_wait)?);
+        }
+    }
+
     /// Reads the maintenance epoch once, before the batch writes any object.
     fn read_epoch(&mut self) -> StoreResult<()> {
         if self.epoch.is_none() {
@@ -312,6 +335,8 @@ impl<'s> WriteBatch<'s> {
     pub(crate) fn commit_with(mut self, flush: bool) -> StoreResult<Vec<VersionRecord>> {
         self.read_epoch()?;
         if self.store.inner.policy.reverse() {
+            let hashes: Vec<ContentHash> = self.pending().map(|(_, _, h)| h).collect();
+            self.mark(&hashes)?;
             self.write_reverse()?;
         }
         let epoch = self.epoch.clone().flatten();
@@ -412,7 +437,16 @@ impl Store {
                 Err(None) => {
                     epoch = self.inner.kv.settled_epoch(self.inner.options.lock_wait)?;
                     for p in puts {
-                        if self.read_object(&p.hash).is_err() {
+                        // From the engine, not the cache of contents (which holds the puts').
+                        let fresh = std::sync::Mutex::new(crate::read::ContentCache::new(0));
+                        let stored = crate::read::rebuild(
+                            &self.inner.kv,
+                            &fresh,
+                            &p.hash,
+                            self.read_limit(),
+                            false,
+                        );
+                        if stored.is_err() {
                             return Err(StoreError::Busy {
                                 reason: format!(
                                     "maintenance (gc or prune) in another process removed what \

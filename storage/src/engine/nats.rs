@@ -3,13 +3,17 @@
 //!
 //! Why a log (docs/scale-out.md): the layers above need batches that apply atomically across
 //! key spaces with compare-and-swap. JetStream's key-value buckets compare-and-swap one key at
-//! a time; a stream compares-and-swaps its whole order: a message published with the header
-//! `Nats-Expected-Last-Subject-Sequence: S` is stored only while the last message of its subject
-//! is still `S`. So every batch is one message on the subject `strata.NAME.b`, published
-//! expecting the sequence of the last batch this process applied. A writer that missed
-//! another's batch is refused by the cluster, reads the batches it missed, checks its
-//! expectations again and retries or reports the conflict. The stream's order is the store's
-//! one total order of changes; every process that replays it gets the same records.
+//! a time; a stream orders everything. So every batch is one message on the subject
+//! `strata.NAME.b`, published with `Nats-Expected-Last-Subject-Sequence` set to the last batch
+//! message this process read, and carrying `prev`, the last batch that took effect when it
+//! was computed. Replaying the log, every process applies a batch only when its `prev` is the
+//! last batch that took effect before it, and skips it otherwise: the same decision from the
+//! same log everywhere. The server's check alone is not enough: measured, nats-server 2.9 on
+//! a 3-node cluster stores two batches published against the same last sequence when they
+//! arrive together (the test with kill -9 found one version number given twice before this
+//! rule). A writer whose batch was refused or skipped reads what it missed, checks its
+//! expectations again and retries or reports the conflict. The log's order of the batches
+//! that took effect is the store's one total order of changes.
 //!
 //! A batch larger than the server's message limit (`max_payload`, 1 MiB by default) is cut into
 //! parts published first on `strata.NAME.p`; its batch message then lists the parts' sequence
@@ -145,8 +149,8 @@ pub(crate) struct NatsEngine {
     context: jetstream::Context,
     /// The records as of `applied`.
     view: MemoryEngine,
-    /// The sequence of the last batch applied to `view`; held while catching up or writing.
-    applied: Mutex<u64>,
+    /// How far this process has read the log; held while catching up or writing.
+    applied: Mutex<Position>,
     /// The largest message the servers take, headers included.
     max_payload: usize,
     /// The maintenance lease this process holds, expected by each of its batches.
@@ -168,6 +172,16 @@ impl Drop for NatsEngine {
             rt.shutdown_background();
         }
     }
+}
+
+/// How far a process has read the log.
+#[derive(Clone, Copy, Debug, Default)]
+struct Position {
+    /// The sequence of the last batch message read (the subject's last sequence as this
+    /// process knows it: what its next publish expects).
+    read: u64,
+    /// The sequence of the last batch that took effect (see [`NatsEngine::catch_up`]).
+    valid: u64,
 }
 
 /// A retryable failure, or one to report.
@@ -219,43 +233,62 @@ impl NatsEngine {
             jetstream::new(client.clone())
         };
         let stream_name = address.stream();
-        let found = {
-            let context = context.clone();
-            let name = stream_name.clone();
-            run_on(&runtime, async move { context.get_stream(name).await })
+        let config = jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![address.batch_subject(), address.part_subject()],
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: address.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
         };
-        let stream = match found {
-            Ok(s) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    jetstream::context::GetStreamErrorKind::JetStream(ref j)
-                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-                ) =>
-            {
-                if !create {
-                    return Ok(None);
-                }
-                let config = jetstream::stream::Config {
-                    name: stream_name.clone(),
-                    subjects: vec![address.batch_subject(), address.part_subject()],
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: address.replicas,
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                };
+        // A cluster that just started answers "temporarily unavailable" or not at all until
+        // it has elected its leaders, and processes that create the stream at once race:
+        // look again until it is there, for a while.
+        let begun = Instant::now();
+        let stream = loop {
+            let found = {
                 let context = context.clone();
-                run_on(&runtime, async move {
-                    context.get_or_create_stream(config).await
-                })
-                .map_err(|e| fail("could not create its stream", e.to_string()))?
-            }
-            Err(e) => {
+                let name = stream_name.clone();
+                run_on(&runtime, async move { context.get_stream(name).await })
+            };
+            let retry = match found {
+                Ok(s) => break s,
+                Err(e) => match e.kind() {
+                    jetstream::context::GetStreamErrorKind::JetStream(j)
+                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        if !create {
+                            return Ok(None);
+                        }
+                        let context = context.clone();
+                        let config = config.clone();
+                        match run_on(&runtime, async move { context.create_stream(config).await }) {
+                            Ok(s) => break s,
+                            // Another process created it first (or the cluster is busy).
+                            Err(e) => e.to_string(),
+                        }
+                    }
+                    jetstream::context::GetStreamErrorKind::JetStream(j)
+                        if j.error_code() != jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE =>
+                    {
+                        return Err(fail(
+                            "could not find its stream",
+                            format!("{e}; check that the server runs with JetStream on (-js)"),
+                        ));
+                    }
+                    _ => e.to_string(),
+                },
+            };
+            if begun.elapsed() > RETRY_FOR {
                 return Err(fail(
-                    "could not find its stream",
-                    format!("{e}; check that the server runs with JetStream on (-js)"),
+                    "could not find or create its stream",
+                    format!(
+                        "{retry}; check that a majority of the cluster's servers run, with \
+                         JetStream on (-js)"
+                    ),
                 ));
             }
+            std::thread::sleep(Duration::from_millis(200));
         };
         let max_payload = client.server_info().max_payload.max(64 * 1024);
         let engine = Self {
@@ -265,7 +298,7 @@ impl NatsEngine {
             stream,
             context,
             view: MemoryEngine::new(),
-            applied: Mutex::new(0),
+            applied: Mutex::new(Position::default()),
             max_payload,
             fence: Mutex::new(None),
         };
@@ -289,54 +322,70 @@ impl NatsEngine {
         }))
     }
 
-    /// Applies every batch stored since the last one applied. Returns the ids of the batches
-    /// applied.
+    /// Applies every batch stored since the last one read.
     pub(crate) fn sync(&self) -> StoreResult<()> {
-        let mut applied = lock(&self.applied);
-        self.catch_up(&mut applied, None).map(|_| ())
+        let mut at = lock(&self.applied);
+        self.catch_up(&mut at, None).map(|_| ())
     }
 
-    /// Catches up from `*applied`; returns whether a batch with id `mine` was among those
-    /// applied.
-    fn catch_up(&self, applied: &mut u64, mine: Option<&[u8; 16]>) -> StoreResult<bool> {
-        let mut found = false;
-        loop {
-            let next = *applied + 1;
-            let stream = self.stream.clone();
-            let subject = self.address.batch_subject();
-            let got = self.retrying("read the store's log", move || {
-                let stream = stream.clone();
-                let subject = subject.clone();
-                async move {
-                    match stream.get_first_raw_message_by_subject(subject, next).await {
-                        Ok(m) => Ok(Some((m.sequence, m.payload))),
-                        Err(e) => match e.kind() {
-                            LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                            LastRawMessageErrorKind::JetStream(j)
-                                if j.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
-                            {
-                                Ok(None)
-                            }
-                            _ => Err(Attempt::Retry(e.to_string())),
-                        },
-                    }
+    /// The first batch message after sequence `after`: its sequence and bytes.
+    fn next_batch(&self, after: u64) -> StoreResult<Option<(u64, bytes::Bytes)>> {
+        let stream = self.stream.clone();
+        let subject = self.address.batch_subject();
+        self.retrying("read the store's log", move || {
+            let stream = stream.clone();
+            let subject = subject.clone();
+            async move {
+                match stream
+                    .get_first_raw_message_by_subject(subject, after + 1)
+                    .await
+                {
+                    Ok(m) => Ok(Some((m.sequence, m.payload))),
+                    Err(e) => match e.kind() {
+                        LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                        LastRawMessageErrorKind::JetStream(j)
+                            if j.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
+                        {
+                            Ok(None)
+                        }
+                        _ => Err(Attempt::Retry(e.to_string())),
+                    },
                 }
-            })?;
-            let Some((seq, payload)) = got else {
-                return Ok(found);
-            };
-            let (id, changes) = self.decode(seq, &payload)?;
-            if mine == Some(&id) {
+            }
+        })
+    }
+
+    /// Reads the log from `at` to its end. A batch takes effect only when it was published
+    /// against the last batch that took effect (its `prev`): every process decides the same
+    /// from the same log, so a batch that the cluster let through beside a concurrent one
+    /// with the same expectation (nats-server 2.9 checks a clustered stream's expected
+    /// sequence against applied messages only) is skipped by everyone, and its writer, who
+    /// finds it skipped here, tries again. Returns whether the batch `mine` took effect.
+    fn catch_up(&self, at: &mut Position, mine: Option<&[u8; 16]>) -> StoreResult<bool> {
+        let mut found = false;
+        while let Some((seq, payload)) = self.next_batch(at.read)? {
+            let head = parse_head(seq, &payload)?;
+            at.read = seq;
+            if head.prev != at.valid {
+                continue;
+            }
+            let changes = self.changes(seq, &payload, &head)?;
+            if mine == Some(&head.id) {
                 found = true;
             }
-            self.view
-                .write(Batch {
-                    changes,
-                    ..Batch::default()
-                })
-                .map_err(|_| StoreError::corrupt("NATS engine", "its copy refused a batch"))?;
-            *applied = seq;
+            self.apply(changes)?;
+            at.valid = seq;
         }
+        Ok(found)
+    }
+
+    fn apply(&self, changes: Vec<super::Change>) -> StoreResult<()> {
+        self.view
+            .write(Batch {
+                changes,
+                ..Batch::default()
+            })
+            .map_err(|_| StoreError::corrupt("NATS engine", "its copy refused a batch"))
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or [`RETRY_FOR`] passes.
@@ -370,54 +419,49 @@ impl NatsEngine {
         run_on(self.rt(), fut)
     }
 
-    /// Reads a batch message: its id and its changes.
-    fn decode(&self, seq: u64, payload: &[u8]) -> StoreResult<([u8; 16], Vec<super::Change>)> {
+    /// The changes of batch message `seq` (fetching its parts, when it has them).
+    fn changes(&self, seq: u64, payload: &[u8], head: &Head) -> StoreResult<Vec<super::Change>> {
         let bad = |why: String| StoreError::corrupt(format!("NATS batch {seq}"), why);
-        let body = sealed(payload).ok_or_else(|| bad("fails its checksum".into()))?;
+        let whole;
+        let body: &[u8] = match &head.parts {
+            None => sealed(payload).ok_or_else(|| bad("fails its checksum".into()))?,
+            Some((total, crc, seqs)) => {
+                let mut bytes = Vec::with_capacity(usize::try_from(*total).unwrap_or(0));
+                for &part in seqs {
+                    let stream = self.stream.clone();
+                    let got = self.retrying("read a part of a large batch", move || {
+                        let stream = stream.clone();
+                        async move {
+                            stream
+                                .get_raw_message(part)
+                                .await
+                                .map(|m| m.payload)
+                                .map_err(|e| Attempt::Retry(e.to_string()))
+                        }
+                    })?;
+                    bytes.extend_from_slice(&got);
+                }
+                if bytes.len() as u64 != *total || crc32fast::hash(&bytes) != *crc {
+                    return Err(bad(format!(
+                        "its {} parts do not add up to the {total} bytes it names",
+                        seqs.len()
+                    )));
+                }
+                whole = bytes;
+                sealed(&whole).ok_or_else(|| bad("its parts fail their checksum".into()))?
+            }
+        };
         let mut r = Reader { bytes: body, at: 0 };
-        let magic = r.take(4).ok_or_else(|| bad("is empty".into()))?;
-        if magic == PARTS {
-            let id: [u8; 16] = r.array().ok_or_else(|| bad("is cut short".into()))?;
-            let total = r.u64().ok_or_else(|| bad("is cut short".into()))?;
-            let crc = r.u32().ok_or_else(|| bad("is cut short".into()))?;
-            let n = r.u32().ok_or_else(|| bad("is cut short".into()))?;
-            let mut whole = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-            for _ in 0..n {
-                let part = r.u64().ok_or_else(|| bad("is cut short".into()))?;
-                let stream = self.stream.clone();
-                let bytes = self.retrying("read a part of a large batch", move || {
-                    let stream = stream.clone();
-                    async move {
-                        stream
-                            .get_raw_message(part)
-                            .await
-                            .map(|m| m.payload)
-                            .map_err(|e| Attempt::Retry(e.to_string()))
-                    }
-                })?;
-                whole.extend_from_slice(&bytes);
-            }
-            if whole.len() as u64 != total || crc32fast::hash(&whole) != crc {
-                return Err(bad(format!(
-                    "its {n} parts do not add up to the {total} bytes it names"
-                )));
-            }
-            let body = sealed(&whole).ok_or_else(|| bad("its parts fail their checksum".into()))?;
-            let mut r = Reader { bytes: body, at: 0 };
-            if r.take(4) != Some(INLINE) {
-                return Err(bad("its parts do not hold a batch".into()));
-            }
-            let (inner_id, changes) =
-                read_changes(&mut r).ok_or_else(|| bad("is damaged".into()))?;
-            if inner_id != id {
-                return Err(bad("its parts belong to another batch".into()));
-            }
-            return Ok((id, changes));
+        let inner = r
+            .take(4)
+            .zip(r.u64())
+            .and_then(|(m, _)| (m == INLINE).then_some(()))
+            .and_then(|()| read_changes(&mut r));
+        match inner {
+            Some((id, changes)) if id == head.id => Ok(changes),
+            Some(_) => Err(bad("its parts belong to another batch".into())),
+            None => Err(bad("is damaged".into())),
         }
-        if magic != INLINE {
-            return Err(bad("is not a strata batch".into()));
-        }
-        read_changes(&mut r).ok_or_else(|| bad("is damaged".into()))
     }
 
     /// Publishes `payload` on `subject`, expecting the subject's last sequence to be `expect`
@@ -460,15 +504,13 @@ impl NatsEngine {
         })
     }
 
-    /// The batch message of `changes`: inline when it fits a message, else its parts published
-    /// first.
-    fn batch_message(&self, id: &[u8; 16], changes: &[super::Change]) -> StoreResult<Vec<u8>> {
-        let mut inline = INLINE.to_vec();
-        write_changes(&mut inline, id, changes);
-        seal(&mut inline);
+    /// The parts of a batch too large for one message, published now: `None` when the batch
+    /// fits one message. Returns the head fields of its batch message (total length, CRC,
+    /// part sequences).
+    fn publish_parts(&self, inline: &[u8]) -> StoreResult<Option<(u64, u32, Vec<u64>)>> {
         let room = self.max_payload - HEADER_ROOM;
         if inline.len() <= room {
-            return Ok(inline);
+            return Ok(None);
         }
         let mut seqs = Vec::new();
         for chunk in inline.chunks(room) {
@@ -477,17 +519,92 @@ impl NatsEngine {
                 .ok_or_else(|| self.error("could not store a part", "refused"))?;
             seqs.push(seq);
         }
-        let mut msg = PARTS.to_vec();
-        msg.extend_from_slice(id);
-        msg.extend_from_slice(&(inline.len() as u64).to_be_bytes());
-        msg.extend_from_slice(&crc32fast::hash(&inline).to_be_bytes());
-        msg.extend_from_slice(&(seqs.len() as u32).to_be_bytes());
-        for s in seqs {
-            msg.extend_from_slice(&s.to_be_bytes());
-        }
-        seal(&mut msg);
-        Ok(msg)
+        Ok(Some((inline.len() as u64, crc32fast::hash(inline), seqs)))
     }
+}
+
+/// Reads the head of batch message `seq`: what it was published against, its id, and where
+/// its changes are.
+fn parse_head(seq: u64, payload: &[u8]) -> StoreResult<Head> {
+    let bad = |why: &str| StoreError::corrupt(format!("NATS batch {seq}"), why.to_owned());
+    let body = sealed(payload).ok_or_else(|| bad("fails its checksum"))?;
+    let mut r = Reader { bytes: body, at: 0 };
+    let short = || bad("is cut short");
+    let magic = r.take(4).ok_or_else(short)?;
+    let prev = r.u64().ok_or_else(short)?;
+    let id: [u8; 16] = r.array().ok_or_else(short)?;
+    if magic == INLINE {
+        return Ok(Head {
+            prev,
+            id,
+            parts: None,
+        });
+    }
+    if magic != PARTS {
+        return Err(bad("is not a strata batch"));
+    }
+    let total = r.u64().ok_or_else(short)?;
+    let crc = r.u32().ok_or_else(short)?;
+    let n = r.u32().ok_or_else(short)?;
+    let seqs = (0..n)
+        .map(|_| r.u64().ok_or_else(short))
+        .collect::<StoreResult<Vec<u64>>>()?;
+    Ok(Head {
+        prev,
+        id,
+        parts: Some((total, crc, seqs)),
+    })
+}
+
+/// The head of a batch message.
+struct Head {
+    /// The batch that was the last to take effect when this one was published.
+    prev: u64,
+    id: [u8; 16],
+    /// Total length, CRC-32 and sequences of the parts holding the changes, if in parts.
+    parts: Option<(u64, u32, Vec<u64>)>,
+}
+
+/// A batch message: `INLINE ‖ prev u64 BE ‖ id ‖ changes ‖ CRC-32` (the changes as
+/// [`write_changes`] writes them after the id), or `PARTS ‖ prev ‖ id ‖ total u64 BE ‖ CRC-32
+/// of the parts u32 BE ‖ count u32 BE ‖ part sequences u64 BE ‖ CRC-32`, whose parts
+/// concatenated are an `INLINE` message (with `prev` 0).
+fn batch_message(
+    prev: u64,
+    id: &[u8; 16],
+    inline: &[u8],
+    parts: Option<&(u64, u32, Vec<u64>)>,
+) -> Vec<u8> {
+    let mut msg = Vec::new();
+    match parts {
+        None => {
+            // `inline` is the sealed INLINE message with `prev` 0: set it and seal again.
+            msg.extend_from_slice(&inline[..inline.len() - 4]);
+            msg[4..12].copy_from_slice(&prev.to_be_bytes());
+        }
+        Some((total, crc, seqs)) => {
+            msg.extend_from_slice(PARTS);
+            msg.extend_from_slice(&prev.to_be_bytes());
+            msg.extend_from_slice(id);
+            msg.extend_from_slice(&total.to_be_bytes());
+            msg.extend_from_slice(&crc.to_be_bytes());
+            msg.extend_from_slice(&(seqs.len() as u32).to_be_bytes());
+            for s in seqs {
+                msg.extend_from_slice(&s.to_be_bytes());
+            }
+        }
+    }
+    seal(&mut msg);
+    msg
+}
+
+/// The sealed `INLINE` message of `changes`, with `prev` 0.
+fn inline_message(id: &[u8; 16], changes: &[super::Change]) -> Vec<u8> {
+    let mut out = INLINE.to_vec();
+    out.extend_from_slice(&0u64.to_be_bytes());
+    write_changes(&mut out, id, changes);
+    seal(&mut out);
+    out
 }
 
 /// Runs `fut` on `rt` from any thread, inside another runtime's tasks too (where `block_on`
@@ -655,14 +772,17 @@ impl Engine for NatsEngine {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut applied = lock(&self.applied);
-        self.catch_up(&mut applied, None)?;
+        let mut at = lock(&self.applied);
+        self.catch_up(&mut at, None)?;
         let id = new_id();
-        let msg_id = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let hex = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let inline = inline_message(&id, &batch.changes);
         // Parts, when any, are published once: the batch message that names them is retried.
-        let msg = self.batch_message(&id, &batch.changes)?;
+        let parts = self.publish_parts(&inline)?;
         let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
+        let mut attempt = 0u64;
         loop {
+            attempt += 1;
             if !self.view.holds(&fence) {
                 return Err(WriteError::Store(StoreError::Busy {
                     reason: format!(
@@ -676,30 +796,31 @@ impl Engine for NatsEngine {
             if !self.view.holds(&batch.expect) {
                 return Err(WriteError::Conflict);
             }
-            match self.publish(
+            let msg = batch_message(at.valid, &id, &inline, parts.as_ref());
+            let stored = self.publish(
                 self.address.batch_subject(),
-                msg.clone(),
-                Some(msg_id.clone()),
-                Some(*applied),
-            )? {
-                Some(seq) => {
-                    self.view
-                        .write(Batch {
-                            changes: batch.changes,
-                            ..Batch::default()
-                        })
-                        .map_err(|_| {
-                            StoreError::corrupt("NATS engine", "its copy refused a batch")
-                        })?;
-                    *applied = seq;
-                    return Ok(());
-                }
-                // Another writer's batch came first: read it, then check again.
-                None => {
-                    if self.catch_up(&mut applied, Some(&id))? {
-                        return Ok(());
-                    }
-                }
+                msg,
+                // One message id per attempt: the server drops a retried publish of the same
+                // attempt as a duplicate, while a new attempt (after this one was refused or
+                // skipped) is a new message.
+                Some(format!("{hex}-{attempt}")),
+                Some(at.read),
+            )?;
+            // Stored right after the last batch read (the usual case): it took effect. Else
+            // another batch came between (refused by the cluster, or let through beside
+            // this one), and reading up to here tells whether this one took effect.
+            if let Some(seq) = stored
+                && self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq)
+            {
+                self.apply(batch.changes)?;
+                *at = Position {
+                    read: seq,
+                    valid: seq,
+                };
+                return Ok(());
+            }
+            if self.catch_up(&mut at, Some(&id))? {
+                return Ok(());
             }
         }
     }
@@ -802,17 +923,26 @@ mod tests {
             (Space::Meta, b"counters".to_vec(), Some(Vec::new())),
         ];
         let id = new_id();
-        let mut out = INLINE.to_vec();
-        write_changes(&mut out, &id, &changes);
-        seal(&mut out);
-        let body = sealed(&out).unwrap();
-        let mut r = Reader { bytes: body, at: 4 };
+        let inline = inline_message(&id, &changes);
+        let mut msg = batch_message(41, &id, &inline, None);
+        let head = parse_head(50, &msg).unwrap();
+        assert_eq!((head.prev, head.id, head.parts.is_none()), (41, id, true));
+        let body = sealed(&msg).unwrap();
+        let mut r = Reader {
+            bytes: body,
+            at: 12,
+        };
         let (got_id, got) = read_changes(&mut r).unwrap();
         assert_eq!(got_id, id);
         assert_eq!(got, changes);
+        // A batch in parts names them, with their length and CRC.
+        let parts = (inline.len() as u64, crc32fast::hash(&inline), vec![7, 9]);
+        let head = parse_head(60, &batch_message(41, &id, &inline, Some(&parts))).unwrap();
+        assert_eq!(head.parts, Some(parts));
         // One flipped bit is caught by the checksum.
-        out[10] ^= 1;
-        assert!(sealed(&out).is_none());
+        msg[10] ^= 1;
+        assert!(sealed(&msg).is_none());
+        assert!(parse_head(50, &msg).is_err());
         assert_ne!(new_id(), new_id());
     }
 }

@@ -18,6 +18,11 @@
 //!   removed, it reports so and writes nothing.
 //! - A lease past its expiry (its holder died) is broken by the next writer that waits for
 //!   it: compare-and-swap from the odd record to the next even epoch.
+//! - Objects that a put is about to write are marked first, `meta/pending/<id>` → the time
+//!   (ms, u64 BE), in a batch that expects the epoch; the put's commit removes the marks.
+//!   `gc` spares marked objects (they are not referenced yet, but about to be) until a mark
+//!   is [`PENDING_MS`] old: a put that died before its commit leaves it, and `gc` then drops
+//!   the mark with the object.
 
 use std::time::{Duration, Instant};
 
@@ -29,9 +34,28 @@ pub(crate) const META_MAINTENANCE: &[u8] = b"maintenance";
 /// How long a lease holds before another process may break it.
 const LEASE_MS: u64 = 10 * 60 * 1000;
 
+/// The prefix of the `meta` keys that mark objects of puts not committed yet.
+const PENDING: &[u8] = b"pending/";
+
+/// How long `gc` spares an object whose put has not committed.
+pub(crate) const PENDING_MS: u64 = 60 * 60 * 1000;
+
+fn pending_key(hash: &ContentHash) -> Vec<u8> {
+    let mut k = PENDING.to_vec();
+    k.extend_from_slice(hash.as_bytes());
+    k
+}
+
 /// The lease record as a commit saw it (`None`: never taken): commits expect it unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Epoch(pub(crate) Option<Vec<u8>>);
+
+impl Epoch {
+    /// The expectation that the lease record still holds this epoch.
+    pub(crate) fn expectation(&self) -> crate::engine::Change {
+        (Space::Meta, META_MAINTENANCE.to_vec(), self.0.clone())
+    }
+}
 
 /// What this process holds: the record it wrote, and how many maintenance calls are inside
 /// it (gc inside prune).
@@ -213,6 +237,54 @@ impl Kv {
             }),
             Err(WriteError::Store(e)) => Err(e),
         }
+    }
+
+    /// Marks `hashes` as objects of a put about to be written, if the lease record still
+    /// holds `epoch`; `false` (nothing written) when a maintenance began since.
+    pub(crate) fn mark_pending(&self, hashes: &[ContentHash], epoch: &Epoch) -> StoreResult<bool> {
+        let now = crate::write::now_ms().to_be_bytes().to_vec();
+        let mut b = Batch::default();
+        for h in hashes {
+            b.put(Space::Meta, pending_key(h), now.clone());
+        }
+        b.expect.push(epoch.expectation());
+        self.write_guarded(b)
+    }
+
+    /// Adds the removal of the marks of `hashes` to a commit's batch (on a shared engine).
+    pub(crate) fn unmark_pending(
+        &self,
+        batch: &mut Batch,
+        hashes: impl Iterator<Item = ContentHash>,
+    ) {
+        if self.shared() {
+            for h in hashes {
+                batch.remove(Space::Meta, pending_key(&h));
+            }
+        }
+    }
+
+    /// The objects marked as a put's, with the time of each mark.
+    pub(crate) fn pending_marks(&self) -> StoreResult<Vec<(ContentHash, u64)>> {
+        let mut out = Vec::new();
+        for kv in engine::with_prefix(&*self.engine, Space::Meta, PENDING) {
+            let (k, v) = kv?;
+            let bad = || StoreError::corrupt("pending object mark", "is malformed");
+            let id: [u8; 32] = k[PENDING.len()..].try_into().map_err(|_| bad())?;
+            let ms: [u8; 8] = (*v).try_into().map_err(|_| bad())?;
+            out.push((ContentHash::from_bytes(id), u64::from_be_bytes(ms)));
+        }
+        Ok(out)
+    }
+
+    /// Removes the marks of `hashes` (expired ones, by `gc`).
+    pub(crate) fn drop_pending_marks(&self, hashes: &[ContentHash]) -> StoreResult<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let mut b = Batch::default();
+        self.unmark_pending(&mut b, hashes.iter().copied());
+        self.write(b)
     }
 
     /// Whether the lease record still holds `epoch`.

@@ -16,7 +16,7 @@ mod lease;
 mod objects;
 mod open;
 
-pub(crate) use lease::Epoch;
+pub(crate) use lease::{Epoch, PENDING_MS};
 
 pub(crate) use objects::StoredObject;
 pub(crate) use open::{KvConfig, MEMORY_PATH};
@@ -856,7 +856,9 @@ impl Kv {
             out.push(rec);
         }
         o.put(Space::Meta, META_COUNTERS, &counters);
-        Ok((o.into_batch(), out))
+        let mut batch = o.into_batch();
+        self.unmark_pending(&mut batch, puts.iter().map(|p| p.hash));
+        Ok((batch, out))
     }
 
     /// Copies every space except objects and packs into `dest` verbatim: names, documents,

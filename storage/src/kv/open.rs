@@ -147,8 +147,10 @@ impl Kv {
                     return Err(not_a_store("it holds data but no format record".into()));
                 }
                 // One batch: a crash keeps both records or neither, never a format record
-                // without its counters.
+                // without its counters. It expects no format record: of processes that found
+                // a shared store empty at once, one creates it and the others read it.
                 let mut batch = format_batch();
+                batch.expect(Space::Meta, META_FORMAT, None);
                 batch.put(
                     Space::Meta,
                     META_COUNTERS,
@@ -158,12 +160,15 @@ impl Kv {
                         feed_page: 0,
                     }),
                 );
-                self.write(batch)
-                    .and_then(|()| self.engine.flush())
-                    .map_err(|e| OpenError::Backend {
-                        path: path.to_owned(),
-                        source: BackendError::new(e),
-                    })
+                let backend = |e| OpenError::Backend {
+                    path: path.to_owned(),
+                    source: BackendError::new(e),
+                };
+                match self.engine.write(batch) {
+                    Ok(()) => self.engine.flush().map_err(backend),
+                    Err(WriteError::Conflict) => self.check_format(path, convert),
+                    Err(WriteError::Store(e)) => Err(backend(e)),
+                }
             }
         }
     }
