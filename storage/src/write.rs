@@ -145,6 +145,18 @@ pub struct WriteBatch<'s> {
     /// On a shared engine, the maintenance epoch read before the batch wrote its first object
     /// (`kv/lease.rs`): `None` until then.
     epoch: Option<Option<Epoch>>,
+    /// Objects marked as this batch's until its commit (a shared engine's, `kv/lease.rs`):
+    /// a batch dropped or failed removes the marks, so `gc` need not wait for them to expire.
+    marked: Vec<ContentHash>,
+}
+
+impl Drop for WriteBatch<'_> {
+    fn drop(&mut self) {
+        if !self.marked.is_empty() {
+            // Best effort: a mark left behind only makes `gc` spare an object for an hour.
+            let _ = self.store.inner.kv.drop_pending_marks(&self.marked);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -178,6 +190,7 @@ impl<'s> WriteBatch<'s> {
             floors: HashMap::new(),
             _gate: gate,
             epoch: None,
+            marked: Vec::new(),
         }
     }
 
@@ -317,6 +330,7 @@ impl<'s> WriteBatch<'s> {
                 return Ok(());
             };
             if hashes.is_empty() || inner.kv.mark_pending(hashes, &epoch)? {
+                self.marked.extend_from_slice(hashes);
                 return Ok(());
             }
             self.epoch = Some(inner.kv.settled_epoch(inner.options.lock_wait)?);
@@ -341,6 +355,8 @@ impl<'s> WriteBatch<'s> {
         }
         let epoch = self.epoch.clone().flatten();
         let records = self.store.commit_puts(&self.puts, epoch)?;
+        // The commit removed the marks.
+        self.marked.clear();
         if flush {
             self.store.inner.kv.flush()?;
         }

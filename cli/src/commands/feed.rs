@@ -93,6 +93,15 @@ pub(crate) fn run(
         if !args.follow || args.limit.is_some_and(|l| printed >= l) {
             return Ok(());
         }
+        if store.shared() {
+            // Other processes write a shared store (NATS) while it is open: wait for a
+            // commit, woken by the engine, instead of opening it again; the loop above then
+            // prints what came.
+            store
+                .subscribe(last + 1)
+                .next_timeout(std::time::Duration::from_secs(3600))?;
+            continue;
+        }
         // Let other processes write while waiting, then look again.
         drop(store);
         std::thread::sleep(FOLLOW_POLL);

@@ -102,7 +102,10 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Prune(args) => {
             // The dropped versions' bytes inside packs are reclaimed by a repack; it runs when
             // they are a quarter or more of all packed bytes (git's auto-gc, by bytes).
-            let reclaim_packs = ls::run_prune(args, &open(cli)?, out)?;
+            let store = open(cli)?;
+            // (A store on NATS keeps the bytes in its log: no repack, see docs/scale-out.md.)
+            let reclaim_packs = ls::run_prune(args, &store, out)? && !store.shared();
+            drop(store);
             if reclaim_packs && !args.no_repack {
                 repack::reclaim(&store_path(cli), options(cli), out)?;
             }
@@ -272,6 +275,13 @@ const READ_CACHE_BYTES: usize = 96 << 20;
 /// runs merged by an import, packs dropped by gc): the engine removes their files only when
 /// a store opens, so the command leaves none behind. No store (an import of nothing) is fine.
 fn reclaim(cli: &Cli) -> Result<(), CliError> {
+    // A store on NATS has no files to remove.
+    if store_path(cli)
+        .to_str()
+        .is_some_and(|p| p.starts_with("nats://"))
+    {
+        return Ok(());
+    }
     match Store::open_with(store_path(cli), options(cli).create(false)) {
         Ok(store) => {
             drop(store);

@@ -16,6 +16,15 @@ pub(crate) fn run(
     policy: Option<Policy>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if path.to_str().is_some_and(|p| p.starts_with("nats://")) {
+        return Err(CliError::failed(format!(
+            "repack rewrites a store directory and swaps it in; {} is on NATS: write a \
+             re-encoded copy under a new name with `strata --store {} copy nats://HOST:PORT/NEWNAME` \
+             (docs/scale-out.md)",
+            path.display(),
+            path.display()
+        )));
+    }
     if !path.exists() {
         return Err(CliError::NotFound(format!(
             "no store at {}: nothing to repack",
