@@ -758,7 +758,9 @@ async fn get_doc(
     // latest is always stored whole): it runs on the event loop's thread. Older versions
     // may rebuild a delta chain and go to the blocking pool. Measured with 64 connections
     // reading a 4 KB document: 0.45x nginx's requests/s through the pool.
-    let found = if q.contains_key("at") {
+    // On a shared store (NATS) every read first asks the cluster for newer batches: a
+    // network round trip, which goes to the pool too.
+    let found = if q.contains_key("at") || app.store.shared() {
         blocking(&app, read).await?
     } else {
         read(&app)?

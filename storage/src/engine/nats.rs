@@ -324,6 +324,12 @@ impl NatsEngine {
 
     /// Applies every batch stored since the last one read.
     pub(crate) fn sync(&self) -> StoreResult<()> {
+        // Asked without the lock, so that the readers of a busy process ask in parallel; the
+        // lock is taken only when there is something to read.
+        let read = lock(&self.applied).read;
+        if self.next_batch(read)?.is_none() {
+            return Ok(());
+        }
         let mut at = lock(&self.applied);
         self.catch_up(&mut at, None).map(|_| ())
     }
@@ -772,8 +778,9 @@ impl Engine for NatsEngine {
         if batch.is_empty() {
             return Ok(());
         }
+        // No reading ahead: a batch computed from an old copy is refused by the cluster (it
+        // expects the last batch read), and then read up and checked again.
         let mut at = lock(&self.applied);
-        self.catch_up(&mut at, None)?;
         let id = new_id();
         let hex = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let inline = inline_message(&id, &batch.changes);
@@ -806,11 +813,12 @@ impl Engine for NatsEngine {
                 Some(format!("{hex}-{attempt}")),
                 Some(at.read),
             )?;
-            // Stored right after the last batch read (the usual case): it took effect. Else
-            // another batch came between (refused by the cluster, or let through beside
-            // this one), and reading up to here tells whether this one took effect.
+            // Stored right after the last batch read (the usual case: nothing at all came
+            // between, or the next batch is this one): it took effect. Else another batch
+            // came between (refused by the cluster, or let through beside this one), and
+            // reading up to here tells whether this one took effect.
             if let Some(seq) = stored
-                && self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq)
+                && (seq == at.read + 1 || self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq))
             {
                 self.apply(batch.changes)?;
                 *at = Position {
