@@ -682,9 +682,13 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn get_object(&self, hash: &ContentHash) -> StoreResult<Option<Vec<u8>>> {
-        self.inner.kv.sync()?;
+        // An object's content never changes: another process's writes matter only when it
+        // is not here yet.
         if !self.inner.kv.has_object(hash)? {
-            return Ok(None);
+            self.inner.kv.sync()?;
+            if !self.inner.kv.has_object(hash)? {
+                return Ok(None);
+            }
         }
         Ok(Some(Content::new(self.read_object(hash)?).into_vec()))
     }
@@ -694,8 +698,13 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn object_header(&self, hash: &ContentHash) -> StoreResult<Option<ObjectHeader>> {
-        self.inner.kv.sync()?;
-        self.inner.kv.object_header(hash)
+        match self.inner.kv.object_header(hash)? {
+            Some(h) => Ok(Some(h)),
+            None => {
+                self.inner.kv.sync()?;
+                self.inner.kv.object_header(hash)
+            }
+        }
     }
 
     /// Holds back every put and batch until the guard drops (for record compaction).
