@@ -339,7 +339,8 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
         return;
     };
     let d = dir.path().to_owned();
-    let s = format!("{}/{}?replicas=3", cluster.url(), unique_name("cluster"));
+    let name = unique_name("cluster");
+    let s = format!("{}/{name}?replicas=3", cluster.url());
     // The cluster elects its JetStream leader after it starts: the first put waits for it.
     let start = Instant::now();
     loop {
@@ -379,6 +380,24 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
         cluster.nodes[victim].restart();
         for h in handles {
             acks.extend(h.join().unwrap());
+        }
+        // The restarted node catches up: its replica reaches the others' last sequence.
+        let stream = format!("STRATA_{}", name);
+        let start = Instant::now();
+        loop {
+            let others = (0..3)
+                .filter(|&i| i != victim)
+                .filter_map(|i| cluster.nodes[i].stream_last_seq(&stream))
+                .max();
+            let own = cluster.nodes[victim].stream_last_seq(&stream);
+            if own.is_some() && own >= others {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "node {victim} did not catch up: {own:?} of {others:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     assert!(

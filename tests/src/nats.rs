@@ -48,6 +48,8 @@ pub struct NatsServer {
     binary: PathBuf,
     /// Client port.
     pub port: u16,
+    /// Monitoring (HTTP) port.
+    monitor: u16,
     /// Cluster (route) port, when in a cluster.
     cluster_port: Option<u16>,
     /// Every route of the cluster, when in one.
@@ -70,6 +72,7 @@ impl NatsServer {
         let mut s = Self {
             binary,
             port: free_port(),
+            monitor: free_port(),
             cluster_port: None,
             routes: Vec::new(),
             name: "n0".into(),
@@ -105,6 +108,8 @@ impl NatsServer {
             self.dir.display().to_string(),
             "-n".to_owned(),
             self.name.clone(),
+            "-m".to_owned(),
+            self.monitor.to_string(),
         ];
         if let Some(cp) = self.cluster_port {
             let routes: Vec<String> = self
@@ -151,6 +156,30 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The last sequence of stream `stream` as this server holds it (its replica), from the
+    /// server's monitoring endpoint; `None` when the server does not answer or has no such
+    /// stream.
+    #[must_use]
+    pub fn stream_last_seq(&self, stream: &str) -> Option<u64> {
+        use std::io::Read;
+        let mut conn = TcpStream::connect(("127.0.0.1", self.monitor)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        conn.write_all(
+            b"GET /jsz?streams=true HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .ok()?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).ok()?;
+        let body = text.split_once("\r\n\r\n")?.1;
+        let json: serde_json::Value = serde_json::from_str(body).ok()?;
+        json["account_details"]
+            .as_array()?
+            .iter()
+            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+            .find(|s| s["name"] == stream)
+            .and_then(|s| s["state"]["last_seq"].as_u64())
     }
 
     /// Kills the server with SIGKILL, as a crash would.
@@ -202,6 +231,7 @@ impl NatsCluster {
             .map(|i| NatsServer {
                 binary: binary.clone(),
                 port: free_port(),
+                monitor: free_port(),
                 cluster_port: Some(routes[i]),
                 routes: routes.clone(),
                 name: format!("n{i}"),

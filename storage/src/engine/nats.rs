@@ -27,6 +27,7 @@
 //! [`NatsEngine::sync`] (one request to the stream's leader when nothing is new) at the start
 //! of every store operation, and before every write.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -369,20 +370,111 @@ impl NatsEngine {
     /// finds it skipped here, tries again. Returns whether the batch `mine` took effect.
     fn catch_up(&self, at: &mut Position, mine: Option<&[u8; 16]>) -> StoreResult<bool> {
         let mut found = false;
+        let mut parts = HashMap::new();
+        let opening = at.read == 0;
+        let mut one_by_one = 0;
         while let Some((seq, payload)) = self.next_batch(at.read)? {
-            let head = parse_head(seq, &payload)?;
-            at.read = seq;
-            if head.prev != at.valid {
-                continue;
+            self.take(at, seq, &payload, mine, &mut parts, &mut found)?;
+            one_by_one += 1;
+            // Far behind (opening the store, or after a burst of other writers): read the rest
+            // as one stream of messages, parts included, instead of a request per batch.
+            if (opening && one_by_one == 1) || one_by_one == BULK_AFTER {
+                self.bulk(at, mine, &mut parts, &mut found)?;
             }
-            let changes = self.changes(seq, &payload, &head)?;
-            if mine == Some(&head.id) {
-                found = true;
-            }
-            self.apply(changes)?;
-            at.valid = seq;
         }
         Ok(found)
+    }
+
+    /// Applies (or skips, see [`NatsEngine::catch_up`]) the batch message `seq`.
+    fn take(
+        &self,
+        at: &mut Position,
+        seq: u64,
+        payload: &[u8],
+        mine: Option<&[u8; 16]>,
+        parts: &mut HashMap<u64, bytes::Bytes>,
+        found: &mut bool,
+    ) -> StoreResult<()> {
+        let head = parse_head(seq, payload)?;
+        at.read = seq;
+        if head.prev != at.valid {
+            return Ok(());
+        }
+        let changes = self.changes(seq, payload, &head, parts)?;
+        if mine == Some(&head.id) {
+            *found = true;
+        }
+        self.apply(changes)?;
+        at.valid = seq;
+        Ok(())
+    }
+
+    /// Reads every message after `at.read` through an ordered consumer (one stream of
+    /// messages, as fast as the server sends them) until none is pending: parts are kept in
+    /// `parts` for the batches that name them, batches are taken in order.
+    fn bulk(
+        &self,
+        at: &mut Position,
+        mine: Option<&[u8; 16]>,
+        parts: &mut HashMap<u64, bytes::Bytes>,
+        found: &mut bool,
+    ) -> StoreResult<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stream = self.stream.clone();
+        let start = at.read + 1;
+        let batch_subject = self.address.batch_subject();
+        self.rt().spawn(async move {
+            use futures_util::StreamExt;
+            let config = jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..Default::default()
+            };
+            let run = async {
+                let mut consumer = stream
+                    .create_consumer(config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if consumer
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .num_pending
+                    == 0
+                {
+                    return Ok(());
+                }
+                let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+                while let Some(m) = messages.next().await {
+                    let m = m.map_err(|e| e.to_string())?;
+                    let info = m.info().map_err(|e| e.to_string())?;
+                    let (seq, pending) = (info.stream_sequence, info.pending);
+                    let batch = m.subject.as_str() == batch_subject;
+                    if tx.send(Ok((seq, batch, m.payload.clone()))).is_err() || pending == 0 {
+                        break;
+                    }
+                }
+                Ok::<(), String>(())
+            };
+            if let Err(e) = run.await {
+                let _ = tx.send(Err(e));
+            }
+        });
+        for item in rx {
+            match item {
+                Ok((seq, true, payload)) if seq > at.read => {
+                    self.take(at, seq, &payload, mine, parts, found)?;
+                }
+                Ok((seq, false, payload)) => {
+                    parts.insert(seq, payload);
+                }
+                Ok(_) => {}
+                // What the stream did not give is read a batch at a time by the caller.
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, changes: Vec<super::Change>) -> StoreResult<()> {
@@ -426,7 +518,13 @@ impl NatsEngine {
     }
 
     /// The changes of batch message `seq` (fetching its parts, when it has them).
-    fn changes(&self, seq: u64, payload: &[u8], head: &Head) -> StoreResult<Vec<super::Change>> {
+    fn changes(
+        &self,
+        seq: u64,
+        payload: &[u8],
+        head: &Head,
+        parts: &mut HashMap<u64, bytes::Bytes>,
+    ) -> StoreResult<Vec<super::Change>> {
         let bad = |why: String| StoreError::corrupt(format!("NATS batch {seq}"), why);
         let whole;
         let body: &[u8] = match &head.parts {
@@ -434,6 +532,10 @@ impl NatsEngine {
             Some((total, crc, seqs)) => {
                 let mut bytes = Vec::with_capacity(usize::try_from(*total).unwrap_or(0));
                 for &part in seqs {
+                    if let Some(got) = parts.remove(&part) {
+                        bytes.extend_from_slice(&got);
+                        continue;
+                    }
                     let stream = self.stream.clone();
                     let got = self.retrying("read a part of a large batch", move || {
                         let stream = stream.clone();
@@ -892,6 +994,9 @@ impl Engine for NatsEngine {
         });
     }
 }
+
+/// Batches read one request each before the rest of the log is read as one stream.
+const BULK_AFTER: usize = 16;
 
 /// How often a waiter on a shared engine looks for new batches without being woken.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
