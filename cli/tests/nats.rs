@@ -382,7 +382,7 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
             acks.extend(h.join().unwrap());
         }
         // The restarted node catches up: its replica reaches the others' last sequence.
-        let stream = format!("STRATA_{}", name);
+        let stream = format!("STRATA_{name}");
         let start = Instant::now();
         loop {
             let others = (0..3)
