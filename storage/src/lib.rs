@@ -16,12 +16,14 @@
 //! ```
 //!
 //! # Overview
-//! - [`Store`]: open (a directory, or [`Store::open_memory`] on a [`MemoryEngine`]),
+//! - [`Store`]: open (a directory; a store on a NATS JetStream cluster, given as
+//!   `nats://HOST:PORT[,HOST:PORT...][/NAME][?replicas=N]`, which many processes on many hosts
+//!   use at once, see `docs/scale-out.md`; or [`Store::open_memory`] on a [`MemoryEngine`]),
 //!   [`put`](Store::put), [`get`](Store::get), [`history`](Store::history),
 //!   [`documents`](Store::documents), [`diff`](Store::diff), [`changes`](Store::changes),
 //!   [`stats`](Store::stats), [`verify`](Store::verify), [`gc`](Store::gc),
 //!   [`flush`](Store::flush), [`repack_at`](Store::repack_at) (re-encode everything, safe to
-//!   interrupt).
+//!   interrupt), [`copy_to`](Store::copy_to) (to a new store on any engine, checked after).
 //! - [`StoreOptions`]: policy (default `reverse:4`: the latest version is stored in full, older
 //!   ones as deltas against the next newer one), durability, cache sizes (rebuilt contents:
 //!   16 MiB by default), content limit, compression level.

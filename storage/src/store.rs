@@ -197,6 +197,10 @@ pub struct Change {
 impl Store {
     /// Opens the store at `path`, creating it if it does not exist, with default options.
     ///
+    /// `path` is a directory, or a store on a NATS JetStream cluster given as
+    /// `nats://HOST:PORT[,HOST:PORT...][/NAME][?replicas=N]` (`docs/scale-out.md`): the same
+    /// store, which other processes on other hosts may use at the same time.
+    ///
     /// # Errors
     /// [`OpenError`] when the path is not a store, another process holds it, its format is
     /// unsupported, or the engine fails.
