@@ -18,6 +18,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::fold::{PACK_TARGET, write_packs};
 use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
+use crate::read::lock;
 use crate::store::Store;
 use crate::verify::dir_size;
 
@@ -138,6 +139,14 @@ impl Store {
         let fail = |what: &str, e: &dyn std::fmt::Display| StoreError::Repack {
             reason: format!("{what}: {e}"),
         };
+        if path
+            .to_str()
+            .is_some_and(|p| p.starts_with(crate::engine::nats::SCHEME))
+        {
+            let store = Self::open_with(path, store_options.create(false))
+                .map_err(|e| fail("cannot open the store", &e))?;
+            return store.repack_log(options);
+        }
         let new_path = sibling(path, "repack-new");
         let old_path = sibling(path, "repack-old");
         // The original stays open (and locked) until the new store has replaced it.
@@ -181,9 +190,36 @@ impl Store {
     /// corruption and engine errors.
     pub fn repack_into(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
         let _gate = self.maintenance()?;
-        let kv = &self.inner.kv;
         let out = open_destination(dest, &self.inner.options)?;
-        kv.copy_records_to(&out)?;
+        let mut report = self.repack_to(&out, options)?;
+        drop(out);
+        report.disk_after = dir_size(dest);
+        Ok(report)
+    }
+
+    /// Re-encodes this store in place on a shared engine (NATS): writes a re-encoded copy in
+    /// memory, then replaces every record with it in one batch and drops the log before it
+    /// (`docs/scale-out.md`). Holds the maintenance lease while it runs.
+    fn repack_log(&self, options: RepackOptions) -> StoreResult<RepackReport> {
+        let _gate = self.maintenance()?;
+        let before = self.inner.kv.stored_bytes()?;
+        let memory = crate::MemoryEngine::new();
+        let out = Kv::open_plain_memory(memory.clone()).map_err(|e| StoreError::Repack {
+            reason: format!("cannot make the copy in memory: {e}"),
+        })?;
+        let mut report = self.repack_to(&out, options)?;
+        drop(out);
+        self.inner.kv.compact_log(&memory)?;
+        lock(&self.inner.cache).clear();
+        report.disk_before = before;
+        report.disk_after = self.inner.kv.stored_bytes()?;
+        Ok(report)
+    }
+
+    /// The body of a repack: this store's records and re-encoded objects into `out`.
+    fn repack_to(&self, out: &Kv, options: RepackOptions) -> StoreResult<RepackReport> {
+        let kv = &self.inner.kv;
+        kv.copy_records_to(out)?;
         let policy: &dyn SnapshotPolicy = match &options.policy {
             Some(p) => {
                 out.set_policy(p)?;
@@ -202,7 +238,7 @@ impl Store {
         // Full sizes may be estimated for the built-in policies only (see FullSizeEstimate).
         let custom_ok = options.policy.is_some() || self.inner.options.custom_policy.is_none();
         let mut report = RepackReport {
-            disk_before: dir_size(self.path()),
+            disk_before: self.inner.kv.stored_bytes()?,
             ..RepackReport::default()
         };
         let mut done: HashSet<ContentHash> = HashSet::new();
@@ -273,12 +309,12 @@ impl Store {
                 // Written as each pack fills, so a repack holds one pack's payload at a time
                 // (the new store is not in use until the swap, so order does not matter).
                 if packed_bytes >= PACK_TARGET {
-                    write_packs(&out, &std::mem::take(&mut packed))?;
+                    write_packs(out, &std::mem::take(&mut packed))?;
                     packed_bytes = 0;
                 }
             }
         }
-        write_packs(&out, &packed)?;
+        write_packs(out, &packed)?;
         report.dropped = kv
             .object_ids()
             .filter(|id| id.as_ref().is_ok_and(|id| !done.contains(id)))
@@ -286,8 +322,6 @@ impl Store {
         // The packs' index entries came as one run per pack: fewer runs read faster.
         out.settle_records()?;
         out.flush()?;
-        drop(out);
-        report.disk_after = dir_size(dest);
         Ok(report)
     }
 

@@ -300,7 +300,7 @@ impl Store {
         s.loose_objects = s.objects.saturating_sub(s.packed_objects);
         s.record_bytes = kv.record_bytes()?;
         // An engine without files (memory) keeps the records themselves.
-        s.disk_bytes = kv.dir().map_or(s.record_bytes, dir_size);
+        s.disk_bytes = kv.stored_bytes()?;
         Ok(s)
     }
 

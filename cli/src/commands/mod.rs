@@ -103,8 +103,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             // The dropped versions' bytes inside packs are reclaimed by a repack; it runs when
             // they are a quarter or more of all packed bytes (git's auto-gc, by bytes).
             let store = open(cli)?;
-            // (A store on NATS keeps the bytes in its log: no repack, see docs/scale-out.md.)
-            let reclaim_packs = ls::run_prune(args, &store, out)? && !store.shared();
+            let reclaim_packs = ls::run_prune(args, &store, out)?;
             drop(store);
             if reclaim_packs && !args.no_repack {
                 repack::reclaim(&store_path(cli), options(cli), out)?;

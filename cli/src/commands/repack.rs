@@ -16,16 +16,8 @@ pub(crate) fn run(
     policy: Option<Policy>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if path.to_str().is_some_and(|p| p.starts_with("nats://")) {
-        return Err(CliError::failed(format!(
-            "repack rewrites a store directory and swaps it in; {} is on NATS: write a \
-             re-encoded copy under a new name with `strata --store {} copy nats://HOST:PORT/NEWNAME` \
-             (docs/scale-out.md)",
-            path.display(),
-            path.display()
-        )));
-    }
-    if !path.exists() {
+    let nats = path.to_str().is_some_and(|p| p.starts_with("nats://"));
+    if !nats && !path.exists() {
         return Err(CliError::NotFound(format!(
             "no store at {}: nothing to repack",
             path.display()
@@ -39,12 +31,17 @@ pub(crate) fn run(
     let r = Store::repack_at(path, store_options, options)?;
     writeln!(
         out,
-        "repacked {} objects ({} deltas, {} unreferenced dropped): payload {} -> {} bytes, store directory {} -> {} bytes",
+        "repacked {} objects ({} deltas, {} unreferenced dropped): payload {} -> {} bytes, {} {} -> {} bytes",
         r.objects,
         r.deltas,
         r.dropped,
         r.stored_before,
         r.stored_after,
+        if nats {
+            "stream (the log, compacted)"
+        } else {
+            "store directory"
+        },
         r.disk_before,
         r.disk_after
     )?;

@@ -58,6 +58,26 @@ impl MemoryEngine {
 }
 
 impl MemoryEngine {
+    /// Removes every record.
+    pub(crate) fn clear(&self) {
+        self.spaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Every record of every space, as puts.
+    pub(crate) fn entries(&self) -> Vec<super::Change> {
+        let spaces = self.read();
+        let mut out = Vec::new();
+        for (space, map) in spaces.iter() {
+            for (k, v) in map {
+                out.push((*space, k.clone(), Some(v.to_vec())));
+            }
+        }
+        out
+    }
+
     /// Whether every expectation `(space, key, value)` of a batch holds.
     pub(crate) fn holds(&self, expect: &[super::Change]) -> bool {
         expectations_hold(&self.read(), expect)

@@ -319,6 +319,22 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
         let _ = fence;
     }
 
+    /// Replaces every record with `snapshot`'s and drops what the engine keeps of the
+    /// history before (a log-based engine's compaction); the caller holds the maintenance
+    /// lease. Only an engine that keeps a log does it.
+    fn compact_log(&self, snapshot: &memory::MemoryEngine) -> StoreResult<()> {
+        let _ = snapshot;
+        Err(StoreError::Repack {
+            reason: "this engine keeps no log to compact".into(),
+        })
+    }
+
+    /// The bytes the engine keeps for the store where it is not a directory (a NATS stream's);
+    /// `None` by default.
+    fn stored_bytes(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+
     /// Calls `wake` whenever another process may have written (a shared engine's); an engine
     /// that one process holds never does.
     fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {

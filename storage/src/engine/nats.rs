@@ -48,6 +48,8 @@ pub(crate) const SCHEME: &str = "nats://";
 const INLINE: &[u8; 4] = b"SNB1";
 /// The first bytes of a batch message whose changes are in parts.
 const PARTS: &[u8; 4] = b"SNP1";
+/// The flag of a batch that replaces every record.
+const RESET: u8 = 1;
 
 /// Bytes kept free in every message for its headers.
 const HEADER_ROOM: usize = 4096;
@@ -396,13 +398,19 @@ impl NatsEngine {
         found: &mut bool,
     ) -> StoreResult<()> {
         let head = parse_head(seq, payload)?;
+        let after_purge = head.reset && head.prev > at.read;
         at.read = seq;
-        if head.prev != at.valid {
+        // A reset whose `prev` is past what this process read: the batches between were
+        // purged after the reset took effect (a compaction), and the reset is the records.
+        if head.prev != at.valid && !after_purge {
             return Ok(());
         }
         let changes = self.changes(seq, payload, &head, parts)?;
         if mine == Some(&head.id) {
             *found = true;
+        }
+        if head.reset {
+            self.view.clear();
         }
         self.apply(changes)?;
         at.valid = seq;
@@ -563,7 +571,8 @@ impl NatsEngine {
         let inner = r
             .take(4)
             .zip(r.u64())
-            .and_then(|(m, _)| (m == INLINE).then_some(()))
+            .zip(r.take(1))
+            .and_then(|((m, _), _)| (m == INLINE).then_some(()))
             .and_then(|()| read_changes(&mut r));
         match inner {
             Some((id, changes)) if id == head.id => Ok(changes),
@@ -640,10 +649,16 @@ fn parse_head(seq: u64, payload: &[u8]) -> StoreResult<Head> {
     let short = || bad("is cut short");
     let magic = r.take(4).ok_or_else(short)?;
     let prev = r.u64().ok_or_else(short)?;
+    let flags = r.take(1).ok_or_else(short)?[0];
+    if flags & !RESET != 0 {
+        return Err(bad("has flags this build does not know"));
+    }
+    let reset = flags & RESET != 0;
     let id: [u8; 16] = r.array().ok_or_else(short)?;
     if magic == INLINE {
         return Ok(Head {
             prev,
+            reset,
             id,
             parts: None,
         });
@@ -659,6 +674,7 @@ fn parse_head(seq: u64, payload: &[u8]) -> StoreResult<Head> {
         .collect::<StoreResult<Vec<u64>>>()?;
     Ok(Head {
         prev,
+        reset,
         id,
         parts: Some((total, crc, seqs)),
     })
@@ -668,6 +684,8 @@ fn parse_head(seq: u64, payload: &[u8]) -> StoreResult<Head> {
 struct Head {
     /// The batch that was the last to take effect when this one was published.
     prev: u64,
+    /// The batch replaces every record (a compaction of the log, [`Engine::compact_log`]).
+    reset: bool,
     id: [u8; 16],
     /// Total length, CRC-32 and sequences of the parts holding the changes, if in parts.
     parts: Option<(u64, u32, Vec<u64>)>,
@@ -693,6 +711,7 @@ fn batch_message(
         Some((total, crc, seqs)) => {
             msg.extend_from_slice(PARTS);
             msg.extend_from_slice(&prev.to_be_bytes());
+            msg.push(inline[12]);
             msg.extend_from_slice(id);
             msg.extend_from_slice(&total.to_be_bytes());
             msg.extend_from_slice(&crc.to_be_bytes());
@@ -706,10 +725,12 @@ fn batch_message(
     msg
 }
 
-/// The sealed `INLINE` message of `changes`, with `prev` 0.
-fn inline_message(id: &[u8; 16], changes: &[super::Change]) -> Vec<u8> {
+/// The sealed `INLINE` message of `changes`, with `prev` 0 (`reset`: the batch replaces every
+/// record).
+fn inline_message(id: &[u8; 16], changes: &[super::Change], reset: bool) -> Vec<u8> {
     let mut out = INLINE.to_vec();
     out.extend_from_slice(&0u64.to_be_bytes());
+    out.push(if reset { RESET } else { 0 });
     write_changes(&mut out, id, changes);
     seal(&mut out);
     out
@@ -885,7 +906,7 @@ impl Engine for NatsEngine {
         let mut at = lock(&self.applied);
         let id = new_id();
         let hex = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let inline = inline_message(&id, &batch.changes);
+        let inline = inline_message(&id, &batch.changes, false);
         // Parts, when any, are published once: the batch message that names them is retried.
         let parts = self.publish_parts(&inline)?;
         let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
@@ -971,6 +992,79 @@ impl Engine for NatsEngine {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// One batch that replaces every record (flagged `reset`), published after the last
+    /// batch read, then a purge of every message before it (its parts included): the log
+    /// holds the records once, and processes that open the store read just that. A process
+    /// that had read part of the purged log takes the reset as its records (see `take`).
+    fn compact_log(&self, snapshot: &MemoryEngine) -> StoreResult<()> {
+        let mut at = lock(&self.applied);
+        self.catch_up(&mut at, None)?;
+        let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
+        let raced = || StoreError::Busy {
+            reason: format!(
+                "{}: another process wrote while the store was being compacted; nothing was \
+                 replaced: run it again",
+                self.label.display()
+            ),
+        };
+        if !self.view.holds(&fence) {
+            return Err(raced());
+        }
+        let mut changes = snapshot.entries();
+        // The maintenance lease this process holds goes on past the reset.
+        changes.extend(fence.iter().cloned());
+        let id = new_id();
+        let inline = inline_message(&id, &changes, true);
+        let parts = self.publish_parts(&inline)?;
+        let msg = batch_message(at.valid, &id, &inline, parts.as_ref());
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let Some(seq) =
+            self.publish(self.address.batch_subject(), msg, Some(hex), Some(at.read))?
+        else {
+            return Err(raced());
+        };
+        if seq == at.read + 1 || self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq) {
+            self.view.clear();
+            self.apply(changes)?;
+            *at = Position {
+                read: seq,
+                valid: seq,
+            };
+        } else if !self.catch_up(&mut at, Some(&id))? {
+            return Err(raced());
+        }
+        let first = parts
+            .as_ref()
+            .and_then(|(_, _, seqs)| seqs.first().copied())
+            .unwrap_or(seq);
+        let stream = self.stream.clone();
+        self.retrying("drop the log before the compaction", move || {
+            let stream = stream.clone();
+            async move {
+                stream
+                    .purge()
+                    .sequence(first)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Attempt::Retry(e.to_string()))
+            }
+        })
+    }
+
+    fn stored_bytes(&self) -> StoreResult<Option<u64>> {
+        let stream = self.stream.clone();
+        self.retrying("read the stream's size", move || {
+            let mut stream = stream.clone();
+            async move {
+                stream
+                    .info()
+                    .await
+                    .map(|i| Some(i.state.bytes))
+                    .map_err(|e| Attempt::Retry(e.to_string()))
+            }
+        })
     }
 
     fn set_fence(&self, fence: Option<super::Change>) {

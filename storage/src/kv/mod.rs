@@ -232,6 +232,24 @@ impl Kv {
     /// while the flush runs may not be durable when it ends, and a mark naming it would make
     /// the next open refuse the store as having lost it (found by killing `strata serve`
     /// under concurrent puts).
+    /// Replaces every record with `snapshot`'s and drops the engine's history before it (a
+    /// shared engine's log; [`Engine::compact_log`]).
+    pub(crate) fn compact_log(&self, snapshot: &crate::MemoryEngine) -> StoreResult<()> {
+        self.engine.compact_log(snapshot)
+    }
+
+    /// The bytes the store takes where the engine keeps it: the store directory, a NATS
+    /// stream's bytes, or the records themselves in memory.
+    pub(crate) fn stored_bytes(&self) -> StoreResult<u64> {
+        if let Some(dir) = self.engine.dir() {
+            return Ok(crate::verify::dir_size(dir));
+        }
+        match self.engine.stored_bytes()? {
+            Some(b) => Ok(b),
+            None => self.record_bytes(),
+        }
+    }
+
     /// Whether any version was ever recorded (the feed has begun).
     pub(crate) fn holds_versions(&self) -> StoreResult<bool> {
         Ok(self.counters()?.is_some_and(|c| c.next_seq > 1))
@@ -297,11 +315,6 @@ impl Kv {
             self.engine.compact_all()?;
         }
         Ok(())
-    }
-
-    /// The directory the engine keeps its files in (`None`: a memory engine).
-    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
-        self.engine.dir()
     }
 
     pub(crate) fn stored_policy(&self) -> StoreResult<Option<Policy>> {

@@ -63,6 +63,12 @@ impl Kv {
             .transpose()
     }
 
+    /// Opens (creates) records in a memory engine without record runs: a compaction's copy,
+    /// whose records become a shared engine's as they are ([`Kv::compact_log`]).
+    pub(crate) fn open_plain_memory(engine: MemoryEngine) -> Result<Self, OpenError> {
+        Self::on(Arc::new(engine), Path::new(MEMORY_PATH), false, None)
+    }
+
     /// Opens the records kept in a memory engine (creating them in an empty one).
     pub(crate) fn open_memory(
         engine: MemoryEngine,
