@@ -1130,14 +1130,17 @@ mod tests {
             (Space::Meta, b"counters".to_vec(), Some(Vec::new())),
         ];
         let id = new_id();
-        let inline = inline_message(&id, &changes);
+        let inline = inline_message(&id, &changes, false);
         let mut msg = batch_message(41, &id, &inline, None);
         let head = parse_head(50, &msg).unwrap();
         assert_eq!((head.prev, head.id, head.parts.is_none()), (41, id, true));
+        assert!(!head.reset);
+        let reset = batch_message(41, &id, &inline_message(&id, &[], true), None);
+        assert!(parse_head(51, &reset).unwrap().reset);
         let body = sealed(&msg).unwrap();
         let mut r = Reader {
             bytes: body,
-            at: 12,
+            at: 13,
         };
         let (got_id, got) = read_changes(&mut r).unwrap();
         assert_eq!(got_id, id);
