@@ -17,6 +17,15 @@ fn store_of(url: &str) -> String {
     format!("{url}/{}", unique_name("cli"))
 }
 
+/// A temporary directory, a nats-server keeping its data there, and the address of a new
+/// store on it; `None` without nats-server (see `strata_tests::nats::server_binary`).
+fn one_server() -> Option<(tempfile::TempDir, NatsServer, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(dir.path())?;
+    let store = store_of(&server.url());
+    Some((dir, server, store))
+}
+
 fn at(store: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec!["--store".to_owned(), store.to_owned()];
     v.extend(args.iter().map(|s| (*s).to_owned()));
@@ -31,12 +40,10 @@ fn run(dir: &Path, store: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
 
 #[test]
 fn every_store_command_works_on_a_nats_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, server, s)) = one_server() else {
         return;
     };
     let d = dir.path();
-    let s = store_of(&server.url());
     // Reading a store that does not exist says so, and creates nothing.
     let e = one_line_error(&run(d, &s, &["ls"], None), 1);
     assert!(e.contains("no store at nats://"), "{e}");
@@ -100,12 +107,10 @@ fn every_store_command_works_on_a_nats_store() {
 
 #[test]
 fn two_processes_expecting_the_same_version_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, _server, s)) = one_server() else {
         return;
     };
     let d = dir.path();
-    let s = store_of(&server.url());
     ok(&run(d, &s, &["put", "doc"], Some(b"one\n")));
     // Rounds of six writers started together, all expecting the version they read.
     let mut conflicts = 0;
@@ -233,12 +238,10 @@ fn check_acks(d: &Path, store: &str, acks: &[Ack]) -> usize {
 
 #[test]
 fn writers_in_several_processes_beside_gc_and_prune_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, _server, s)) = one_server() else {
         return;
     };
     let d = dir.path().to_owned();
-    let s = store_of(&server.url());
     let handles: Vec<_> = (0..3)
         .map(|w| {
             let (d, s) = (d.clone(), s.clone());
@@ -273,21 +276,13 @@ fn writers_in_several_processes_beside_gc_and_prune_lose_nothing() {
     assert!(ok(&run(&d, &s, &["verify"], None)).contains("ok"));
     // The feed is one total order: positions 1, 2, 3, ... with every acknowledged version.
     let feed = ok(&run(&d, &s, &["feed"], None));
-    let seqs: Vec<u64> = feed
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs = common::feed_seqs(&feed);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "feed out of order");
 }
 
 #[test]
 fn a_store_moves_between_engines_and_back_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, _server, nats)) = one_server() else {
         return;
     };
     let d = dir.path();
@@ -303,7 +298,6 @@ fn a_store_moves_between_engines_and_back_whole() {
         ));
     }
     ok(&run(d, &sled1, &["tag", "n/1@2", "first"], None));
-    let nats = store_of(&server.url());
     let out = ok(&run(d, &sled1, &["copy", &nats], None));
     assert!(
         out.contains("30 versions") && out.contains("verifies"),
@@ -332,6 +326,24 @@ fn a_store_moves_between_engines_and_back_whole() {
     assert!(e.contains("already holds versions"), "{e}");
 }
 
+/// Runs a command until it succeeds (a cluster that just started elects its leaders first),
+/// for at most a minute.
+fn until_it_succeeds(d: &Path, store: &str, args: &[&str], stdin: Option<&[u8]>, why: &str) {
+    let start = Instant::now();
+    loop {
+        let o = run(d, store, args, stdin);
+        if o.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{why}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of_all() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,19 +354,13 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
     let name = unique_name("cluster");
     let s = format!("{}/{name}?replicas=3", cluster.url());
     // The cluster elects its JetStream leader after it starts: the first put waits for it.
-    let start = Instant::now();
-    loop {
-        let o = run(&d, &s, &["put", "seed"], Some(b"seed\n"));
-        if o.status.success() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the cluster never took a put: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    until_it_succeeds(
+        &d,
+        &s,
+        &["put", "seed"],
+        Some(b"seed\n"),
+        "the cluster never took a put",
+    );
     let mut acks = Vec::new();
     let mut kills = 0;
     // Kill each node in turn (so the stream's leader among them), with writers running.
@@ -414,31 +420,23 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
     for node in &mut cluster.nodes {
         node.restart();
     }
-    let start = Instant::now();
-    loop {
-        let o = run(&d, &s, &["verify"], None);
-        if o.status.success() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the restarted cluster never answered: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    until_it_succeeds(
+        &d,
+        &s,
+        &["verify"],
+        None,
+        "the restarted cluster never answered",
+    );
     let checked = check_acks(&d, &s, &acks);
     eprintln!("cluster: {kills} kills, {checked} acknowledged versions checked");
 }
 
 #[test]
 fn a_server_on_a_nats_store_sees_other_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, _server, s)) = one_server() else {
         return;
     };
     let d = dir.path();
-    let s = store_of(&server.url());
     ok(&run(d, &s, &["put", "a"], Some(b"one\n")));
     let web = common::Server::start(d, &["--store", &s]);
     let client = std::thread::spawn({
@@ -468,12 +466,10 @@ fn a_server_on_a_nats_store_sees_other_writers() {
 
 #[test]
 fn repack_compacts_the_log_under_a_server_that_has_the_store_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(server) = NatsServer::start(dir.path()) else {
+    let Some((dir, _server, s)) = one_server() else {
         return;
     };
     let d = dir.path();
-    let s = store_of(&server.url());
     for i in 0..40 {
         let text = format!("# log\n{}", "entry\n".repeat(i + 1));
         ok(&run(

@@ -308,14 +308,7 @@ fn feed_follow_through_a_server_prints_versions_as_they_come() {
     }
     let out = follower.wait_with_output().unwrap();
     assert!(out.status.success());
-    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs = common::feed_seqs(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(seqs, [1, 2, 3]);
 }
 

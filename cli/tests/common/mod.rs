@@ -37,6 +37,17 @@ pub fn strata_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The `seq` of each line of `strata feed`'s JSON lines.
+pub fn feed_seqs(text: &str) -> Vec<u64> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// The standard output of a successful run; fails the test otherwise.
 pub fn ok(o: &Output) -> String {
     assert!(
