@@ -530,3 +530,33 @@ fn repack_compacts_the_log_under_a_server_that_has_the_store_open() {
     ok(&run(d, &s, &["put", "doc/2"], Some(b"from the CLI\n")));
     assert_eq!(read("/v1/docs/doc%2F2"), "from the CLI\n");
 }
+
+#[test]
+fn versions_larger_than_a_message_go_in_parts() {
+    let Some((dir, _server, s)) = one_server() else {
+        return;
+    };
+    let d = dir.path();
+    // nats-server takes messages of 1 MiB by default: 3 MB of text that compresses poorly.
+    let mut big = Vec::new();
+    let mut x: u64 = 7;
+    while big.len() < 3_000_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        big.extend_from_slice(format!("{x:016x}\n").as_bytes());
+    }
+    ok(&run(d, &s, &["put", "big"], Some(&big)));
+    let mut second = big.clone();
+    second.extend_from_slice(b"one more line\n");
+    ok(&run(d, &s, &["put", "big"], Some(&second)));
+    // Read back by new processes, which read the parts from the log.
+    let got = run(d, &s, &["get", "big@1"], None);
+    assert!(got.status.success());
+    assert!(got.stdout == big, "version 1 differs");
+    let got = run(d, &s, &["get", "big"], None);
+    assert!(got.stdout == second, "version 2 differs");
+    assert!(ok(&run(d, &s, &["verify"], None)).contains("ok"));
+    let stats = ok(&run(d, &s, &["stats"], None));
+    assert!(stats.contains("versions         2"), "{stats}");
+}
