@@ -161,8 +161,8 @@ impl Subscription {
             }
             let (count, wake) = &*self.store.inner.commits;
             let mut guard = crate::read::lock(count);
-            // On a shared engine a wake can come before the batch is readable: look again
-            // every so often as well.
+            // On a shared engine the engine's wakes for other processes' commits can pause
+            // (its consumer recreated after a leader change): look again every so often too.
             let slice = if self.store.shared() {
                 crate::engine::nats::POLL
             } else {

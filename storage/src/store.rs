@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub(crate) retention: RwLock<Option<crate::prune::Retention>>,
     /// Bumped after every commit; subscribers wait on it (see [`Store::subscribe`]).
     pub(crate) commits: Arc<(Mutex<u64>, std::sync::Condvar)>,
+    /// Started with the first subscription: on a shared engine, the engine wakes subscribers
+    /// for the commits of other processes too.
+    watching: std::sync::Once,
     /// The canonical path registered in [`OPEN_IN_PROCESS`], removed on drop.
     registered: Option<PathBuf>,
     path: PathBuf,
@@ -369,14 +372,7 @@ impl Store {
             }
             None => stored,
         };
-        // Commits of this process wake subscribers directly; on a shared engine, the engine
-        // also wakes them for the commits of other processes.
         let commits = Arc::new((Mutex::new(0), std::sync::Condvar::new()));
-        let wake = Arc::clone(&commits);
-        kv.watch(Box::new(move || {
-            *lock(&wake.0) += 1;
-            wake.1.notify_all();
-        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 kv,
@@ -389,6 +385,7 @@ impl Store {
                 object_gate: RwLock::new(()),
                 repairs: opened.repairs,
                 commits,
+                watching: std::sync::Once::new(),
                 registered: opened.registered,
                 path: path.to_owned(),
                 _temp: opened.temp,
@@ -873,6 +870,13 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscribe(&self, from: u64) -> crate::feed::Subscription {
+        self.inner.watching.call_once(|| {
+            let wake = Arc::clone(&self.inner.commits);
+            self.inner.kv.watch(Box::new(move || {
+                *lock(&wake.0) += 1;
+                wake.1.notify_all();
+            }));
+        });
         crate::feed::Subscription::new(self.clone(), from)
     }
 

@@ -1071,18 +1071,31 @@ impl Engine for NatsEngine {
         *lock(&self.fence) = fence;
     }
 
-    /// Subscribes to the batch subject: the cluster passes every batch published to it on to
-    /// subscribers as well. A wake can come before the batch is readable from the stream, so
-    /// waiters also look again on their own every [`POLL`].
+    /// Follows the batch subject through a JetStream ordered consumer that delivers each new
+    /// batch once it is stored (the client recreates it after a lost connection or a leader
+    /// change). Waiters also look again on their own every [`POLL`], which covers the gap
+    /// while a consumer is recreated, and a server that refuses the consumer.
     fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let client = self.context.client();
+        let stream = self.stream.clone();
         let subject = self.address.batch_subject();
         self.rt().spawn(async move {
             use futures_util::StreamExt;
-            // Without a subscription (the server refused it), waiters fall back to polling.
-            if let Ok(mut sub) = client.subscribe(subject).await {
-                while sub.next().await.is_some() {
-                    wake();
+            let config = jetstream::consumer::pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                ..Default::default()
+            };
+            let Ok(consumer) = stream.create_consumer(config).await else {
+                return;
+            };
+            let Ok(mut messages) = consumer.messages().await else {
+                return;
+            };
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(_) => wake(),
+                    // Recreating after a failure; the waiters poll meanwhile.
+                    Err(_) => tokio::time::sleep(POLL).await,
                 }
             }
         });
