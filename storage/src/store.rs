@@ -491,7 +491,8 @@ impl Store {
         content: &[u8],
         options: PutOptions,
     ) -> StoreResult<VersionRecord> {
-        self.inner.kv.sync()?;
+        // (On a shared engine the batch reads what other processes wrote when it reads the
+        // maintenance epoch, before anything else.)
         let attempt = || -> StoreResult<Vec<VersionRecord>> {
             let mut batch = WriteBatch::new(self);
             batch.put(doc, content, options)?;
@@ -540,7 +541,6 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn delete(&self, doc: &DocId) -> StoreResult<Option<VersionRecord>> {
-        self.inner.kv.sync()?;
         let Some(head) = self.record(doc, At::Latest)? else {
             return Ok(None);
         };
