@@ -35,12 +35,19 @@ pub fn server_binary() -> Option<PathBuf> {
     found
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so that
+/// while a killed server is down no outgoing connection can be given its port and keep it
+/// from starting again; each call of a process gets another one.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = u64::from(std::process::id()) * 7_919;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (start + n) % 12_000).expect("below 32,000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One `nats-server` with JetStream.
