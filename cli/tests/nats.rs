@@ -565,3 +565,50 @@ fn versions_larger_than_a_message_go_in_parts() {
     let stats = ok(&run(d, &s, &["stats"], None));
     assert!(stats.contains("versions         2"), "{stats}");
 }
+
+#[test]
+fn a_server_without_jetstream_is_named_at_once() {
+    let Some(binary) = strata_tests::nats::server_binary() else {
+        return;
+    };
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let _server = Killed(
+        std::process::Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let store = format!("nats://127.0.0.1:{port}/x");
+    let e = one_line_error(&run(dir.path(), &store, &["put", "a"], Some(b"a\n")), 2);
+    assert!(
+        e.contains("does not run JetStream") && e.contains("-js"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it took {:?}",
+        started.elapsed()
+    );
+}

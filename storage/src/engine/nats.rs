@@ -279,6 +279,15 @@ impl NatsEngine {
                             format!("{e}; check that the server runs with JetStream on (-js)"),
                         ));
                     }
+                    // Nothing answers JetStream's API there: a server without JetStream.
+                    _ if e.to_string().contains("does not exist") => {
+                        return Err(fail(
+                            "the server does not run JetStream",
+                            format!(
+                                "{e}; start nats-server with -js (on every server of a cluster)"
+                            ),
+                        ));
+                    }
                     _ => e.to_string(),
                 },
             };
