@@ -29,6 +29,18 @@ fn json(body: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
+/// Fails the case unless the answer's status is `want`, showing the body.
+fn expect_status(code: u16, want: u16, body: &[u8], step: usize) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        code,
+        want,
+        "step {}: {}",
+        step,
+        String::from_utf8_lossy(body)
+    );
+    Ok(())
+}
+
 /// Encodes a key for a path (slashes stay).
 fn path(key: &str) -> String {
     key.bytes()
@@ -66,13 +78,7 @@ fn accepted(
     key: &str,
     content: Vec<u8>,
 ) -> Result<(), TestCaseError> {
-    prop_assert_eq!(
-        code,
-        201,
-        "step {}: {}",
-        step,
-        String::from_utf8_lossy(&body)
-    );
+    expect_status(code, 201, &body, step)?;
     let v = model.put(key, content);
     prop_assert_eq!(json(&body)["version"].as_u64(), Some(v), "step {}", step);
     Ok(())
@@ -109,22 +115,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
                 let head = model.head(&key);
                 if *stale {
-                    let expected = if head == 0 { 1 } else { head - 1 };
-                    let retry = expected < head
-                        && !model.is_deletion(&key, expected + 1)
-                        && model.get(&key, expected + 1) == Some(&next[..]);
+                    let (expected, retry) = model.stale_expectation(&key, &next);
                     let (code, body) = put(&key, &next, Some(expected));
                     if retry {
                         prop_assert_eq!(code, 201, "step {}", step);
                         prop_assert_eq!(json(&body)["version"].as_u64(), Some(expected + 1));
                     } else {
-                        prop_assert_eq!(
-                            code,
-                            409,
-                            "step {}: {}",
-                            step,
-                            String::from_utf8_lossy(&body)
-                        );
+                        expect_status(code, 409, &body, step)?;
                         let message = json(&body)["error"]["message"]
                             .as_str()
                             .unwrap_or_default()
@@ -196,13 +193,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let (code, body) = answer(ureq::get(&url).call());
                 match (model.readable(&ka, va), model.readable(&kb, vb)) {
                     (Some(x), Some(y)) => {
-                        prop_assert_eq!(
-                            code,
-                            200,
-                            "step {}: {}",
-                            step,
-                            String::from_utf8_lossy(&body)
-                        );
+                        expect_status(code, 200, &body, step)?;
                         let kind = json(&body)["kind"].as_str().unwrap_or_default().to_owned();
                         prop_assert_eq!(kind == "same", x == y, "step {}: kind {}", step, kind);
                     }
@@ -247,11 +238,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Retry(d) => {
                 let key = doc_key(*d);
                 let head = model.head(&key);
-                if let Some(latest) = model
-                    .latest(&key)
-                    .filter(|_| !model.is_deletion(&key, head))
-                    .map(<[u8]>::to_vec)
-                {
+                // (What reads the newest version finds: nothing when it is a deletion.)
+                if let Some(latest) = model.readable(&key, head).map(<[u8]>::to_vec) {
                     let (code, body) = put(&key, &latest, Some(head - 1));
                     prop_assert_eq!(code, 201, "step {}", step);
                     prop_assert_eq!(
@@ -290,22 +278,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     let ok =
                         v >= model.first_kept(&key) && (*force || current.is_none_or(|c| c == v));
                     if ok {
-                        prop_assert_eq!(
-                            code,
-                            200,
-                            "step {}: {}",
-                            step,
-                            String::from_utf8_lossy(&body)
-                        );
+                        expect_status(code, 200, &body, step)?;
                         model.tags.insert((key, name), v);
                     } else {
-                        prop_assert_eq!(
-                            code,
-                            400,
-                            "step {}: {}",
-                            step,
-                            String::from_utf8_lossy(&body)
-                        );
+                        expect_status(code, 400, &body, step)?;
                     }
                 }
             }

@@ -77,6 +77,12 @@ mod verify;
 mod write;
 
 pub use engine::memory::MemoryEngine;
+
+/// Whether `path` names a store on a NATS JetStream cluster (`nats://...`, see
+/// `docs/scale-out.md`) rather than a directory.
+pub fn is_nats_store(path: impl AsRef<std::path::Path>) -> bool {
+    engine::nats::address_of(path.as_ref()).is_some()
+}
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
 pub use feed::{Feed, FeedEntry, Subscription};
 pub use format::STORE_FORMAT;

@@ -20,7 +20,7 @@ use crate::kv::{Kv, KvConfig};
 use crate::options::StoreOptions;
 use crate::read::lock;
 use crate::store::Store;
-use crate::verify::dir_size;
+use crate::verify::{VerifyReport, dir_size};
 
 /// How to repack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,10 +139,7 @@ impl Store {
         let fail = |what: &str, e: &dyn std::fmt::Display| StoreError::Repack {
             reason: format!("{what}: {e}"),
         };
-        if path
-            .to_str()
-            .is_some_and(|p| p.starts_with(crate::engine::nats::SCHEME))
-        {
+        if crate::is_nats_store(path) {
             let store = Self::open_with(path, store_options.create(false))
                 .map_err(|e| fail("cannot open the store", &e))?;
             return store.repack_log(options);
@@ -190,6 +187,11 @@ impl Store {
     /// corruption and engine errors.
     pub fn repack_into(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
         let _gate = self.maintenance()?;
+        self.repack_into_held(dest, options)
+    }
+
+    /// [`Store::repack_into`] for a caller that holds [`Store::maintenance`].
+    fn repack_into_held(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
         let out = open_destination(dest, &self.inner.options)?;
         let mut report = self.repack_to(&out, options)?;
         drop(out);
@@ -331,10 +333,19 @@ impl Store {
     /// (with their times and metadata) and change feed. Objects are re-encoded as
     /// [`Store::repack_into`] does, under `options`.
     ///
+    /// Writes are held back until the check is done (on a store that other processes share
+    /// too), so the original it compares with is the one copied. Returns the repack's report
+    /// and the copy's verification.
+    ///
     /// # Errors
     /// As [`Store::repack_into`]; [`StoreError::Repack`] when the copy does not check out.
-    pub fn copy_to(&self, dest: &Path, options: RepackOptions) -> StoreResult<RepackReport> {
-        let report = self.repack_into(dest, options)?;
+    pub fn copy_to(
+        &self,
+        dest: &Path,
+        options: RepackOptions,
+    ) -> StoreResult<(RepackReport, VerifyReport)> {
+        let _gate = self.maintenance()?;
+        let report = self.repack_into_held(dest, options)?;
         let fail = |reason: String| StoreError::Repack {
             reason: format!("the copy at {} {reason}", dest.display()),
         };
@@ -359,7 +370,7 @@ impl Store {
         if copy.last_seq()? != self.last_seq()? {
             return Err(fail("has another change feed".into()));
         }
-        Ok(report)
+        Ok((report, check))
     }
 }
 
@@ -369,10 +380,7 @@ fn open_destination(dest: &Path, options: &crate::StoreOptions) -> StoreResult<K
     let cannot = |e: &dyn std::fmt::Display| StoreError::Repack {
         reason: format!("cannot create {}: {e}", dest.display()),
     };
-    if let Some(label) = dest
-        .to_str()
-        .filter(|d| d.starts_with(crate::engine::nats::SCHEME))
-    {
+    if let Some(label) = crate::engine::nats::address_of(dest) {
         let out = Kv::open_nats(label, true)
             .map_err(|e| cannot(&e))?
             .ok_or_else(|| cannot(&"the cluster did not create it"))?;

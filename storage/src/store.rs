@@ -285,10 +285,7 @@ impl Store {
         options: StoreOptions,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Self, OpenError> {
-        if let Some(label) = path
-            .to_str()
-            .filter(|p| p.starts_with(crate::engine::nats::SCHEME))
-        {
+        if let Some(label) = crate::engine::nats::address_of(path) {
             let kv = Kv::open_nats(label, options.create)?.ok_or_else(|| OpenError::Missing {
                 path: path.to_owned(),
             })?;
@@ -605,7 +602,7 @@ impl Store {
         doc: &DocId,
         at: At,
     ) -> StoreResult<Option<(VersionRecord, Content)>> {
-        self.inner.kv.sync()?;
+        // (`record` reads what other processes wrote first.)
         let Some(rec) = self.record(doc, at)? else {
             return Ok(None);
         };
@@ -811,7 +808,7 @@ impl Store {
     /// # Errors
     /// Corruption and engine errors.
     pub fn changes(&self, from: u64, limit: usize) -> StoreResult<Vec<Change>> {
-        self.inner.kv.sync()?;
+        // (The feed reads what other processes wrote first.)
         self.feed(from)
             .take(limit)
             .map(|e| {

@@ -299,7 +299,7 @@ impl Store {
         }
         s.loose_objects = s.objects.saturating_sub(s.packed_objects);
         s.record_bytes = kv.record_bytes()?;
-        // An engine without files (memory) keeps the records themselves.
+        // The store directory, a NATS stream's bytes, or in memory the records themselves.
         s.disk_bytes = kv.stored_bytes()?;
         Ok(s)
     }

@@ -60,11 +60,8 @@ pub fn run_ops(
                 let next = apply_edit(model.latest(&key).unwrap_or(&[]), edit);
                 let head = model.head(&key);
                 if *stale {
-                    let expected = if head == 0 { 1 } else { head - 1 };
+                    let (expected, retry) = model.stale_expectation(&key, &next);
                     let opts = PutOptions::default().expect(strata_core::VersionNo(expected));
-                    let retry = expected < head
-                        && !model.is_deletion(&key, expected + 1)
-                        && model.get(&key, expected + 1) == Some(&next[..]);
                     match real.store().put_with(&id(*d), &next, opts) {
                         // A retry of the put that made version expected + 1: that version.
                         Ok(rec) if retry => {
@@ -199,11 +196,8 @@ pub fn run_ops(
             Op::Retry(d) => {
                 let key = doc_key(*d);
                 let head = model.head(&key);
-                if let Some(latest) = model
-                    .latest(&key)
-                    .filter(|_| !model.is_deletion(&key, head))
-                    .map(<[u8]>::to_vec)
-                {
+                // (What reads the newest version finds: nothing when it is a deletion.)
+                if let Some(latest) = model.readable(&key, head).map(<[u8]>::to_vec) {
                     let opts = PutOptions::default().expect(VersionNo(head - 1));
                     let rec = real
                         .store()

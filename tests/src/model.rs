@@ -128,6 +128,19 @@ impl Model {
         self.docs.get(doc)?.last().map(Vec::as_slice)
     }
 
+    /// The stale version a put of `content` to `doc` expects in the harness's
+    /// `Op::PutExpect(.., stale)` (one before the head; 1 for a document without versions),
+    /// and whether that put is a retry of the one that made the next version (same content,
+    /// not a deletion), which the store answers with that version instead of a conflict.
+    pub fn stale_expectation(&self, doc: &str, content: &[u8]) -> (u64, bool) {
+        let head = self.head(doc);
+        let expected = if head == 0 { 1 } else { head - 1 };
+        let retry = expected < head
+            && !self.is_deletion(doc, expected + 1)
+            && self.get(doc, expected + 1) == Some(content);
+        (expected, retry)
+    }
+
     /// Returns how many versions `doc` has.
     pub fn head(&self, doc: &str) -> u64 {
         self.docs.get(doc).map_or(0, |v| v.len() as u64)

@@ -275,10 +275,7 @@ const READ_CACHE_BYTES: usize = 96 << 20;
 /// a store opens, so the command leaves none behind. No store (an import of nothing) is fine.
 fn reclaim(cli: &Cli) -> Result<(), CliError> {
     // A store on NATS has no files to remove.
-    if store_path(cli)
-        .to_str()
-        .is_some_and(|p| p.starts_with("nats://"))
-    {
+    if strata_storage::is_nats_store(store_path(cli)) {
         return Ok(());
     }
     match Store::open_with(store_path(cli), options(cli).create(false)) {

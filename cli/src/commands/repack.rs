@@ -16,7 +16,7 @@ pub(crate) fn run(
     policy: Option<Policy>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let nats = path.to_str().is_some_and(|p| p.starts_with("nats://"));
+    let nats = strata_storage::is_nats_store(path);
     if !nats && !path.exists() {
         return Err(CliError::NotFound(format!(
             "no store at {}: nothing to repack",
@@ -60,16 +60,12 @@ pub(crate) fn run_copy(
         level: args.level,
         window: 1,
     };
-    let r = store.copy_to(&args.dest, options)?;
-    let history = store.documents()?;
-    let versions: usize = history
-        .iter()
-        .map(|d| store.history(&d.doc).map(|h| h.len()))
-        .sum::<Result<usize, _>>()?;
+    let (r, check) = store.copy_to(&args.dest, options)?;
     writeln!(
         out,
-        "copied {} documents, {versions} versions, {} objects ({} deltas, payload {} bytes) to {}; the copy verifies and matches",
-        history.len(),
+        "copied {} documents, {} versions, {} objects ({} deltas, payload {} bytes) to {}; the copy verifies and matches",
+        check.documents,
+        check.versions,
         r.objects,
         r.deltas,
         r.stored_after,

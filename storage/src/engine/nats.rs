@@ -44,6 +44,11 @@ use crate::read::lock;
 /// The scheme of a store given as a NATS address.
 pub(crate) const SCHEME: &str = "nats://";
 
+/// `path` as a NATS store's address (`nats://...`), or `None` for a directory.
+pub(crate) fn address_of(path: &Path) -> Option<&str> {
+    path.to_str().filter(|p| p.starts_with(SCHEME))
+}
+
 /// The first bytes of a batch message that holds its changes.
 const INLINE: &[u8; 4] = b"SNB1";
 /// The first bytes of a batch message whose changes are in parts.
@@ -339,11 +344,13 @@ impl NatsEngine {
         // Asked without the lock, so that the readers of a busy process ask in parallel; the
         // lock is taken only when there is something to read.
         let read = lock(&self.applied).read;
-        if self.next_batch(read)?.is_none() {
+        let Some(first) = self.next_batch(read)? else {
             return Ok(());
-        }
+        };
         let mut at = lock(&self.applied);
-        self.catch_up(&mut at, None).map(|_| ())
+        // Another thread may have read on meanwhile: then the batch fetched is stale.
+        let first = (at.read == read).then_some(first);
+        self.catch_up_from(&mut at, None, first).map(|_| ())
     }
 
     /// The first batch message after sequence `after`: its sequence and bytes.
@@ -380,11 +387,29 @@ impl NatsEngine {
     /// sequence against applied messages only) is skipped by everyone, and its writer, who
     /// finds it skipped here, tries again. Returns whether the batch `mine` took effect.
     fn catch_up(&self, at: &mut Position, mine: Option<&[u8; 16]>) -> StoreResult<bool> {
+        self.catch_up_from(at, mine, None)
+    }
+
+    /// As [`NatsEngine::catch_up`], starting with `first`, the batch after `at.read` when the
+    /// caller fetched it already.
+    fn catch_up_from(
+        &self,
+        at: &mut Position,
+        mine: Option<&[u8; 16]>,
+        mut first: Option<(u64, bytes::Bytes)>,
+    ) -> StoreResult<bool> {
         let mut found = false;
         let mut parts = HashMap::new();
         let opening = at.read == 0;
         let mut one_by_one = 0;
-        while let Some((seq, payload)) = self.next_batch(at.read)? {
+        loop {
+            let next = match first.take() {
+                Some(fetched) => Some(fetched),
+                None => self.next_batch(at.read)?,
+            };
+            let Some((seq, payload)) = next else {
+                break;
+            };
             self.take(at, seq, &payload, mine, &mut parts, &mut found)?;
             one_by_one += 1;
             // Far behind (opening the store, or after a burst of other writers): read the rest
@@ -630,6 +655,54 @@ impl NatsEngine {
         })
     }
 
+    /// Publishes attempt `attempt` of batch `id` (its `INLINE` message, and its parts when
+    /// it has them) right after the last batch read, and tells whether it took effect.
+    fn publish_batch(
+        &self,
+        at: &mut Position,
+        id: &[u8; 16],
+        inline: &[u8],
+        parts: Option<&(u64, u32, Vec<u64>)>,
+        attempt: u64,
+    ) -> StoreResult<Published> {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let stored = self.publish(
+            self.address.batch_subject(),
+            batch_message(at.valid, id, inline, parts),
+            // One message id per attempt: the server drops a retried publish of the same
+            // attempt as a duplicate, while a new attempt (after this one was refused or
+            // skipped) is a new message.
+            Some(format!("{hex}-{attempt}")),
+            Some(at.read),
+        )?;
+        // Stored right after the last batch read (the usual case: nothing at all came
+        // between, or the next batch is this one): it took effect. Else another batch came
+        // between (refused by the cluster, or let through beside this one), and reading up to
+        // here tells whether this one took effect.
+        if let Some(seq) = stored
+            && (seq == at.read + 1 || self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq))
+        {
+            return Ok(Published::Next(seq));
+        }
+        self.catch_up(at, Some(id)).map(Published::ReadUp)
+    }
+
+    /// The maintenance lease this process holds, as the expectation each batch carries.
+    fn fence(&self) -> Vec<super::Change> {
+        lock(&self.fence).iter().cloned().collect()
+    }
+
+    /// The error of a write whose maintenance lease another process broke.
+    fn lease_lost(&self) -> StoreError {
+        StoreError::Busy {
+            reason: format!(
+                "{}: another process took over this process's maintenance lease (it ran past \
+                 its time); nothing more of this maintenance was written: run it again",
+                self.label.display()
+            ),
+        }
+    }
+
     /// The parts of a batch too large for one message, published now: `None` when the batch
     /// fits one message. Returns the head fields of its batch message (total length, CRC,
     /// part sequences).
@@ -687,6 +760,16 @@ fn parse_head(seq: u64, payload: &[u8]) -> StoreResult<Head> {
         id,
         parts: Some((total, crc, seqs)),
     })
+}
+
+/// What became of a published batch.
+enum Published {
+    /// Stored at this sequence right after the last batch read: it took effect, and the
+    /// caller applies it to the copy.
+    Next(u64),
+    /// Something came between; the log was read up to its end, and this tells whether the
+    /// batch took effect there (already applied).
+    ReadUp(bool),
 }
 
 /// The head of a batch message.
@@ -914,53 +997,30 @@ impl Engine for NatsEngine {
         // expects the last batch read), and then read up and checked again.
         let mut at = lock(&self.applied);
         let id = new_id();
-        let hex = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let inline = inline_message(&id, &batch.changes, false);
         // Parts, when any, are published once: the batch message that names them is retried.
         let parts = self.publish_parts(&inline)?;
-        let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
+        let fence = self.fence();
         let mut attempt = 0u64;
         loop {
             attempt += 1;
             if !self.view.holds(&fence) {
-                return Err(WriteError::Store(StoreError::Busy {
-                    reason: format!(
-                        "{}: another process took over this process's maintenance lease (it \
-                         ran past its time); nothing more of this maintenance was written: \
-                         run it again",
-                        self.label.display()
-                    ),
-                }));
+                return Err(WriteError::Store(self.lease_lost()));
             }
             if !self.view.holds(&batch.expect) {
                 return Err(WriteError::Conflict);
             }
-            let msg = batch_message(at.valid, &id, &inline, parts.as_ref());
-            let stored = self.publish(
-                self.address.batch_subject(),
-                msg,
-                // One message id per attempt: the server drops a retried publish of the same
-                // attempt as a duplicate, while a new attempt (after this one was refused or
-                // skipped) is a new message.
-                Some(format!("{hex}-{attempt}")),
-                Some(at.read),
-            )?;
-            // Stored right after the last batch read (the usual case: nothing at all came
-            // between, or the next batch is this one): it took effect. Else another batch
-            // came between (refused by the cluster, or let through beside this one), and
-            // reading up to here tells whether this one took effect.
-            if let Some(seq) = stored
-                && (seq == at.read + 1 || self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq))
-            {
-                self.apply(batch.changes)?;
-                *at = Position {
-                    read: seq,
-                    valid: seq,
-                };
-                return Ok(());
-            }
-            if self.catch_up(&mut at, Some(&id))? {
-                return Ok(());
+            match self.publish_batch(&mut at, &id, &inline, parts.as_ref(), attempt)? {
+                Published::Next(seq) => {
+                    self.apply(batch.changes)?;
+                    *at = Position {
+                        read: seq,
+                        valid: seq,
+                    };
+                    return Ok(());
+                }
+                Published::ReadUp(true) => return Ok(()),
+                Published::ReadUp(false) => {}
             }
         }
     }
@@ -1010,40 +1070,39 @@ impl Engine for NatsEngine {
     fn compact_log(&self, snapshot: &MemoryEngine) -> StoreResult<()> {
         let mut at = lock(&self.applied);
         self.catch_up(&mut at, None)?;
-        let fence: Vec<super::Change> = lock(&self.fence).iter().cloned().collect();
-        let raced = || StoreError::Busy {
-            reason: format!(
-                "{}: another process wrote while the store was being compacted; nothing was \
-                 replaced: run it again",
-                self.label.display()
-            ),
-        };
+        let fence = self.fence();
         if !self.view.holds(&fence) {
-            return Err(raced());
+            return Err(self.lease_lost());
         }
         let mut changes = snapshot.entries();
         // The maintenance lease this process holds goes on past the reset.
-        changes.extend(fence.iter().cloned());
+        changes.extend(fence);
         let id = new_id();
         let inline = inline_message(&id, &changes, true);
         let parts = self.publish_parts(&inline)?;
-        let msg = batch_message(at.valid, &id, &inline, parts.as_ref());
-        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let Some(seq) =
-            self.publish(self.address.batch_subject(), msg, Some(hex), Some(at.read))?
-        else {
-            return Err(raced());
+        let seq = match self.publish_batch(&mut at, &id, &inline, parts.as_ref(), 1)? {
+            Published::Next(seq) => {
+                self.view.clear();
+                self.apply(changes)?;
+                *at = Position {
+                    read: seq,
+                    valid: seq,
+                };
+                seq
+            }
+            // It took effect after other batches: the records are replaced, and the log is
+            // left whole (it still reads to the same records).
+            Published::ReadUp(true) => return Ok(()),
+            Published::ReadUp(false) => {
+                return Err(StoreError::Busy {
+                    reason: format!(
+                        "{}: another process wrote while the store was being compacted; \
+                         nothing was replaced: run it again",
+                        self.label.display()
+                    ),
+                });
+            }
         };
-        if seq == at.read + 1 || self.next_batch(at.read)?.map(|(s, _)| s) == Some(seq) {
-            self.view.clear();
-            self.apply(changes)?;
-            *at = Position {
-                read: seq,
-                valid: seq,
-            };
-        } else if !self.catch_up(&mut at, Some(&id))? {
-            return Err(raced());
-        }
         let first = parts
             .as_ref()
             .and_then(|(_, _, seqs)| seqs.first().copied())

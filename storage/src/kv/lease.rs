@@ -123,18 +123,14 @@ impl Kv {
                 return Ok(Some(Epoch(Some(bytes.to_vec()))));
             }
             if crate::write::now_ms() > rec.expires_ms {
-                let mut b = Batch::default();
                 let broken = Record {
                     epoch: rec.epoch + 1,
                     expires_ms: 0,
                     holder: format!("broken by {}", holder()),
                 };
-                b.put(Space::Meta, META_MAINTENANCE, broken.encode());
-                b.expect(Space::Meta, META_MAINTENANCE, Some(&bytes));
-                match self.engine.write(b) {
-                    Ok(()) | Err(WriteError::Conflict) => continue,
-                    Err(WriteError::Store(e)) => return Err(e),
-                }
+                // Broken here or by another process: look again either way.
+                self.swap_lease(Some(&bytes), &broken.encode())?;
+                continue;
             }
             if start.elapsed() >= wait {
                 return Err(StoreError::Busy {
@@ -179,26 +175,28 @@ impl Kv {
                 holder: holder(),
             }
             .encode();
-            let mut b = Batch::default();
-            b.put(Space::Meta, META_MAINTENANCE, record.clone());
-            b.expect(Space::Meta, META_MAINTENANCE, current.as_deref());
-            match self.engine.write(b) {
-                Ok(()) => {
-                    self.engine.set_fence(Some((
-                        Space::Meta,
-                        META_MAINTENANCE.to_vec(),
-                        Some(record.clone()),
-                    )));
-                    *lock(&self.held) = Held {
-                        record: Some(record),
-                        depth: 1,
-                    };
-                    return Ok(());
-                }
-                Err(WriteError::Conflict) => {}
-                Err(WriteError::Store(e)) => return Err(e),
+            if self.swap_lease(current.as_deref(), &record)? {
+                self.engine.set_fence(Some((
+                    Space::Meta,
+                    META_MAINTENANCE.to_vec(),
+                    Some(record.clone()),
+                )));
+                *lock(&self.held) = Held {
+                    record: Some(record),
+                    depth: 1,
+                };
+                return Ok(());
             }
         }
+    }
+
+    /// Replaces the lease record `from` (`None`: absent) with `to`; `false` when it no longer
+    /// held `from` and nothing was written.
+    fn swap_lease(&self, from: Option<&[u8]>, to: &[u8]) -> StoreResult<bool> {
+        let mut b = Batch::default();
+        b.put(Space::Meta, META_MAINTENANCE, to.to_vec());
+        b.expect(Space::Meta, META_MAINTENANCE, from);
+        self.write_guarded(b)
     }
 
     /// Gives back what [`Kv::begin_maintenance`] took.
@@ -219,24 +217,20 @@ impl Kv {
             return Ok(());
         };
         let rec = Record::parse(&record)?;
-        let mut b = Batch::default();
         let done = Record {
             epoch: rec.epoch + 1,
             expires_ms: 0,
             holder: String::new(),
         };
-        b.put(Space::Meta, META_MAINTENANCE, done.encode());
-        b.expect(Space::Meta, META_MAINTENANCE, Some(&record));
-        match self.engine.write(b) {
-            Ok(()) => Ok(()),
-            Err(WriteError::Conflict) => Err(StoreError::Busy {
-                reason: "another process took over this process's maintenance lease (it ran \
-                         past its time); what this maintenance wrote before is kept, the rest \
-                         was not written: run it again"
-                    .into(),
-            }),
-            Err(WriteError::Store(e)) => Err(e),
+        if self.swap_lease(Some(&record), &done.encode())? {
+            return Ok(());
         }
+        Err(StoreError::Busy {
+            reason: "another process took over this process's maintenance lease (it ran past \
+                     its time); what this maintenance wrote before is kept, the rest was not \
+                     written: run it again"
+                .into(),
+        })
     }
 
     /// Marks `hashes` as objects of a put about to be written, if the lease record still

@@ -225,13 +225,6 @@ impl Overlay<'_> {
 }
 
 impl Kv {
-    /// Makes every completed write durable, then, for an engine on disk, records the next
-    /// sequence number in the sequence mark ([`crate::recover`]).
-    ///
-    /// The counters are read before the engine flushes: a write another thread commits
-    /// while the flush runs may not be durable when it ends, and a mark naming it would make
-    /// the next open refuse the store as having lost it (found by killing `strata serve`
-    /// under concurrent puts).
     /// Replaces every record with `snapshot`'s and drops the engine's history before it (a
     /// shared engine's log; [`Engine::compact_log`]).
     pub(crate) fn compact_log(&self, snapshot: &crate::MemoryEngine) -> StoreResult<()> {
@@ -265,6 +258,13 @@ impl Kv {
         self.engine.sync()
     }
 
+    /// Makes every completed write durable, then, for an engine on disk, records the next
+    /// sequence number in the sequence mark ([`crate::recover`]).
+    ///
+    /// The counters are read before the engine flushes: a write another thread commits
+    /// while the flush runs may not be durable when it ends, and a mark naming it would make
+    /// the next open refuse the store as having lost it (found by killing `strata serve`
+    /// under concurrent puts).
     pub(crate) fn flush(&self) -> StoreResult<()> {
         let counters = match self.engine.dir() {
             Some(_) => self.counters()?,
