@@ -433,6 +433,13 @@ fn a_cluster_keeps_every_acknowledged_version_through_kill_9_of_each_node_and_of
         "the restarted cluster never answered",
     );
     let checked = check_acks(&d, &s, &acks);
+    // One total order without gaps: positions 1, 2, 3, ... (nothing was pruned).
+    let seqs = common::feed_seqs(&ok(&run(&d, &s, &["feed"], None)));
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert!(
+        seqs.len() > acks.len(),
+        "the feed holds every acknowledged version"
+    );
     eprintln!("cluster: {kills} kills, {checked} acknowledged versions checked");
 }
 
@@ -461,12 +468,98 @@ fn a_server_on_a_nats_store_sees_other_writers() {
         waited < Duration::from_secs(10),
         "the long poll woke late: {waited:?}"
     );
-    let got = ureq::get(&web.url("/v1/docs/b"))
-        .call()
+    let read = |server: &common::Server, path: &str| {
+        ureq::get(&server.url(path))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    assert_eq!(read(&web, "/v1/docs/b"), "two\n");
+    // A second server on the same store, in a process of its own: what one takes, the other
+    // serves, and expected versions hold across them.
+    let other = common::Server::start(d, &["--store", &s]);
+    let put = ureq::put(&other.url("/v1/docs/b?expect=1"))
+        .send_string("three\n")
         .unwrap()
         .into_string()
         .unwrap();
-    assert_eq!(got, "two\n");
+    assert!(put.contains("\"version\":2"), "{put}");
+    assert_eq!(read(&web, "/v1/docs/b"), "three\n");
+    let stale = ureq::put(&web.url("/v1/docs/b?expect=1")).send_string("four\n");
+    match stale {
+        Err(ureq::Error::Status(409, r)) => {
+            let body = r.into_string().unwrap();
+            assert!(body.contains("is at version 2"), "{body}");
+        }
+        other => panic!("a stale put through the other server: {other:?}"),
+    }
+    assert_eq!(read(&other, "/v1/docs/b?at=1"), "two\n");
+}
+
+#[test]
+fn feed_follow_and_consumers_work_across_processes_given_by_strata_dir() {
+    use std::io::BufRead;
+    let Some((dir, _server, s)) = one_server() else {
+        return;
+    };
+    let d = dir.path();
+    // The store given by STRATA_DIR, as users set it once for every command.
+    let env_run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut c = common::command(d)
+            .env("STRATA_DIR", &s)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        c.wait_with_output().unwrap()
+    };
+    ok(&env_run(&["put", "log"], Some(b"first\n")));
+    assert_eq!(ok(&run(d, &s, &["get", "log"], None)), "first\n");
+    let mut follower = common::command(d)
+        .env("STRATA_DIR", &s)
+        .args(["feed", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"seq\":1"), "{first}");
+    // Written by other processes while the follower waits.
+    ok(&env_run(&["put", "log"], Some(b"second\n")));
+    ok(&env_run(&["put", "other"], Some(b"x\n")));
+    let second = lines.next().unwrap().unwrap();
+    let third = lines.next().unwrap().unwrap();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        second.contains("\"seq\":2") && second.contains("\"doc\":\"log\""),
+        "{second}"
+    );
+    assert!(
+        third.contains("\"seq\":3") && third.contains("\"doc\":\"other\""),
+        "{third}"
+    );
+    // A durable consumer: each process goes on where the last one stopped.
+    let page = |n: &str| {
+        common::feed_seqs(&ok(&env_run(
+            &["feed", "--consumer", "c", "--limit", n],
+            None,
+        )))
+    };
+    assert_eq!(page("2"), vec![1, 2]);
+    assert_eq!(page("5"), vec![3]);
+    ok(&env_run(&["put", "log"], Some(b"third\n")));
+    assert_eq!(page("5"), vec![4]);
+    let listed = ok(&env_run(&["consumers"], None));
+    assert!(listed.contains("c  position 4  lag 0"), "{listed}");
 }
 
 #[test]
