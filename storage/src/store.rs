@@ -514,6 +514,82 @@ impl Store {
             .expect("a batch of one put commits one record"))
     }
 
+    /// Stores several independent puts, in order, as [`Store::put_with`] would store each one
+    /// alone, but in one commit with (under [`Durability::EveryPut`]) one flush: the way a
+    /// server answering many writers at once shares the cost of a commit among them. Returns
+    /// one result per put, in the order given. A put refused on its own (a conflict, content
+    /// or metadata too large, a time going back) is refused alone and the others are stored;
+    /// a put expecting the version an earlier put of the same call made sees it.
+    ///
+    /// # Errors
+    /// Per put: as [`Store::put_with`]. The outer error: folding loose objects or applying
+    /// the retention rule failed after the puts were committed (as with `put_with`).
+    ///
+    /// # Example
+    /// ```
+    /// use strata_storage::{DocId, PutOptions, Store, StoreError};
+    ///
+    /// let store = Store::open_temporary()?;
+    /// let (a, b) = (DocId::new("a")?, DocId::new("b")?);
+    /// store.put(&b, b"taken\n")?;
+    /// let results = store.put_each(vec![
+    ///     (&a, &b"one\n"[..], PutOptions::default()),
+    ///     (&b, &b"mine\n"[..], PutOptions::default().expect_new()),
+    ///     (&a, &b"two\n"[..], PutOptions::default().expect(strata_storage::VersionNo(1))),
+    /// ])?;
+    /// assert_eq!(results[0].as_ref().unwrap().version.get(), 1);
+    /// assert!(matches!(results[1], Err(StoreError::Conflict { actual: 1, .. })));
+    /// assert_eq!(results[2].as_ref().unwrap().version.get(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_each(
+        &self,
+        puts: Vec<(&DocId, &[u8], PutOptions)>,
+    ) -> StoreResult<Vec<StoreResult<VersionRecord>>> {
+        let mut results: Vec<Option<StoreResult<VersionRecord>>> =
+            puts.iter().map(|_| None).collect();
+        // Puts answered alone after the shared commit: conflicts (which `put_with` answers
+        // with the version a retried put made) and, when the shared commit fails, all of it.
+        let mut alone = Vec::new();
+        let mut batched = Vec::new();
+        let mut batch = WriteBatch::new(self);
+        for (i, (doc, content, options)) in puts.iter().enumerate() {
+            // A put that fails leaves the batch as it was: its version is not in it.
+            match batch.put(doc, content, options.clone()) {
+                Ok(()) => batched.push(i),
+                Err(StoreError::Conflict { .. }) => alone.push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let mut committed = Vec::new();
+        if batched.is_empty() {
+            drop(batch);
+        } else {
+            match batch.commit_with(self.inner.options.durability == Durability::EveryPut) {
+                Ok(records) => {
+                    for (&i, record) in batched.iter().zip(&records) {
+                        results[i] = Some(Ok(record.clone()));
+                    }
+                    committed = records;
+                }
+                // Nothing of it was recorded (another writer moved a document between the
+                // checks and the commit, or the engine failed): each put on its own.
+                Err(_) => alone.append(&mut batched),
+            }
+        }
+        self.fold_if_due(&committed, false)?;
+        self.apply_retention(batched.iter().map(|&i| puts[i].0))?;
+        alone.sort_unstable();
+        for i in alone {
+            let (doc, content, options) = &puts[i];
+            results[i] = Some(self.put_with(doc, content, options.clone()));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every put has its result"))
+            .collect())
+    }
+
     /// Records the deletion of `doc` as its next version (a tombstone): reads of the latest
     /// version, and of this one, find nothing from then on, while every earlier version
     /// still reads, and a later put revives the document. Returns the deletion's record, or

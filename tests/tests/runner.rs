@@ -12,6 +12,7 @@ mod guard;
 mod packs;
 mod prop_diff;
 mod prop_store;
+mod put_each;
 mod regressions;
 mod reopen;
 mod retention;

@@ -145,7 +145,8 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let options = options(cli)
                 .max_content_len(args.limit.max_size)
                 .cache_bytes(READ_CACHE_BYTES)
-                .durability(strata_storage::Durability::Manual);
+                .durability(strata_storage::Durability::Manual)
+                .record_run_threshold(SERVER_RUN_THRESHOLD);
             serve::run(args, open_store(cli, options)?, out)
         }
     }
@@ -269,6 +270,14 @@ fn store_path(cli: &Cli) -> PathBuf {
 /// default. Measured with `get --batch` on a 330 KB document's 200 versions: 200 random
 /// reads took half the time they take with the library's 16 MiB default.
 const READ_CACHE_BYTES: usize = 96 << 20;
+
+/// `strata serve`'s record memtable threshold (the library's default is 512 changes). A
+/// server taking puts from many clients turns its memtable into a record run every few
+/// hundred puts at 512, and each run is a file created, synced and later merged and removed;
+/// at 4,096 durable puts from 64 connections went from 14,000 to 19,500 a second
+/// (BENCHMARKS.md, session 10). The memtable's extra entries live in the engine until the
+/// next run, a few hundred KB.
+const SERVER_RUN_THRESHOLD: usize = 4096;
 
 /// Opens the store once more after a command that replaced or dropped large values (record
 /// runs merged by an import, packs dropped by gc): the engine removes their files only when

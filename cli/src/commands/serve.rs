@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Parser;
 use serde_json::json;
+use strata_core::{DocId, VersionRecord};
 use strata_storage::{At, PutOptions, Store, StoreError};
 
 use crate::cli::{Cli, ServeArgs};
@@ -44,6 +45,8 @@ const STOP_CHECK: Duration = Duration::from_millis(250);
 pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) commits: GroupCommit,
+    /// Single puts on their way to the writer thread, which stores them together.
+    puts: std::sync::mpsc::Sender<QueuedPut>,
     tokens: Option<HashMap<String, Access>>,
     max_body: usize,
     /// Set when the server is asked to stop: feed waits and streams end.
@@ -67,8 +70,10 @@ pub(crate) struct GroupCommit {
 
 #[derive(Default)]
 struct CommitState {
-    /// Tickets handed out: one per committed write waiting for durability.
+    /// Tickets handed out: one per commit waiting for durability.
     issued: u64,
+    /// Writes (versions) those commits held.
+    writes: u64,
     /// Every ticket up to this one is durable.
     durable: u64,
     /// The highest feed position known durable.
@@ -79,9 +84,11 @@ struct CommitState {
 }
 
 impl GroupCommit {
-    /// Returns once every write this thread committed before the call is durable.
-    fn wait_durable(&self, store: &Store) -> Result<(), StoreError> {
+    /// Returns once every write this thread committed before the call is durable; `writes`
+    /// counts them for the figure printed at the stop.
+    fn wait_durable(&self, store: &Store, writes: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
+        state.writes += writes;
         state.issued += 1;
         let ticket = state.issued;
         loop {
@@ -123,7 +130,7 @@ impl GroupCommit {
     /// Writes made durable through this group commit, and the flushes that did it.
     fn counts(&self) -> (u64, u64) {
         let state = lock(&self.state);
-        (state.issued, state.flushes)
+        (state.writes, state.flushes)
     }
 
     /// The highest feed position known durable.
@@ -192,7 +199,9 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
     // the writer closed the store, or is flushed now).
     store.flush()?;
     let durable_seq = store.last_seq()?;
+    let (puts, queue) = std::sync::mpsc::channel();
     let app = Arc::new(App {
+        puts,
         commits: GroupCommit {
             state: Mutex::new(CommitState {
                 durable_seq,
@@ -205,6 +214,11 @@ pub(crate) fn run(args: &ServeArgs, store: Store, out: &mut dyn Write) -> Result
         max_body: usize::try_from(args.limit.max_size).unwrap_or(usize::MAX),
         stopping: AtomicBool::new(false),
     });
+    let writer = Arc::downgrade(&app);
+    std::thread::Builder::new()
+        .name("strata-writer".into())
+        .spawn(move || write_puts(writer, queue))
+        .map_err(|e| CliError::failed(format!("cannot start the server's writer: {e}")))?;
     if app.store.shared() {
         follow_other_writers(&app, durable_seq);
     }
@@ -368,7 +382,7 @@ async fn time_limited(timeout: Duration, request: Request, next: Next) -> Respon
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with its status.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     code: &'static str,
@@ -867,9 +881,16 @@ async fn put_doc(
             ),
         )
     })?;
-    blocking(&app, move |app| {
-        let rec = app.store.put_with(&doc, &content, options)?;
-        app.commits.wait_durable(&app.store)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let queued = QueuedPut {
+        doc: doc.clone(),
+        content,
+        options,
+        reply,
+    };
+    app.puts.send(queued).map_err(|_| stopped_writer())?;
+    let rec = answer.await.map_err(|_| stopped_writer())??;
+    {
         let mut response = json_response(
             StatusCode::CREATED,
             &json!({"doc": doc.as_str(), "version": rec.version.get(), "id": rec.hash.to_string(), "seq": rec.seq}),
@@ -878,8 +899,75 @@ async fn put_doc(
             .headers_mut()
             .insert(header::ETAG, header_value(&format!("\"{}\"", rec.hash)));
         Ok(response)
-    })
-    .await
+    }
+}
+
+/// A put waiting for the writer thread, with the way back to its request.
+struct QueuedPut {
+    doc: DocId,
+    content: axum::body::Bytes,
+    options: PutOptions,
+    reply: tokio::sync::oneshot::Sender<Result<VersionRecord, ApiError>>,
+}
+
+/// The most puts the writer stores in one commit.
+const PUT_GROUP_MAX: usize = 256;
+
+/// The writer thread: takes every put waiting, stores them in one commit
+/// ([`Store::put_each`]), waits for one flush, and answers each. Under concurrent writers
+/// a commit and a flush are shared by all the puts that arrived while the previous group was
+/// written; one writer alone pays both, as before. (Handing the flush to another thread, so
+/// that it overlaps the next group's commit, was measured slower: 15,000-17,000 puts/s
+/// against 20,000 with 64 connections; the two contend inside sled.) Ends when the server
+/// is gone.
+fn write_puts(app: std::sync::Weak<App>, queue: std::sync::mpsc::Receiver<QueuedPut>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < PUT_GROUP_MAX {
+            match queue.try_recv() {
+                Ok(put) => group.push(put),
+                Err(_) => break,
+            }
+        }
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        let puts = group
+            .iter()
+            .map(|p| (&p.doc, &p.content[..], p.options.clone()))
+            .collect();
+        let answers: Vec<Result<VersionRecord, ApiError>> = match app.store.put_each(puts) {
+            Ok(results) => {
+                let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+                let durable = if stored > 0 {
+                    app.commits.wait_durable(&app.store, stored)
+                } else {
+                    Ok(())
+                };
+                match durable {
+                    Ok(()) => results
+                        .into_iter()
+                        .map(|r| r.map_err(ApiError::from))
+                        .collect(),
+                    Err(e) => vec![Err(e.into()); group.len()],
+                }
+            }
+            Err(e) => vec![Err(e.into()); group.len()],
+        };
+        for (put, answer) in group.into_iter().zip(answers) {
+            // A request that went away (its client hung up) needs no answer.
+            let _ = put.reply.send(answer);
+        }
+    }
+}
+
+/// The writer thread is gone: only while the server stops.
+fn stopped_writer() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stopped",
+        "the server is stopping; put again once it is back",
+    )
 }
 
 /// `POST /v1/batch`: the body is JSON lines as `strata batch` takes them (`doc`, `content`,
@@ -902,7 +990,7 @@ async fn batch(State(app): State<Arc<App>>, body: Body) -> ApiResult {
     blocking(&app, move |app| {
         let puts = super::batch::parse(&text, limit as u64, false)?;
         let stored = super::batch::commit(&app.store, puts)?;
-        app.commits.wait_durable(&app.store)?;
+        app.commits.wait_durable(&app.store, stored.len() as u64)?;
         let records: Vec<_> = stored
             .iter()
             .map(|(doc, rec)| {
@@ -919,7 +1007,7 @@ async fn delete_doc(State(app): State<Arc<App>>, uri: axum::http::Uri) -> ApiRes
     let doc = doc_to_write(&uri)?;
     blocking(&app, move |app| {
         let rec = super::ls::delete(&app.store, &doc)?;
-        app.commits.wait_durable(&app.store)?;
+        app.commits.wait_durable(&app.store, 1)?;
         Ok(json_response(
             StatusCode::OK,
             &json!({"doc": doc.as_str(), "version": rec.version.get(), "deleted": true, "seq": rec.seq}),
@@ -1099,7 +1187,7 @@ async fn tag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String
         }
         argv.extend(["--", &spec, &name]);
         let out = cli_output(&app.store, &argv)?;
-        app.commits.wait_durable(&app.store)?;
+        app.commits.wait_durable(&app.store, 1)?;
         Ok(json_response(
             StatusCode::OK,
             &json!({"message": String::from_utf8_lossy(&out).trim()}),
@@ -1117,7 +1205,7 @@ async fn untag(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Stri
         if !app.store.untag(&doc, &name)? {
             return Err(ApiError::not_found(format!("no tag '{name}' on '{doc}'")));
         }
-        app.commits.wait_durable(&app.store)?;
+        app.commits.wait_durable(&app.store, 1)?;
         Ok(json_response(
             StatusCode::OK,
             &json!({"doc": doc.as_str(), "name": name, "deleted": true}),
@@ -1224,7 +1312,7 @@ async fn exec(
         let mut input = super::Input::Sent(std::io::Cursor::new(input));
         let result = super::exec(&cli.command, &app.store, &mut input, &mut out);
         if writes {
-            app.commits.wait_durable(&app.store)?;
+            app.commits.wait_durable(&app.store, 1)?;
         }
         Ok(match result {
             Ok(()) | Err(CliError::BrokenPipe) => answer(0, out, ""),

@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::keyfilter::{KeyFilter, LazyFilter};
 use super::{Batch, Engine, Entries, PACK_KEY, Space, Value, WriteError};
 use crate::error::{StoreError, StoreResult};
 use crate::read::lock;
@@ -241,6 +242,9 @@ struct Dir {
     entries: u64,
     firsts: Vec<Vec<u8>>,
     offsets: Option<Vec<u64>>,
+    /// The run's key filter (in memory only; shared by every copy of the directory that the
+    /// engine hands out, see [`LsmEngine::filters`]).
+    filter: Arc<LazyFilter>,
 }
 
 impl Dir {
@@ -317,6 +321,7 @@ impl Dir {
             entries,
             firsts,
             offsets,
+            filter: Arc::default(),
         })
     }
 
@@ -431,6 +436,10 @@ pub(crate) struct LsmEngine {
     /// Blocks read and checked, by (run, block). Runs are never rewritten, so an entry stays
     /// right until its run is merged away; every compaction empties it.
     blocks: Mutex<crate::fasthash::FastMap<(u64, usize), Run>>,
+    /// Each run's key filter by run number, kept across re-reads of the run list; a
+    /// compaction adds the filters of the runs it writes and drops those of the runs it
+    /// merges away (whose numbers may come back).
+    filters: Mutex<crate::fasthash::FastMap<u64, Arc<LazyFilter>>>,
     /// Reads hold it shared; a compaction, which moves records between spaces and runs,
     /// holds it exclusively, so no read sees a record in neither place or a half merge.
     view: RwLock<()>,
@@ -518,6 +527,7 @@ impl LsmEngine {
             memtable_entries: memtable_entries.max(1),
             cache: Mutex::new(None),
             blocks: Mutex::default(),
+            filters: Mutex::default(),
             view: RwLock::new(()),
             mirror: RwLock::new(Some(memtable)),
         };
@@ -576,7 +586,9 @@ impl LsmEngine {
                 k.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| {
                     StoreError::corrupt("record runs", format!("bad key {:?}", &k[..]))
                 })?;
-            out.push(Dir::parse(n, &v)?);
+            let mut dir = Dir::parse(n, &v)?;
+            dir.filter = Arc::clone(lock(&self.filters).entry(n).or_default());
+            out.push(dir);
         }
         Ok(out)
     }
@@ -586,6 +598,17 @@ impl LsmEngine {
         if let Some(r) = lock(&self.blocks).get(&(dir.n, b)) {
             return Ok(r.clone());
         }
+        let run = self.read_block(dir, b)?;
+        let mut cache = lock(&self.blocks);
+        if cache.len() >= BLOCK_CACHE {
+            cache.clear();
+        }
+        cache.insert((dir.n, b), run.clone());
+        Ok(run)
+    }
+
+    /// Block `b` of run `dir`, read and checked, past the cache.
+    fn read_block(&self, dir: &Dir, b: usize) -> StoreResult<Run> {
         let bytes = match &dir.offsets {
             Some(offsets) => match (offsets.get(b), offsets.get(b + 1)) {
                 (Some(&start), Some(&end)) => {
@@ -602,13 +625,25 @@ impl LsmEngine {
                 format!("block {b} is missing"),
             )
         })?;
-        let run = Run::parse(dir.n, bytes)?;
-        let mut cache = lock(&self.blocks);
-        if cache.len() >= BLOCK_CACHE {
-            cache.clear();
+        Run::parse(dir.n, bytes)
+    }
+
+    /// Builds the key filter of run `dir` from all of its blocks (read past the cache, which
+    /// they would flush).
+    fn build_filter(&self, dir: &Dir) -> StoreResult<()> {
+        let mut keys = Vec::with_capacity(usize::try_from(dir.entries).unwrap_or(0).min(1 << 24));
+        for b in 0..dir.firsts.len() {
+            let block = self.read_block(dir, b)?;
+            keys.extend(
+                block
+                    .entries_in(dir.n, &Bound::Unbounded, &Bound::Unbounded)?
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
         }
-        cache.insert((dir.n, b), run.clone());
-        Ok(run)
+        dir.filter
+            .set(KeyFilter::of(keys.len(), keys.iter().map(Vec::as_slice)));
+        Ok(())
     }
 
     /// What run `dir` says about a full key.
@@ -669,8 +704,7 @@ impl LsmEngine {
         self.run_entries_in(dir, &Bound::Unbounded, &Bound::Unbounded)
     }
 
-    /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks and directory.
-    /// Adds run `n` holding `entries` to `batch`: its blocks back to back as the run's data,
+    /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks back to back as the run's data,
     /// and its directory.
     fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) {
         let mut dir = Dir {
@@ -678,6 +712,7 @@ impl LsmEngine {
             entries: entries.len() as u64,
             firsts: Vec::new(),
             offsets: Some(vec![0]),
+            filter: Arc::default(),
         };
         let mut data = Vec::new();
         let mut start = 0;
@@ -735,6 +770,15 @@ impl LsmEngine {
     /// The value of full key `full` in the runs, newest first.
     fn runs_find(&self, full: &[u8]) -> StoreResult<Option<Value>> {
         for dir in self.runs()?.iter() {
+            match dir.filter.get() {
+                Some(filter) if !filter.may_contain(full) => continue,
+                Some(_) => {}
+                None => {
+                    if dir.filter.probe(dir.entries) {
+                        self.build_filter(dir)?;
+                    }
+                }
+            }
             match self.run_find(dir, full)? {
                 Some(Found::Value(v)) => return Ok(Some(v)),
                 Some(Found::Tombstone) => return Ok(None),
@@ -763,8 +807,8 @@ impl LsmEngine {
     /// Turns the memtable, then `direct` (the record changes of a large batch, newer than the
     /// memtable), into new runs, and merges the newest runs when there are more than
     /// [`MAX_RUNS`] (all of them into one when `merge_all`); `batch` (the batch's other
-    /// changes) goes in the same atomic write. Runs under the write gate and the exclusive
-    /// view lock.
+    /// changes) goes in the same atomic write. Runs under the write gate; readers wait only
+    /// for the write that switches to the new runs, not for their data to be written.
     fn compact(
         &self,
         direct: BTreeMap<Vec<u8>, Option<Value>>,
@@ -811,6 +855,7 @@ impl LsmEngine {
             }
         }
         runs.extend(old.iter().map(Part::Old));
+        let mut merged_away = Vec::new();
         if runs.len() > MAX_RUNS || (merge_all && runs.len() > 1) {
             // Size-tiered: merge the newest runs up to (not including) the first older run that
             // is more than twice their total, at least two; a merge that reaches the oldest run
@@ -828,6 +873,7 @@ impl LsmEngine {
                     Part::Fresh(e) => e,
                     Part::Old(dir) => {
                         Self::remove_run(&mut batch, dir);
+                        merged_away.push(dir.n);
                         self.run_entries(dir)?
                     }
                 };
@@ -854,16 +900,48 @@ impl LsmEngine {
             (generation + 1).to_be_bytes().to_vec(),
         );
         // New runs get numbers above every old one, oldest of them first.
+        let mut filters = Vec::new();
         for part in runs.iter().rev() {
             if let Part::Fresh(entries) = part
                 && !entries.is_empty()
             {
                 Self::write_run(&mut batch, next, entries);
+                let keys = entries.iter().map(|(k, _)| k.as_slice());
+                filters.push((next, KeyFilter::of(entries.len(), keys)));
                 next += 1;
             }
         }
+        // The new runs' data first (files in the sled engine, written and synced), while
+        // readers go on with the runs as they are: nothing names the data yet (a crash now
+        // leaves it to `drop_orphan_run_data`). Then the switch, which readers wait for: the
+        // directories, the memtable's removal and the merged runs' removal in one write.
+        let (files, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.changes)
+            .into_iter()
+            .partition(|c| matches!(c, (Space::RunData(_), _, Some(_))));
+        batch.changes = rest;
+        if !files.is_empty() {
+            self.inner.write(Batch {
+                changes: files,
+                ..Batch::default()
+            })?;
+        }
+        let _view = self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let written = self.inner.write(batch);
         *lock(&self.cache) = None;
+        {
+            let mut known = lock(&self.filters);
+            // Runs merged away (their numbers may come back) lose their filters; the runs
+            // just written get theirs, once written.
+            known.retain(|n, _| old.iter().any(|d| d.n == *n) && !merged_away.contains(n));
+            if written.is_ok() {
+                for (n, filter) in filters {
+                    known.insert(n, Arc::new(LazyFilter::built(filter)));
+                }
+            }
+        }
         // Blocks of runs this compaction removed go too: a run number can come back once
         // every run is merged away and its file removed.
         lock(&self.blocks).clear();
@@ -995,10 +1073,6 @@ impl Engine for LsmEngine {
                     None => inner.changes.push((space, key, value)),
                 }
             }
-            let _view = self
-                .view
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.compact(direct, inner, false)?;
             self.put_mirror(mirror.map(|_| Memtable::new()));
             self.set_pending(&mut pending, 0);
@@ -1032,12 +1106,7 @@ impl Engine for LsmEngine {
             }
         }
         if *pending + records > self.memtable_entries {
-            let _view = self
-                .view
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // The batch's changes land in the memtable and move with it into the new run, all
-            // in one atomic write.
+            // The batch's changes land in the memtable and move with it into the new run.
             self.inner.write(inner)?;
             self.compact(BTreeMap::new(), Batch::default(), false)?;
             self.put_mirror(mirror.map(|_| Memtable::new()));
@@ -1167,10 +1236,6 @@ impl Engine for LsmEngine {
         }
         self.memtable_len.store(UNKNOWN, Ordering::Release);
         let mirror = self.take_mirror();
-        let _view = self
-            .view
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.compact(BTreeMap::new(), Batch::default(), true)
             .map_err(|e| match e {
                 WriteError::Store(e) => e,
@@ -1258,6 +1323,65 @@ mod tests {
     #[test]
     fn the_lsm_engine_keeps_the_contract() {
         super::super::tests::engine_contract(&lsm());
+    }
+
+    /// Lookups answer the same with key filters: filters made when runs are written, built
+    /// once a run read from the engine (a reopened store) has been searched often enough,
+    /// and dropped with runs merged away, whose numbers come back.
+    #[test]
+    fn key_filters_never_hide_a_record() {
+        let inner: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let write = |e: &LsmEngine, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, from: u64| {
+            for step in from..from + 3_000 {
+                let key = format!("k{:05}", (step * 7919) % 4000).into_bytes();
+                let mut b = Batch::default();
+                if step % 6 == 0 {
+                    b.remove(Space::Docs, key.clone());
+                    model.remove(&key);
+                } else {
+                    let value = format!("v{step}").into_bytes();
+                    b.put(Space::Docs, key.clone(), value.clone());
+                    model.insert(key, value);
+                }
+                e.write(b).unwrap();
+            }
+        };
+        let check = |e: &LsmEngine, model: &BTreeMap<Vec<u8>, Vec<u8>>| {
+            // Keys written, removed, and never written (beyond 4000).
+            for i in 0..5000 {
+                let key = format!("k{i:05}").into_bytes();
+                let got = e.get(Space::Docs, &key).unwrap().map(|v| v.to_vec());
+                assert_eq!(got, model.get(&key).cloned(), "key {i}");
+            }
+        };
+        let e = LsmEngine::new(Arc::clone(&inner), 64).unwrap();
+        write(&e, &mut model, 0);
+        assert!(e.runs().unwrap().len() > 1, "several runs");
+        assert!(
+            e.runs().unwrap().iter().all(|d| d.filter.get().is_some()),
+            "runs written here have filters"
+        );
+        check(&e, &model);
+        drop(e);
+        // Reopened: filters are not stored, and come once a run has been searched enough.
+        let e = LsmEngine::new(Arc::clone(&inner), 64).unwrap();
+        assert!(e.runs().unwrap().iter().all(|d| d.filter.get().is_none()));
+        check(&e, &model);
+        assert!(
+            e.runs().unwrap().iter().any(|d| d.filter.get().is_some()),
+            "5,000 lookups built filters"
+        );
+        check(&e, &model);
+        // Everything merged into one run (number 1 again once the others are gone), then
+        // more writes over it.
+        e.compact_all().unwrap();
+        check(&e, &model);
+        write(&e, &mut model, 3_000);
+        check(&e, &model);
+        e.compact_all().unwrap();
+        write(&e, &mut model, 6_000);
+        check(&e, &model);
     }
 
     /// Many writes, removes and rewrites across compactions and merges read back as a plain
@@ -1394,6 +1518,7 @@ mod tests {
                 entries: 12,
                 firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
                 offsets,
+                filter: Arc::default(),
             };
             let bytes = dir.encode();
             let back = Dir::parse(7, &bytes).unwrap();
@@ -1414,6 +1539,7 @@ mod tests {
                 entries: 12,
                 firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
                 offsets: None,
+                filter: Arc::default(),
             }
             .encode(),
         )

@@ -9,6 +9,7 @@
 //! commits expect the counters record they read, so two writers never both win.
 //! Nothing above this module names sled.
 
+pub(crate) mod keyfilter;
 pub(crate) mod lsm;
 pub(crate) mod memory;
 pub(crate) mod nats;
