@@ -168,6 +168,8 @@ fn small_things_a_new_user_sees() {
     assert_eq!(bare.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage:"));
     // STRATA_DIR= (empty) is unset: the default store.
+    // A process of its own on the store: in the remote run, its server stops first.
+    common::remote_suite::stop_all();
     let empty_env = Command::new(env!("CARGO_BIN_EXE_strata"))
         .current_dir(d)
         .env("STRATA_DIR", "")
@@ -577,6 +579,8 @@ fn converting_a_format_1_store_survives_kills() {
         })
         .collect();
     for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+        // A process of its own on the store: in the remote run, its server stops first.
+        common::remote_suite::stop_all();
         let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .current_dir(d)
             .env_remove("STRATA_DIR")
@@ -661,6 +665,8 @@ fn killed_commands_leave_a_store_that_opens() {
             4 => (vec!["gc"], Vec::new()),
             _ => (vec!["repack"], Vec::new()),
         };
+        // A process of its own on the store: in the remote run, its server stops first.
+        common::remote_suite::stop_all();
         let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .current_dir(d)
             .env_remove("STRATA_DIR")
@@ -740,6 +746,8 @@ fn kill_during_repack_loses_nothing() {
         .collect();
     let mut interrupted = 0;
     for delay_ms in [5u64, 40, 120, 300] {
+        // A process of its own on the store: in the remote run, its server stops first.
+        common::remote_suite::stop_all();
         let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .current_dir(d)
             .env_remove("STRATA_DIR")
@@ -777,6 +785,8 @@ fn kill_during_repack_loses_nothing() {
 }
 
 fn strata_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    // The environment may name the store: in the remote run these stay local.
+    common::remote_suite::stop_all();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.current_dir(dir).env_remove("STRATA_DIR").args(args);
     for (k, v) in env {
@@ -894,6 +904,8 @@ fn a_closed_pipe_exits_quietly() {
     let d = dir.path();
     let big = "a line that repeats to make a large document\n".repeat(200_000);
     ok(&strata_stdin(d, &["put", "big"], Some(big.as_bytes())));
+    // A process of its own on the store: in the remote run, its server stops first.
+    common::remote_suite::stop_all();
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .current_dir(d)
         .env_remove("STRATA_DIR")
@@ -1029,6 +1041,9 @@ fn has_script() -> bool {
 /// Runs `strata ARGS` in `dir` on a terminal (through `script`) with `env` set and NO_COLOR
 /// otherwise unset, and returns what the terminal showed.
 fn on_terminal(dir: &Path, args: &str, env: &[(&str, &str)]) -> String {
+    // A terminal's colours are the local process's: in the remote run the store's server
+    // stops first.
+    common::remote_suite::stop_all();
     let bin = env!("CARGO_BIN_EXE_strata");
     let mut cmd = Command::new("script");
     cmd.current_dir(dir)

@@ -43,7 +43,7 @@ fn git_ident(author: Option<&str>) -> String {
 
 /// `strata export`: every version of the documents (all, or those named), one commit each
 /// in feed order, as a `git fast-import` stream on `out`. Versions that cannot be read are
-/// skipped and reported on standard error (the salvage path); the command then exits 1.
+/// skipped (the salvage path) and named in the command's error; the command then exits 1.
 pub(crate) fn run(args: &ExportArgs, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     let wanted: Vec<DocId> = args
@@ -122,16 +122,24 @@ pub(crate) fn run(args: &ExportArgs, store: &Store, out: &mut dyn Write) -> Resu
     out.write_all(b"done\n")?;
     out.flush()?;
     if !skipped.is_empty() {
-        for s in &skipped {
-            eprintln!("strata: export skipped {s}");
+        // One line, the same through a server (whose standard error the client never sees):
+        // the first few skipped, and the count.
+        let mut list: Vec<String> = skipped.iter().take(SKIPPED_SHOWN).cloned().collect();
+        if skipped.len() > SKIPPED_SHOWN {
+            list.push(format!("and {} more", skipped.len() - SKIPPED_SHOWN));
         }
         return Err(CliError::Problems(format!(
-            "exported {exported} versions; skipped {} (listed above)",
+            "export skipped {}; exported {exported} versions and skipped {} ('strata verify' \
+             names every damaged version)",
+            list.join("; "),
             skipped.len()
         )));
     }
     Ok(())
 }
+
+/// How many skipped versions the error of a salvaging export names.
+const SKIPPED_SHOWN: usize = 10;
 
 /// One commit's worth of a `git fast-export` stream, as the import applies it.
 struct Commit {

@@ -215,9 +215,16 @@ pub(crate) fn exec(
         Command::Consumers(a) => feed::run_consumers(a, store, out),
         Command::Retention(a) => ls::run_retention(a, store, out),
         Command::Prune(a) => {
-            // The packed bytes of dropped versions are reclaimed by the next repack, which
-            // needs the store to itself.
-            ls::run_prune(a, store, out).map(drop)
+            // The packed bytes of dropped versions are reclaimed by a repack, which needs the
+            // store to itself: the server says so where a local prune would repack.
+            if ls::run_prune(a, store, out)? && !a.no_repack {
+                writeln!(
+                    out,
+                    "the dropped versions' packed bytes stay until 'strata repack' runs where \
+                     the store is, with the server stopped"
+                )?;
+            }
+            Ok(())
         }
         Command::Import(a) => import::run(a, || Ok(store.clone()), input, out),
         Command::Repack(_) => elsewhere("repack", "it rewrites the whole store"),
