@@ -496,14 +496,8 @@ impl Store {
             batch.commit_with(self.inner.options.durability == Durability::EveryPut)
         };
         let mut records = match attempt() {
-            Err(StoreError::Conflict {
-                expected, actual, ..
-            }) if actual > expected
-                && let Some(done) = self.record(doc, At::Version(VersionNo(expected + 1)))?
-                && !done.is_deletion()
-                && done.hash == ContentHash::of(content) =>
-            {
-                return Ok(done);
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                return self.conflict_or_retried(doc, content, conflict);
             }
             other => other?,
         };
@@ -546,48 +540,79 @@ impl Store {
         &self,
         puts: Vec<(&DocId, &[u8], PutOptions)>,
     ) -> StoreResult<Vec<StoreResult<VersionRecord>>> {
+        // Each put's answer as the batch sees it, in order: refusals (a conflict is kept as
+        // found then, against the puts before it) and the puts the batch holds.
         let mut results: Vec<Option<StoreResult<VersionRecord>>> =
             puts.iter().map(|_| None).collect();
-        // Puts answered alone after the shared commit: conflicts (which `put_with` answers
-        // with the version a retried put made) and, when the shared commit fails, all of it.
-        let mut alone = Vec::new();
         let mut batched = Vec::new();
         let mut batch = WriteBatch::new(self);
         for (i, (doc, content, options)) in puts.iter().enumerate() {
             // A put that fails leaves the batch as it was: its version is not in it.
             match batch.put(doc, content, options.clone()) {
                 Ok(()) => batched.push(i),
-                Err(StoreError::Conflict { .. }) => alone.push(i),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let mut committed = Vec::new();
-        if batched.is_empty() {
-            drop(batch);
-        } else {
+        if !batched.is_empty() {
             match batch.commit_with(self.inner.options.durability == Durability::EveryPut) {
                 Ok(records) => {
-                    for (&i, record) in batched.iter().zip(&records) {
-                        results[i] = Some(Ok(record.clone()));
+                    self.fold_if_due(&records, false)?;
+                    self.apply_retention(batched.iter().map(|&i| puts[i].0))?;
+                    for (i, record) in batched.into_iter().zip(records) {
+                        results[i] = Some(Ok(record));
                     }
-                    committed = records;
                 }
                 // Nothing of it was recorded (another writer moved a document between the
-                // checks and the commit, or the engine failed): each put on its own.
-                Err(_) => alone.append(&mut batched),
+                // checks and the commit, or the engine failed): each put on its own, in order,
+                // as if the batch had not been.
+                Err(_) => {
+                    return Ok(puts
+                        .into_iter()
+                        .zip(results)
+                        .map(|((doc, content, options), found)| match found {
+                            Some(Err(e)) if !matches!(e, StoreError::Conflict { .. }) => Err(e),
+                            _ => self.put_with(doc, content, options),
+                        })
+                        .collect());
+                }
             }
+        } else {
+            drop(batch);
         }
-        self.fold_if_due(&committed, false)?;
-        self.apply_retention(batched.iter().map(|&i| puts[i].0))?;
-        alone.sort_unstable();
-        for i in alone {
-            let (doc, content, options) = &puts[i];
-            results[i] = Some(self.put_with(doc, content, options.clone()));
-        }
-        Ok(results
+        // A conflict found against the versions before it is answered as `put_with` answers
+        // it: with the version a retried put made, when that is what it was.
+        Ok(puts
             .into_iter()
-            .map(|r| r.expect("every put has its result"))
+            .zip(results)
+            .map(|((doc, content, _), found)| match found {
+                Some(Err(conflict @ StoreError::Conflict { .. })) => {
+                    self.conflict_or_retried(doc, content, conflict)
+                }
+                found => found.expect("every put has its result"),
+            })
             .collect())
+    }
+
+    /// The answer to a put of `content` refused with `conflict`: the version it asked for,
+    /// when the document moved past its expected version and the next version holds this
+    /// content (the put was made before and its answer lost), else the conflict.
+    fn conflict_or_retried(
+        &self,
+        doc: &DocId,
+        content: &[u8],
+        conflict: StoreError,
+    ) -> StoreResult<VersionRecord> {
+        if let StoreError::Conflict {
+            expected, actual, ..
+        } = conflict
+            && actual > expected
+            && let Some(done) = self.record(doc, At::Version(VersionNo(expected + 1)))?
+            && !done.is_deletion()
+            && done.hash == ContentHash::of(content)
+        {
+            return Ok(done);
+        }
+        Err(conflict)
     }
 
     /// Records the deletion of `doc` as its next version (a tombstone): reads of the latest

@@ -21,6 +21,8 @@ enum Expect {
     Current,
     /// One behind it (a conflict, or a retry when the content matches).
     Stale,
+    /// One ahead of it (a conflict, even when later puts of the group reach it).
+    Ahead,
 }
 
 /// One put: document (of four), an edit of its current content, an expectation, and
@@ -32,6 +34,7 @@ fn expect() -> impl Strategy<Value = Expect> {
         3 => Just(Expect::Nothing),
         2 => Just(Expect::Current),
         1 => Just(Expect::Stale),
+        1 => Just(Expect::Ahead),
     ]
 }
 
@@ -41,13 +44,13 @@ fn groups() -> impl Strategy<Value = Vec<Vec<GenPut>>> {
 }
 
 /// What an answer says, for comparing the two ways: a record's version, id and feed
-/// position, or the kind of refusal (a conflict's `actual` may differ: the group answers a
-/// conflicting put after the group's other puts are stored, as a server answers concurrent
-/// requests).
+/// position, or the refusal.
 fn outcome(r: &Result<strata_core::VersionRecord, StoreError>) -> String {
     match r {
         Ok(rec) => format!("ok v{} {} seq {}", rec.version.get(), rec.hash, rec.seq),
-        Err(StoreError::Conflict { expected, .. }) => format!("conflict expecting {expected}"),
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => format!("conflict expecting {expected} at {actual}"),
         Err(StoreError::TooLarge { size, .. }) => format!("too large {size}"),
         Err(e) => format!("error {e}"),
     }
@@ -82,6 +85,7 @@ fn check(policy_index: usize, groups: &[Vec<GenPut>]) -> Result<(), TestCaseErro
                 Expect::Current => PutOptions::default().expect(VersionNo(at)),
                 Expect::Stale if at > 0 => PutOptions::default().expect(VersionNo(at - 1)),
                 Expect::Stale => PutOptions::default(),
+                Expect::Ahead => PutOptions::default().expect(VersionNo(at + 1)),
             };
             let one = alone.store().put_with(doc, &content, options.clone());
             puts.push((doc.clone(), content, options, one));
