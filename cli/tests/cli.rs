@@ -667,19 +667,7 @@ fn killed_commands_leave_a_store_that_opens() {
         };
         // A process of its own on the store: in the remote run, its server stops first.
         common::remote_suite::stop_all();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .current_dir(d)
-            .env_remove("STRATA_DIR")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            let _ = child.stdin.take().unwrap().write_all(&input);
-        }
+        let mut child = common::spawn_with_input(common::command(d).args(&args), Some(&input));
         std::thread::sleep(std::time::Duration::from_micros(next(30_000)));
         let _ = child.kill(); // SIGKILL, unless it finished first
         let out = child.wait_with_output().unwrap();

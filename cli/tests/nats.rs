@@ -118,20 +118,8 @@ fn two_processes_expecting_the_same_version_one_wins() {
         let children: Vec<Child> = (0..6)
             .map(|w| {
                 let args = at(&s, &["put", "doc", "--expect", &round.to_string()]);
-                let mut c = common::command(d)
-                    .args(&args)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                use std::io::Write;
-                c.stdin
-                    .take()
-                    .unwrap()
-                    .write_all(format!("round {round} writer {w}\n").as_bytes())
-                    .unwrap();
-                c
+                let content = format!("round {round} writer {w}\n");
+                common::spawn_with_input(common::command(d).args(&args), Some(content.as_bytes()))
             })
             .collect();
         let outs: Vec<Output> = children
@@ -506,19 +494,11 @@ fn feed_follow_and_consumers_work_across_processes_given_by_strata_dir() {
     let d = dir.path();
     // The store given by STRATA_DIR, as users set it once for every command.
     let env_run = |args: &[&str], stdin: Option<&[u8]>| {
-        let mut c = common::command(d)
-            .env("STRATA_DIR", &s)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        c.wait_with_output().unwrap()
+        let mut cmd = common::command(d);
+        cmd.env("STRATA_DIR", &s).args(args);
+        common::spawn_with_input(&mut cmd, stdin)
+            .wait_with_output()
+            .unwrap()
     };
     ok(&env_run(&["put", "log"], Some(b"first\n")));
     assert_eq!(ok(&run(d, &s, &["get", "log"], None)), "first\n");

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, command};
+use common::{Server, command, spawn_with_input};
 
 /// One command: its arguments (after `strata`), standard input, and files it names.
 struct Step {
@@ -73,18 +73,10 @@ fn untimed(text: &str) -> String {
 }
 
 fn run(dir: &Path, mode: &[&str], s: &Step) -> Output {
-    use std::io::Write;
-    let mut child = command(dir)
-        .args(mode)
-        .args(&s.args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = s.stdin.clone().unwrap_or_default();
-    let _ = child.stdin.take().unwrap().write_all(&input);
-    child.wait_with_output().unwrap()
+    let input = s.stdin.as_deref().unwrap_or_default();
+    spawn_with_input(command(dir).args(mode).args(&s.args), Some(input))
+        .wait_with_output()
+        .unwrap()
 }
 
 #[test]
@@ -242,18 +234,11 @@ fn read_only_tokens_read_and_cannot_write_remotely() {
     let server = Server::start(dir.path(), &["--token-file", tokens.to_str().unwrap()]);
     let remote = ["--remote", server.base.as_str()];
     let with_token = |token: &str, args: &[&str], stdin: &[u8]| {
-        use std::io::Write;
-        let mut child = command(dir.path())
-            .env("STRATA_TOKEN", token)
-            .args(remote)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        child.wait_with_output().unwrap()
+        let mut cmd = command(dir.path());
+        cmd.env("STRATA_TOKEN", token).args(remote).args(args);
+        spawn_with_input(&mut cmd, Some(stdin))
+            .wait_with_output()
+            .unwrap()
     };
     assert!(with_token("w", &["put", "d"], b"x").status.success());
     let denied = with_token("r", &["put", "d"], b"y");

@@ -890,16 +890,14 @@ async fn put_doc(
     };
     app.puts.send(queued).map_err(|_| stopped_writer())?;
     let rec = answer.await.map_err(|_| stopped_writer())??;
-    {
-        let mut response = json_response(
-            StatusCode::CREATED,
-            &json!({"doc": doc.as_str(), "version": rec.version.get(), "id": rec.hash.to_string(), "seq": rec.seq}),
-        );
-        response
-            .headers_mut()
-            .insert(header::ETAG, header_value(&format!("\"{}\"", rec.hash)));
-        Ok(response)
-    }
+    let mut response = json_response(
+        StatusCode::CREATED,
+        &json!({"doc": doc.as_str(), "version": rec.version.get(), "id": rec.hash.to_string(), "seq": rec.seq}),
+    );
+    response
+        .headers_mut()
+        .insert(header::ETAG, header_value(&format!("\"{}\"", rec.hash)));
+    Ok(response)
 }
 
 /// A put waiting for the writer thread, with the way back to its request.
@@ -932,27 +930,23 @@ fn write_puts(app: std::sync::Weak<App>, queue: std::sync::mpsc::Receiver<Queued
         let Some(app) = app.upgrade() else {
             return;
         };
-        let puts = group
-            .iter()
-            .map(|p| (&p.doc, &p.content[..], p.options.clone()))
-            .collect();
-        let answers: Vec<Result<VersionRecord, ApiError>> = match app.store.put_each(puts) {
-            Ok(results) => {
-                let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
-                let durable = if stored > 0 {
-                    app.commits.wait_durable(&app.store, stored)
-                } else {
-                    Ok(())
-                };
-                match durable {
-                    Ok(()) => results
-                        .into_iter()
-                        .map(|r| r.map_err(ApiError::from))
-                        .collect(),
-                    Err(e) => vec![Err(e.into()); group.len()],
-                }
-            }
-            Err(e) => vec![Err(e.into()); group.len()],
+        // A panic inside the store fails this group's puts, as it failed one request on the
+        // blocking pool, and the writer goes on with the next.
+        let stored =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store_group(&app, &group)))
+                .unwrap_or_else(|_| {
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the put failed inside the server",
+                    ))
+                });
+        let answers: Vec<Result<VersionRecord, ApiError>> = match stored {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(ApiError::from))
+                .collect(),
+            Err(e) => vec![Err(e); group.len()],
         };
         for (put, answer) in group.into_iter().zip(answers) {
             // A request that went away (its client hung up) needs no answer.
@@ -961,7 +955,25 @@ fn write_puts(app: std::sync::Weak<App>, queue: std::sync::mpsc::Receiver<Queued
     }
 }
 
-/// The writer thread is gone: only while the server stops.
+/// Stores a group of puts in one commit and waits until they are durable: each put's
+/// answer, or the group's error.
+fn store_group(
+    app: &App,
+    group: &[QueuedPut],
+) -> Result<Vec<Result<VersionRecord, StoreError>>, ApiError> {
+    let puts = group
+        .iter()
+        .map(|p| (&p.doc, &p.content[..], p.options.clone()))
+        .collect();
+    let results = app.store.put_each(puts)?;
+    let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+    if stored > 0 {
+        app.commits.wait_durable(&app.store, stored)?;
+    }
+    Ok(results)
+}
+
+/// The writer thread is gone: only once the server stops.
 fn stopped_writer() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -28,10 +28,17 @@ pub fn strata_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
 
 /// Runs the strata binary in `dir` with `args` on its own (no server), feeding `stdin`.
 fn run_local(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    spawn_with_input(command(dir).args(args), stdin)
+        .wait_with_output()
+        .unwrap()
+}
+
+/// Starts `cmd` with its output piped and `input` written to its standard input (none when
+/// `None`), and returns the running child.
+pub fn spawn_with_input(cmd: &mut Command, input: Option<&[u8]>) -> std::process::Child {
     use std::io::Write;
-    let mut child = command(dir)
-        .args(args)
-        .stdin(if stdin.is_some() {
+    let mut child = cmd
+        .stdin(if input.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -40,11 +47,11 @@ fn run_local(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    if let Some(input) = stdin {
+    if let Some(input) = input {
         // A command that fails on its arguments exits without reading its input.
         let _ = child.stdin.take().unwrap().write_all(input);
     }
-    child.wait_with_output().unwrap()
+    child
 }
 
 /// The `seq` of each line of `strata feed`'s JSON lines.
@@ -97,7 +104,9 @@ impl Server {
     /// Starts `strata serve` in `dir` on the store `store`; `None` when it does not start
     /// (a damaged store, say).
     pub fn start_on(dir: &Path, store: &Path) -> Option<Self> {
-        Self::spawn(remote_suite::serve_command(dir, store), &[]).ok()
+        let mut cmd = command(dir);
+        cmd.arg("--store").arg(store);
+        Self::spawn(cmd, &[]).ok()
     }
 
     fn spawn(mut command: Command, extra: &[&str]) -> Result<Self, String> {
@@ -198,7 +207,7 @@ pub fn damage_a_loose_object(store: &Path) {
 /// exist yet (the local run creates it, or shows that a failure creates none), and commands
 /// from threads a test spawns to race processes on a store.
 pub mod remote_suite {
-    use super::{Server, command, run_local};
+    use super::{Server, run_local};
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
@@ -318,12 +327,5 @@ pub mod remote_suite {
         let mut full: Vec<&str> = vec!["--remote", base.as_str()];
         full.extend(rest.iter().map(String::as_str));
         run_local(dir, &full, stdin)
-    }
-
-    /// The server started for a store, as `command` runs it.
-    pub(super) fn serve_command(dir: &Path, store: &Path) -> std::process::Command {
-        let mut cmd = command(dir);
-        cmd.arg("--store").arg(store);
-        cmd
     }
 }

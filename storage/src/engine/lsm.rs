@@ -704,9 +704,9 @@ impl LsmEngine {
         self.run_entries_in(dir, &Bound::Unbounded, &Bound::Unbounded)
     }
 
-    /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks back to back as the run's data,
-    /// and its directory.
-    fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) {
+    /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks back to back
+    /// as the run's data, and its directory. Returns the run's key filter.
+    fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) -> KeyFilter {
         let mut dir = Dir {
             n,
             entries: entries.len() as u64,
@@ -732,6 +732,7 @@ impl LsmEngine {
         }
         batch.put(Space::RunData(n), PACK_KEY.to_vec(), data);
         batch.put(Space::Runs, n.to_be_bytes().to_vec(), dir.encode());
+        KeyFilter::of(entries.len(), entries.iter().map(|(k, _)| k.as_slice()))
     }
 
     /// Adds the removal of run `dir` (directory and blocks) to `batch`.
@@ -905,9 +906,7 @@ impl LsmEngine {
             if let Part::Fresh(entries) = part
                 && !entries.is_empty()
             {
-                Self::write_run(&mut batch, next, entries);
-                let keys = entries.iter().map(|(k, _)| k.as_slice());
-                filters.push((next, KeyFilter::of(entries.len(), keys)));
+                filters.push((next, Self::write_run(&mut batch, next, entries)));
                 next += 1;
             }
         }
