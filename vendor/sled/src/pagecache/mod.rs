@@ -234,6 +234,33 @@ fn bump_atomic_lsn(atomic_lsn: &AtomicLsn, to: Lsn) {
 
 use std::convert::{TryFrom, TryInto};
 
+/// strata patch (STRATA-PATCH.md item 14): whether the `len` bytes of `file` at
+/// `offset` are all there and all `MessageKind::Corrupted` (0), the bytes recovery
+/// writes over a log area it shreds or frees. Recovery then skips rewriting (and
+/// syncing) bytes that already hold what it would write: a store opened only to be
+/// read wrote and synced the same tail at every open.
+pub(crate) fn already_shredded(
+    file: &std::fs::File,
+    offset: LogOffset,
+    len: usize,
+) -> bool {
+    let mut buf = vec![0xFF_u8; len.min(64 * 1024)];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(buf.len());
+        let at = offset + LogOffset::try_from(done).unwrap();
+        match pread_exact_or_eof(file, &mut buf[..want], at) {
+            Ok(n) if n == want => {}
+            _ => return false,
+        }
+        if buf[..want].iter().any(|b| *b != MessageKind::Corrupted as u8) {
+            return false;
+        }
+        done += want;
+    }
+    true
+}
+
 #[inline]
 pub(crate) fn lsn_to_arr(number: Lsn) -> [u8; 8] {
     number.to_le_bytes()

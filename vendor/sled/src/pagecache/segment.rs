@@ -635,13 +635,21 @@ impl SegmentAccountant {
         for segment_base in to_free {
             self.free_segment(segment_base)?;
             io_fail!(self.config, "zero garbage segment SA");
-            pwrite_all(
+            // strata patch (STRATA-PATCH.md item 14): a free segment that already
+            // holds nothing but zeros (zeroed by the previous open) is not written again.
+            if !already_shredded(
                 &self.config.file,
-                &*vec![MessageKind::Corrupted.into(); self.config.segment_size],
                 segment_base,
-            )?;
-            // strata patch (STRATA-PATCH.md item 12): synced by the next flush.
-            self.config.mark_written();
+                self.config.segment_size,
+            ) {
+                pwrite_all(
+                    &self.config.file,
+                    &*vec![MessageKind::Corrupted.into(); self.config.segment_size],
+                    segment_base,
+                )?;
+                // strata patch (STRATA-PATCH.md item 12): synced by the next flush.
+                self.config.mark_written();
+            }
         }
 
         // we want to complete all truncations because

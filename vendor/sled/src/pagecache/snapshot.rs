@@ -4,7 +4,7 @@ use zstd::block::{compress, decompress};
 use crate::*;
 
 use super::{
-    arr_to_u32, gc_blobs, pwrite_all, unreferenced_blobs, raw_segment_iter_from, u32_to_arr,
+    already_shredded, arr_to_u32, gc_blobs, pwrite_all, unreferenced_blobs, raw_segment_iter_from, u32_to_arr,
     u64_to_arr, BasedBuf, DiskPtr, LogIter, LogKind, LogOffset, Lsn,
     MessageKind,
 };
@@ -341,8 +341,12 @@ fn advance_snapshot(
                 let shred_end = (shred_base + shred_len as LogOffset).min(file_len);
                 if shred_end > shred_base {
                     let held = usize::try_from(shred_end - shred_base).unwrap();
-                    pwrite_all(&config.file, &shred_zone[..held], shred_base)?;
-                    config.file.sync_all()?;
+                    // strata patch (STRATA-PATCH.md item 14): bytes already shredded
+                    // (by the previous open) are not written and synced again.
+                    if !already_shredded(&config.file, shred_base, held) {
+                        pwrite_all(&config.file, &shred_zone[..held], shred_base)?;
+                        config.file.sync_all()?;
+                    }
                 }
             }
             (iterated_lsn, iter.segment_base.map(|bb| bb.offset))
