@@ -6,7 +6,7 @@ use strata_core::codec::Record;
 
 /// The store format this build writes and reads. Bump on any change to the layout.
 /// NOTE: update `docs/format.md` ("Version changes") when changing it.
-pub const STORE_FORMAT: u32 = 4;
+pub const STORE_FORMAT: u32 = 5;
 
 /// The earlier format this build can still read, to convert it (`strata repack`): format 1
 /// stores hold every object loose, which format 2 reads unchanged.
@@ -15,10 +15,12 @@ pub(crate) const CONVERTIBLE_FORMAT: u32 = 1;
 /// The earlier formats this build upgrades in place when it opens a store. Format 3 adds
 /// record runs (`runs`, `tombstones`) to format 2, so a format 2 store is a format 3 store
 /// without runs; format 4 writes new packs as files (`packs/`) and still reads the packs
-/// format 3 kept as sled values, so a format 3 store is a format 4 store without pack files.
+/// format 3 kept as sled values, so a format 3 store is a format 4 store without pack files;
+/// format 5 writes the block tables of large record runs in chunks in the run's file and
+/// still reads format 4's directories, so a format 4 store is a format 5 store without them.
 /// The record is rewritten so that an older build, which reads neither runs nor pack files,
 /// refuses the store instead of missing records or objects.
-pub(crate) const UPGRADABLE_FORMATS: [u32; 2] = [2, 3];
+pub(crate) const UPGRADABLE_FORMATS: [u32; 3] = [2, 3, 4];
 
 /// The `meta` tree's record naming the store format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

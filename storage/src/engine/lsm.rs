@@ -234,39 +234,133 @@ pub(crate) const DIR_FORMAT: u8 = 1;
 /// ([`Space::RunData`], store format 4), at the offsets the directory lists.
 pub(crate) const DIR_FORMAT_DATA: u8 = 2;
 
-/// A run's directory: its number, entry count, the first full key of each block, and (store
-/// format 4) where each block starts in the run's data, with the data's length last.
+/// The first byte of a run's directory that keeps its block table in the run's data, in
+/// chunks (store format 5): written for runs of more than [`CHUNK_BLOCKS`] blocks, so that
+/// a process's first lookup reads a directory of a few KiB and one chunk, not a table of
+/// every block (208 KB for 100,000 documents, read whole by every process).
+pub(crate) const DIR_FORMAT_INDEXED: u8 = 3;
+
+/// Blocks per chunk of an indexed directory's block table.
+pub(crate) const CHUNK_BLOCKS: usize = 128;
+
+/// A list of blocks: each one's first full key, and (format 2 and chunks) where each starts in
+/// the run's data, with where the last one ends last.
+#[derive(Clone, Debug, Default)]
+struct Blocks {
+    firsts: Vec<Vec<u8>>,
+    offsets: Option<Vec<u64>>,
+}
+
+/// Where a run's blocks are listed.
+#[derive(Clone, Debug)]
+enum Table {
+    /// Formats 1 and 2: in the directory.
+    Flat(Arc<Blocks>),
+    /// Format 3: in chunks of `chunk_blocks` blocks after the blocks in the run's data (the
+    /// last chunk may hold fewer); `chunks` lists each chunk's first key (its first block's)
+    /// and where each chunk starts, with the data's end last.
+    Indexed {
+        blocks: usize,
+        chunk_blocks: usize,
+        chunks: Blocks,
+    },
+}
+
+/// A run's directory: its number, entry count, and its block table (or where that is) (see
+/// [`Dir::encode`]).
 #[derive(Clone, Debug)]
 struct Dir {
     n: u64,
     entries: u64,
-    firsts: Vec<Vec<u8>>,
-    offsets: Option<Vec<u64>>,
+    table: Table,
     /// The run's key filter (in memory only; shared by every copy of the directory that the
     /// engine hands out, see [`LsmEngine::filters`]).
     filter: Arc<LazyFilter>,
 }
 
-impl Dir {
-    /// Layout: `DIR_FORMAT` (or `DIR_FORMAT_DATA`), `entries: u64 BE`, `blocks: u32 BE`,
-    /// each block's first full key as `key_len: u32 BE ‖ key`, with `DIR_FORMAT_DATA` then
-    /// `blocks + 1` offsets (`u64 BE`: where each block starts in the run's data, then the
-    /// data's length), then a CRC-32 of all the bytes before it, `u32 BE`.
-    fn encode(&self) -> Vec<u8> {
-        let format = if self.offsets.is_some() {
-            DIR_FORMAT_DATA
-        } else {
-            DIR_FORMAT
-        };
-        let mut out = vec![format];
-        out.extend_from_slice(&self.entries.to_be_bytes());
-        let blocks = u32::try_from(self.firsts.len()).expect("fewer than 2^32 blocks");
-        out.extend_from_slice(&blocks.to_be_bytes());
+impl Blocks {
+    /// Appends each first key as `key_len: u32 BE ‖ key`, then the offsets (`u64 BE`).
+    fn encode_into(&self, out: &mut Vec<u8>) {
         for k in &self.firsts {
-            put_sized(&mut out, k);
+            put_sized(out, k);
         }
         for offset in self.offsets.iter().flatten() {
             out.extend_from_slice(&offset.to_be_bytes());
+        }
+    }
+
+    /// Parses `count` first keys, then (`with_offsets`) `count + 1` offsets that never go
+    /// back, from `bytes[*at..]`, moving `at` past them.
+    fn parse(bytes: &[u8], at: &mut usize, count: usize, with_offsets: bool) -> Option<Self> {
+        let mut firsts = Vec::with_capacity(count.min(1 << 20));
+        for _ in 0..count {
+            let klen = read_u32(bytes, *at)? as usize;
+            let k = bytes.get(*at + 4..(*at + 4).checked_add(klen)?)?;
+            firsts.push(k.to_vec());
+            *at += 4 + klen;
+        }
+        let offsets = if with_offsets {
+            let mut offsets: Vec<u64> = Vec::with_capacity(count + 1);
+            for _ in 0..=count {
+                let o = u64::from_be_bytes(bytes.get(*at..*at + 8)?.try_into().ok()?);
+                // Blocks follow one another: offsets never go back.
+                if offsets.last().is_some_and(|last| o < *last) {
+                    return None;
+                }
+                offsets.push(o);
+                *at += 8;
+            }
+            Some(offsets)
+        } else {
+            None
+        };
+        Some(Self { firsts, offsets })
+    }
+
+    /// The last block whose first key is at or below `hi`.
+    fn at_or_below(&self, hi: &Bound<Vec<u8>>) -> Option<usize> {
+        let i = self
+            .firsts
+            .partition_point(|f| within(f, &Bound::Unbounded, hi));
+        i.checked_sub(1)
+    }
+}
+
+impl Dir {
+    /// Layout, formats 1 and 2: `DIR_FORMAT` (or `DIR_FORMAT_DATA`), `entries: u64 BE`,
+    /// `blocks: u32 BE`, each block's first full key as `key_len: u32 BE ‖ key`, with
+    /// `DIR_FORMAT_DATA` then `blocks + 1` offsets (`u64 BE`: where each block starts in the
+    /// run's data, then the data's length), then a CRC-32 of all the bytes before it, `u32
+    /// BE`. Format 3: `DIR_FORMAT_INDEXED`, `entries: u64 BE`, `blocks: u32 BE`,
+    /// `chunk_blocks: u32 BE`, `chunks: u32 BE`, each chunk's first full key, `chunks + 1`
+    /// offsets (where each chunk starts in the run's data, then the data's length), CRC-32.
+    /// A chunk is itself a format 2 directory of its blocks (its own entry count, its blocks'
+    /// first keys and offsets in the run's data, CRC-32).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match &self.table {
+            Table::Flat(blocks) => {
+                out.push(if blocks.offsets.is_some() {
+                    DIR_FORMAT_DATA
+                } else {
+                    DIR_FORMAT
+                });
+                out.extend_from_slice(&self.entries.to_be_bytes());
+                out.extend_from_slice(&count_u32(blocks.firsts.len()).to_be_bytes());
+                blocks.encode_into(&mut out);
+            }
+            Table::Indexed {
+                blocks,
+                chunk_blocks,
+                chunks,
+            } => {
+                out.push(DIR_FORMAT_INDEXED);
+                out.extend_from_slice(&self.entries.to_be_bytes());
+                out.extend_from_slice(&count_u32(*blocks).to_be_bytes());
+                out.extend_from_slice(&count_u32(*chunk_blocks).to_be_bytes());
+                out.extend_from_slice(&count_u32(chunks.firsts.len()).to_be_bytes());
+                chunks.encode_into(&mut out);
+            }
         }
         seal(&mut out);
         out
@@ -275,11 +369,7 @@ impl Dir {
     fn parse(n: u64, bytes: &[u8]) -> StoreResult<Self> {
         let bad = || StoreError::corrupt(format!("record run {n}"), "its directory is damaged");
         let body = sealed_len(bytes).ok_or_else(bad)?;
-        let with_data = match bytes.first() {
-            Some(&DIR_FORMAT) => false,
-            Some(&DIR_FORMAT_DATA) => true,
-            _ => return Err(bad()),
-        };
+        let format = *bytes.first().ok_or_else(bad)?;
         let entries = bytes
             .get(1..9)
             .and_then(|b| b.try_into().ok())
@@ -287,31 +377,24 @@ impl Dir {
             .ok_or_else(bad)?;
         let blocks = read_u32(bytes, 9).ok_or_else(bad)? as usize;
         let mut at = 13;
-        let mut firsts = Vec::with_capacity(blocks.min(1 << 20));
-        for _ in 0..blocks {
-            let klen = read_u32(bytes, at).ok_or_else(bad)? as usize;
-            let k = bytes.get(at + 4..at + 4 + klen).ok_or_else(bad)?;
-            firsts.push(k.to_vec());
-            at += 4 + klen;
-        }
-        let offsets = if with_data {
-            let mut offsets = Vec::with_capacity(blocks + 1);
-            for _ in 0..=blocks {
-                let o = bytes
-                    .get(at..at + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(bad)?;
-                // Blocks follow one another: offsets never go back.
-                if offsets.last().is_some_and(|last| o < *last) {
+        let table = match format {
+            DIR_FORMAT | DIR_FORMAT_DATA => Table::Flat(Arc::new(
+                Blocks::parse(bytes, &mut at, blocks, format == DIR_FORMAT_DATA).ok_or_else(bad)?,
+            )),
+            DIR_FORMAT_INDEXED => {
+                let chunk_blocks = read_u32(bytes, 13).ok_or_else(bad)? as usize;
+                let count = read_u32(bytes, 17).ok_or_else(bad)? as usize;
+                if chunk_blocks == 0 || count != blocks.div_ceil(chunk_blocks) {
                     return Err(bad());
                 }
-                offsets.push(o);
-                at += 8;
+                at = 21;
+                Table::Indexed {
+                    blocks,
+                    chunk_blocks,
+                    chunks: Blocks::parse(bytes, &mut at, count, true).ok_or_else(bad)?,
+                }
             }
-            Some(offsets)
-        } else {
-            None
+            _ => return Err(bad()),
         };
         if at != body {
             return Err(bad());
@@ -319,19 +402,31 @@ impl Dir {
         Ok(Self {
             n,
             entries,
-            firsts,
-            offsets,
+            table,
             filter: Arc::default(),
         })
     }
 
-    /// The last block whose first key is at or below `key` (by `within` with `hi`).
-    fn block_at_or_below(&self, hi: &Bound<Vec<u8>>) -> Option<usize> {
-        let i = self
-            .firsts
-            .partition_point(|f| within(f, &Bound::Unbounded, hi));
-        i.checked_sub(1)
+    /// How many blocks the run has.
+    fn blocks(&self) -> usize {
+        match &self.table {
+            Table::Flat(blocks) => blocks.firsts.len(),
+            Table::Indexed { blocks, .. } => *blocks,
+        }
     }
+
+    /// Whether the run's blocks (and chunks) are in its data, not sled values of their own.
+    fn has_data(&self) -> bool {
+        match &self.table {
+            Table::Flat(blocks) => blocks.offsets.is_some(),
+            Table::Indexed { .. } => true,
+        }
+    }
+}
+
+/// A count that the formats keep in a `u32`.
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 blocks")
 }
 
 fn block_key(n: u64, b: usize) -> Vec<u8> {
@@ -436,6 +531,12 @@ pub(crate) struct LsmEngine {
     /// Blocks read and checked, by (run, block). Runs are never rewritten, so an entry stays
     /// right until its run is merged away; every compaction empties it.
     blocks: Mutex<crate::fasthash::FastMap<(u64, usize), Run>>,
+    /// Chunks of indexed block tables read and checked, by (run, chunk); emptied with
+    /// `blocks`.
+    chunks: Mutex<crate::fasthash::FastMap<(u64, usize), Arc<Blocks>>>,
+    /// Runs of more than this many blocks are written with an indexed directory, in chunks of
+    /// this many ([`CHUNK_BLOCKS`]; tests use fewer).
+    chunk_blocks: usize,
     /// Each run's key filter by run number, kept across re-reads of the run list; a
     /// compaction adds the filters of the runs it writes and drops those of the runs it
     /// merges away (whose numbers may come back).
@@ -527,6 +628,8 @@ impl LsmEngine {
             memtable_entries: memtable_entries.max(1),
             cache: Mutex::new(None),
             blocks: Mutex::default(),
+            chunks: Mutex::default(),
+            chunk_blocks: CHUNK_BLOCKS,
             filters: Mutex::default(),
             view: RwLock::new(()),
             mirror: RwLock::new(Some(memtable)),
@@ -609,8 +712,9 @@ impl LsmEngine {
 
     /// Block `b` of run `dir`, read and checked, past the cache.
     fn read_block(&self, dir: &Dir, b: usize) -> StoreResult<Run> {
-        let bytes = match &dir.offsets {
-            Some(offsets) => match (offsets.get(b), offsets.get(b + 1)) {
+        let (list, i) = self.listing(dir, b)?;
+        let bytes = match &list.offsets {
+            Some(offsets) => match (offsets.get(i), offsets.get(i + 1)) {
                 (Some(&start), Some(&end)) => {
                     self.inner
                         .blob_range(Space::RunData(dir.n), start, end - start)?
@@ -628,11 +732,96 @@ impl LsmEngine {
         Run::parse(dir.n, bytes)
     }
 
+    /// The list of blocks that holds block `b` of run `dir`, and `b`'s place in it: the
+    /// directory's own list, or (indexed) the chunk that holds `b`.
+    fn listing(&self, dir: &Dir, b: usize) -> StoreResult<(Arc<Blocks>, usize)> {
+        match &dir.table {
+            Table::Flat(blocks) => Ok((Arc::clone(blocks), b)),
+            Table::Indexed { chunk_blocks, .. } => {
+                Ok((self.chunk(dir, b / chunk_blocks)?, b % chunk_blocks))
+            }
+        }
+    }
+
+    /// Chunk `c` of the indexed block table of run `dir`, read and checked once.
+    fn chunk(&self, dir: &Dir, c: usize) -> StoreResult<Arc<Blocks>> {
+        if let Some(chunk) = lock(&self.chunks).get(&(dir.n, c)) {
+            return Ok(Arc::clone(chunk));
+        }
+        let Table::Indexed {
+            blocks,
+            chunk_blocks,
+            chunks,
+        } = &dir.table
+        else {
+            unreachable!("only indexed directories have chunks");
+        };
+        let bad = |why: &str| {
+            StoreError::corrupt(format!("record run {}", dir.n), format!("chunk {c} {why}"))
+        };
+        let offsets = chunks.offsets.as_deref().unwrap_or_default();
+        let (Some(&start), Some(&end)) = (offsets.get(c), offsets.get(c + 1)) else {
+            return Err(bad("is not in its directory"));
+        };
+        let bytes = self
+            .inner
+            .blob_range(Space::RunData(dir.n), start, end - start)?
+            .ok_or_else(|| bad("is missing"))?;
+        let parsed = Dir::parse(dir.n, &bytes).map_err(|_| bad("is damaged"))?;
+        let Table::Flat(list) = parsed.table else {
+            return Err(bad("is not a list of blocks"));
+        };
+        // A chunk lists the blocks the directory says it does, starting at the key the
+        // directory gives it, all before the first chunk (the last one ending there).
+        let want = (*chunk_blocks).min(blocks - c * chunk_blocks);
+        let list_offsets = list.offsets.as_deref().unwrap_or_default();
+        let blocks_end = offsets.first().copied().unwrap_or(0);
+        if list.firsts.len() != want
+            || list.firsts.first() != chunks.firsts.get(c)
+            || list_offsets.last().is_none_or(|&o| o > blocks_end)
+            || (c + 1 == chunks.firsts.len() && list_offsets.last() != Some(&blocks_end))
+        {
+            return Err(bad("does not match its directory"));
+        }
+        let mut cache = lock(&self.chunks);
+        if cache.len() >= BLOCK_CACHE {
+            cache.clear();
+        }
+        cache.insert((dir.n, c), Arc::clone(&list));
+        Ok(list)
+    }
+
+    /// The first full key of block `b` of run `dir`.
+    fn first_key(&self, dir: &Dir, b: usize) -> StoreResult<Vec<u8>> {
+        let (list, i) = self.listing(dir, b)?;
+        Ok(list.firsts[i].clone())
+    }
+
+    /// The last block of run `dir` whose first key is at or below `hi`.
+    fn block_at_or_below(&self, dir: &Dir, hi: &Bound<Vec<u8>>) -> StoreResult<Option<usize>> {
+        match &dir.table {
+            Table::Flat(blocks) => Ok(blocks.at_or_below(hi)),
+            Table::Indexed {
+                chunk_blocks,
+                chunks,
+                ..
+            } => {
+                let Some(c) = chunks.at_or_below(hi) else {
+                    return Ok(None);
+                };
+                // The chunk's first key is its first block's, so the chunk has one at or
+                // below `hi`.
+                let i = self.chunk(dir, c)?.at_or_below(hi).unwrap_or(0);
+                Ok(Some(c * chunk_blocks + i))
+            }
+        }
+    }
+
     /// Builds the key filter of run `dir` from all of its blocks (read past the cache, which
     /// they would flush).
     fn build_filter(&self, dir: &Dir) -> StoreResult<()> {
         let mut keys = Vec::with_capacity(usize::try_from(dir.entries).unwrap_or(0).min(1 << 24));
-        for b in 0..dir.firsts.len() {
+        for b in 0..dir.blocks() {
             let block = self.read_block(dir, b)?;
             keys.extend(
                 block
@@ -648,7 +837,7 @@ impl LsmEngine {
 
     /// What run `dir` says about a full key.
     fn run_find(&self, dir: &Dir, key: &[u8]) -> StoreResult<Option<Found>> {
-        match dir.block_at_or_below(&Bound::Included(key.to_vec())) {
+        match self.block_at_or_below(dir, &Bound::Included(key.to_vec()))? {
             Some(b) => self.block(dir, b)?.find(dir.n, key),
             None => Ok(None),
         }
@@ -663,13 +852,13 @@ impl LsmEngine {
     ) -> StoreResult<Vec<RunEntry>> {
         let first = match lo {
             Bound::Unbounded => 0,
-            Bound::Included(k) | Bound::Excluded(k) => dir
-                .block_at_or_below(&Bound::Included(k.clone()))
+            Bound::Included(k) | Bound::Excluded(k) => self
+                .block_at_or_below(dir, &Bound::Included(k.clone()))?
                 .unwrap_or(0),
         };
         let mut out = Vec::new();
-        for b in first..dir.firsts.len() {
-            if !within(&dir.firsts[b], &Bound::Unbounded, hi) {
+        for b in first..dir.blocks() {
+            if !within(&self.first_key(dir, b)?, &Bound::Unbounded, hi) {
                 break;
             }
             out.extend(self.block(dir, b)?.entries_in(dir.n, lo, hi)?);
@@ -684,14 +873,14 @@ impl LsmEngine {
         lo: &Bound<Vec<u8>>,
         hi: &Bound<Vec<u8>>,
     ) -> StoreResult<Option<RunEntry>> {
-        let mut b = dir.block_at_or_below(hi);
+        let mut b = self.block_at_or_below(dir, hi)?;
         while let Some(i) = b {
             if let Some(e) = self.block(dir, i)?.last_in(dir.n, lo, hi)? {
                 return Ok(Some(e));
             }
             // This block holds nothing in range; an earlier one can only if this block's
             // first key is still above the lower bound.
-            if !within(&dir.firsts[i], lo, &Bound::Unbounded) {
+            if !within(&self.first_key(dir, i)?, lo, &Bound::Unbounded) {
                 return Ok(None);
             }
             b = i.checked_sub(1);
@@ -705,15 +894,15 @@ impl LsmEngine {
     }
 
     /// Adds run `n` holding `entries` (sorted, distinct) to `batch`: its blocks back to back
-    /// as the run's data, and its directory. Returns the run's key filter.
-    fn write_run(batch: &mut Batch, n: u64, entries: &[RunEntry]) -> KeyFilter {
-        let mut dir = Dir {
-            n,
-            entries: entries.len() as u64,
+    /// as the run's data (then, past `chunk_blocks` blocks, the chunks of its block table),
+    /// and its directory. Returns the run's key filter.
+    fn write_run(&self, batch: &mut Batch, n: u64, entries: &[RunEntry]) -> KeyFilter {
+        let mut list = Blocks {
             firsts: Vec::new(),
             offsets: Some(vec![0]),
-            filter: Arc::default(),
         };
+        // Each block's first entry, to count a chunk's entries.
+        let mut starts = Vec::new();
         let mut data = Vec::new();
         let mut start = 0;
         while start < entries.len() {
@@ -723,13 +912,59 @@ impl LsmEngine {
                 size += entries[end].0.len() + entries[end].1.as_ref().map_or(0, |v| v.len()) + 13;
                 end += 1;
             }
-            dir.firsts.push(entries[start].0.clone());
+            list.firsts.push(entries[start].0.clone());
+            starts.push(start);
             data.extend_from_slice(&encode_run(&entries[start..end]));
-            if let Some(offsets) = &mut dir.offsets {
+            if let Some(offsets) = &mut list.offsets {
                 offsets.push(data.len() as u64);
             }
             start = end;
         }
+        starts.push(entries.len());
+        let blocks = list.firsts.len();
+        let table = if blocks > self.chunk_blocks {
+            let all = list.offsets.unwrap_or_default();
+            let mut chunks = Blocks {
+                firsts: Vec::new(),
+                offsets: Some(Vec::new()),
+            };
+            for (c, firsts) in list.firsts.chunks(self.chunk_blocks).enumerate() {
+                let from = c * self.chunk_blocks;
+                let to = from + firsts.len();
+                let chunk = Dir {
+                    n,
+                    entries: (starts[to] - starts[from]) as u64,
+                    table: Table::Flat(Arc::new(Blocks {
+                        firsts: firsts.to_vec(),
+                        offsets: Some(all[from..=to].to_vec()),
+                    })),
+                    filter: Arc::default(),
+                };
+                chunks.firsts.push(firsts[0].clone());
+                chunks
+                    .offsets
+                    .get_or_insert_default()
+                    .push(data.len() as u64);
+                data.extend_from_slice(&chunk.encode());
+            }
+            chunks
+                .offsets
+                .get_or_insert_default()
+                .push(data.len() as u64);
+            Table::Indexed {
+                blocks,
+                chunk_blocks: self.chunk_blocks,
+                chunks,
+            }
+        } else {
+            Table::Flat(Arc::new(list))
+        };
+        let dir = Dir {
+            n,
+            entries: entries.len() as u64,
+            table,
+            filter: Arc::default(),
+        };
         batch.put(Space::RunData(n), PACK_KEY.to_vec(), data);
         batch.put(Space::Runs, n.to_be_bytes().to_vec(), dir.encode());
         KeyFilter::of(entries.len(), entries.iter().map(|(k, _)| k.as_slice()))
@@ -738,10 +973,10 @@ impl LsmEngine {
     /// Adds the removal of run `dir` (directory and blocks) to `batch`.
     fn remove_run(batch: &mut Batch, dir: &Dir) {
         batch.remove(Space::Runs, dir.n.to_be_bytes().to_vec());
-        if dir.offsets.is_some() {
+        if dir.has_data() {
             batch.remove(Space::RunData(dir.n), PACK_KEY.to_vec());
         } else {
-            for b in 0..dir.firsts.len() {
+            for b in 0..dir.blocks() {
                 batch.remove(Space::RunBlocks, block_key(dir.n, b));
             }
         }
@@ -906,7 +1141,7 @@ impl LsmEngine {
             if let Part::Fresh(entries) = part
                 && !entries.is_empty()
             {
-                filters.push((next, Self::write_run(&mut batch, next, entries)));
+                filters.push((next, self.write_run(&mut batch, next, entries)));
                 next += 1;
             }
         }
@@ -944,6 +1179,7 @@ impl LsmEngine {
         // Blocks of runs this compaction removed go too: a run number can come back once
         // every run is merged away and its file removed.
         lock(&self.blocks).clear();
+        lock(&self.chunks).clear();
         written
     }
 }
@@ -1416,7 +1652,7 @@ mod tests {
         }
         assert!(!e.runs().unwrap().is_empty(), "the writes made runs");
         assert!(
-            e.runs().unwrap().iter().any(|d| d.firsts.len() > 1),
+            e.runs().unwrap().iter().any(|d| d.blocks() > 1),
             "a run of several blocks"
         );
         assert!(e.runs().unwrap().len() <= MAX_RUNS);
@@ -1509,21 +1745,46 @@ mod tests {
         assert!(parsed.find(1, &[1, b'b']).unwrap().is_none());
     }
 
+    fn flat(firsts: Vec<Vec<u8>>, offsets: Option<Vec<u64>>) -> Table {
+        Table::Flat(Arc::new(Blocks { firsts, offsets }))
+    }
+
+    fn listed(table: &Table) -> (Vec<Vec<u8>>, Option<Vec<u64>>) {
+        match table {
+            Table::Flat(b) => (b.firsts.clone(), b.offsets.clone()),
+            Table::Indexed { chunks: b, .. } => (b.firsts.clone(), b.offsets.clone()),
+        }
+    }
+
     #[test]
     fn a_run_directory_roundtrips_and_refuses_damage() {
-        for offsets in [None, Some(vec![0, 40, 95])] {
+        let indexed = Table::Indexed {
+            blocks: 5,
+            chunk_blocks: 2,
+            chunks: Blocks {
+                firsts: vec![vec![1, b'a'], vec![2, b'q'], vec![3, b'z', b'z']],
+                offsets: Some(vec![300, 360, 420, 470]),
+            },
+        };
+        for table in [
+            flat(vec![vec![1, b'a'], vec![3, b'z', b'z']], None),
+            flat(
+                vec![vec![1, b'a'], vec![3, b'z', b'z']],
+                Some(vec![0, 40, 95]),
+            ),
+            indexed,
+        ] {
             let dir = Dir {
                 n: 7,
                 entries: 12,
-                firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
-                offsets,
+                table,
                 filter: Arc::default(),
             };
             let bytes = dir.encode();
             let back = Dir::parse(7, &bytes).unwrap();
             assert_eq!(
-                (back.entries, back.firsts.clone(), back.offsets.clone()),
-                (12, dir.firsts.clone(), dir.offsets.clone())
+                (back.entries, back.blocks(), listed(&back.table)),
+                (12, dir.blocks(), listed(&dir.table))
             );
             for at in 0..bytes.len() {
                 let mut bad = bytes.clone();
@@ -1531,27 +1792,114 @@ mod tests {
                 assert!(Dir::parse(7, &bad).is_err(), "byte {at}");
             }
         }
-        let back = Dir::parse(
-            7,
-            &Dir {
-                n: 7,
-                entries: 12,
-                firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
-                offsets: None,
-                filter: Arc::default(),
+        let back = Blocks {
+            firsts: vec![vec![1, b'a'], vec![3, b'z', b'z']],
+            offsets: None,
+        };
+        assert_eq!(back.at_or_below(&Bound::Included(vec![1, b'a'])), Some(0));
+        assert_eq!(back.at_or_below(&Bound::Excluded(vec![1, b'a'])), None);
+        assert_eq!(back.at_or_below(&Bound::Included(vec![5])), Some(1));
+    }
+
+    /// Golden bytes of an indexed directory (docs/format.md): format 3, entries, blocks,
+    /// blocks per chunk, chunks, the chunks' first keys and offsets, CRC-32.
+    #[test]
+    fn indexed_directory_golden_bytes() {
+        let dir = Dir {
+            n: 1,
+            entries: 9,
+            table: Table::Indexed {
+                blocks: 3,
+                chunk_blocks: 2,
+                chunks: Blocks {
+                    firsts: vec![vec![1, b'a'], vec![2]],
+                    offsets: Some(vec![100, 150, 180]),
+                },
+            },
+            filter: Arc::default(),
+        };
+        let want: Vec<u8> = [
+            &[DIR_FORMAT_INDEXED][..],
+            &9u64.to_be_bytes(),
+            &3u32.to_be_bytes(),
+            &2u32.to_be_bytes(),
+            &2u32.to_be_bytes(),
+            &[0, 0, 0, 2, 1, b'a'],
+            &[0, 0, 0, 1, 2],
+            &100u64.to_be_bytes(),
+            &150u64.to_be_bytes(),
+            &180u64.to_be_bytes(),
+        ]
+        .concat();
+        let crc = crc32fast::hash(&want);
+        assert_eq!(dir.encode(), [want, crc.to_be_bytes().to_vec()].concat());
+        // A chunk count that does not cover the blocks is refused.
+        let mut wrong = dir.clone();
+        if let Table::Indexed { blocks, .. } = &mut wrong.table {
+            *blocks = 5;
+        }
+        assert!(Dir::parse(1, &wrong.encode()).is_err());
+    }
+
+    /// Runs whose block tables are indexed (two blocks per chunk here, so every run of three
+    /// blocks or more) read back like any other, through merges, ranges and damage checks.
+    #[test]
+    fn indexed_runs_read_back_through_merges() {
+        let mut e = lsm();
+        e.chunk_blocks = 2;
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for round in 0..6u64 {
+            let mut b = Batch::default();
+            for j in 0..3000u64 {
+                let key = format!("k{:06}", (j * 7919 + round * 13) % 20_000).into_bytes();
+                let value =
+                    format!("value {round}.{j} {}", "x".repeat((j % 40) as usize)).into_bytes();
+                b.put(Space::Versions, key.clone(), value.clone());
+                model.insert(key, value);
             }
-            .encode(),
-        )
-        .unwrap();
-        assert_eq!(
-            back.block_at_or_below(&Bound::Included(vec![1, b'a'])),
-            Some(0)
+            e.write(b).unwrap();
+        }
+        let runs = e.runs().unwrap();
+        assert!(
+            runs.iter()
+                .any(|d| matches!(d.table, Table::Indexed { .. }) && d.blocks() > 4),
+            "runs of several chunks"
         );
-        assert_eq!(
-            back.block_at_or_below(&Bound::Excluded(vec![1, b'a'])),
-            None
-        );
-        assert_eq!(back.block_at_or_below(&Bound::Included(vec![5])), Some(1));
+        let check = |e: &LsmEngine| {
+            for (k, v) in &model {
+                assert_eq!(
+                    e.get(Space::Versions, k).unwrap().as_deref(),
+                    Some(v.as_slice())
+                );
+            }
+            assert!(e.get(Space::Versions, b"k0000001x").unwrap().is_none());
+            assert!(e.get(Space::Versions, b"a").unwrap().is_none());
+            assert!(e.get(Space::Versions, b"z").unwrap().is_none());
+            let all: Vec<(Vec<u8>, Vec<u8>)> = super::super::all(e, Space::Versions)
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                .collect();
+            assert_eq!(all, model.clone().into_iter().collect::<Vec<_>>());
+            let lo = b"k005000".to_vec();
+            let hi = b"k012345".to_vec();
+            let got = e
+                .last_in(
+                    Space::Versions,
+                    Bound::Included(lo.clone()),
+                    Bound::Included(hi.clone()),
+                )
+                .unwrap()
+                .map(|(k, _)| k.to_vec());
+            let want = model.range(lo..=hi).next_back().map(|(k, _)| k.clone());
+            assert_eq!(got, want);
+        };
+        check(&e);
+        e.compact_all().unwrap();
+        assert_eq!(e.runs().unwrap().len(), 1);
+        check(&e);
+        // A fresh engine over the same inner engine reads the chunks from the data.
+        let mut fresh = LsmEngine::new(Arc::clone(&e.inner), MEMTABLE_ENTRIES).unwrap();
+        fresh.chunk_blocks = 2;
+        check(&fresh);
     }
 
     #[test]
