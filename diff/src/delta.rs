@@ -164,32 +164,38 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
         cctx.compress2(&mut frame, content)
             .expect("zstd compresses into a compress_bound buffer");
     };
-    if prefix.is_empty() {
-        // A full snapshot: this thread's context, reset (a new context asks the CPU for its
-        // features with `cpuid`, which a virtual machine traps: 5% of a small put).
-        CCTX.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let cctx = slot.get_or_insert_with(CCtx::create);
-            cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
-                .expect("zstd resets a context between frames");
-            set(cctx);
-            compress(cctx);
-        });
-    } else {
-        // A reference prefix borrows the base for the context's lifetime: a context of its
-        // own.
-        let mut cctx = CCtx::create();
-        set(&mut cctx);
-        cctx.ref_prefix(prefix)
-            .expect("zstd accepts a reference prefix on a fresh context");
-        compress(&mut cctx);
-    }
+    // This thread's context, reset: a new context asks the CPU for its features with
+    // `cpuid`, which a virtual machine traps (5% of a small put, 15% of an import of 100,000
+    // small documents when every delta made its own context).
+    CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = slot.get_or_insert_with(CCtx::create);
+        cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
+            .expect("zstd resets a context between frames");
+        set(cctx);
+        if !prefix.is_empty() {
+            // SAFETY: zstd keeps a reference prefix for the next frame only (ZSTD_CCtx_refPrefix:
+            // "discarded at the end of the frame"), and `compress` ends that frame (compress2
+            // is ZSTD_e_end) before `prefix` goes out of scope; the reset below clears the
+            // reference besides (ZSTD_clearAllDicts), and a context left mid-frame by a
+            // panic is reset before its next use, which never reads the old prefix. So the
+            // context never reads `prefix` after this call returns.
+            #[allow(unsafe_code)]
+            let prefix: &'static [u8] =
+                unsafe { std::slice::from_raw_parts(prefix.as_ptr(), prefix.len()) };
+            cctx.ref_prefix(prefix)
+                .expect("zstd accepts a reference prefix on a reset context");
+        }
+        compress(cctx);
+        cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
+            .expect("zstd resets a context between frames");
+    });
     out.extend_from_slice(&frame);
     out
 }
 
 thread_local! {
-    /// This thread's context for full snapshots, made on first use.
+    /// This thread's compression context, made on first use.
     static CCTX: std::cell::RefCell<Option<CCtx<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -311,6 +317,39 @@ fn read_varint(bytes: &[u8]) -> Result<(u64, usize), ApplyError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// One context serves every frame of a thread: a delta made after other frames (with
+    /// other prefixes, or none) is byte for byte the delta a fresh thread makes, and the
+    /// prefix of one frame never leaks into the next.
+    #[test]
+    fn a_reused_context_encodes_as_a_fresh_one() {
+        let base: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut target = base.clone();
+        target.splice(100..120, b"an edit".iter().copied());
+        let fresh = std::thread::spawn({
+            let (base, target) = (base.clone(), target.clone());
+            move || encode(&base, &target, 4)
+        })
+        .join()
+        .unwrap();
+        let other: Vec<u8> = base.iter().rev().copied().collect();
+        let _ = encode(&other, &target, 9);
+        let _ = compress(&other, 3);
+        let _ = encode(&[0x37, 0xA4, 0x30, 0xEC, 1, 2, 3], &target, 4);
+        assert_eq!(encode(&base, &target, 4), fresh);
+        // A full snapshot after a delta does not use the delta's base.
+        let full = compress(&target, 4);
+        let fresh_full = std::thread::spawn({
+            let target = target.clone();
+            move || compress(&target, 4)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(full, fresh_full);
+        assert_eq!(decompress(&full, 1 << 20).unwrap(), target);
+    }
 
     #[test]
     fn delta_roundtrip_small_edit_is_small() {
