@@ -69,6 +69,9 @@ pub(crate) struct ContentCache {
     /// Buffers of evicted contents that no reader still held, for the next contents to be
     /// kept: reusing warm memory instead of first touching fresh pages.
     spare: Vec<Vec<u8>>,
+    /// The version of each document read last (a bounded memo), to tell a reader walking a
+    /// history from one jumping around it (see [`ContentCache::neighbours_for`]).
+    last_read: crate::fasthash::FastMap<String, u64>,
 }
 
 /// One cached content.
@@ -245,16 +248,45 @@ impl ContentCache {
         self.entries.clear();
         self.segments = Default::default();
         self.spare.clear();
+        self.last_read.clear();
+    }
+
+    /// How many of the contents decoded on the way to version `version` of `doc` to keep as
+    /// its neighbours ([`CACHE_NEAR`]): all of them when the document's last read was the
+    /// version next to this one, as when a reader walks a history, none otherwise, as when a
+    /// reader asks for versions at random (each kept neighbour is fresh memory that a random
+    /// reader never asks for). Measured on 200 random versions and on every version in order
+    /// (`BENCHMARKS.md`, session 11).
+    pub(crate) fn neighbours_for(&mut self, doc: &str, version: u64) -> usize {
+        if self.last_read.len() >= LAST_READ_DOCS && !self.last_read.contains_key(doc) {
+            self.last_read.clear();
+        }
+        let last = match self.last_read.get_mut(doc) {
+            Some(last) => std::mem::replace(last, version),
+            None => {
+                self.last_read.insert(doc.to_owned(), version);
+                return 0;
+            }
+        };
+        if last.abs_diff(version) == 1 {
+            CACHE_NEAR
+        } else {
+            0
+        }
     }
 }
 
+/// The documents whose last read version [`ContentCache::neighbours_for`] remembers.
+const LAST_READ_DOCS: usize = 4096;
+
 /// Of the contents rebuilt on the way to the wanted one, every this-many-th is cached ...
 const CACHE_EVERY: usize = 8;
-/// ... and so is each of the last this-many before it: the wanted version's neighbours, which
-/// a reader walking the history asks for next.
-const CACHE_NEAR: usize = 4;
+/// ... and so is each of the last this-many before it, for a reader walking the history (see
+/// [`ContentCache::neighbours_for`]): the wanted version's neighbours, which it asks for next.
+pub(crate) const CACHE_NEAR: usize = 7;
 
-/// Rebuilds the content of object `hash`, using and filling `cache`.
+/// Rebuilds the content of object `hash`, using and filling `cache`, keeping the `near`
+/// contents decoded last before it (besides every [`CACHE_EVERY`]th).
 ///
 /// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
 ///
@@ -267,6 +299,7 @@ pub(crate) fn rebuild(
     hash: &ContentHash,
     max_len: u64,
     trust_checksums: bool,
+    near: usize,
 ) -> StoreResult<Shared> {
     if let Some(hit) = lock(cache).get(hash) {
         return Ok(hit);
@@ -353,12 +386,12 @@ pub(crate) fn rebuild(
             _ => false,
         };
         remaining -= 1;
-        // Contents rebuilt on the way are verified and cached every 8th, and the 4 nearest
-        // the wanted one, so walking a chain's versions one after another costs about one
+        // Contents rebuilt on the way are verified and cached every 8th, and the `near`
+        // nearest the wanted one (a reader walking the history), so walking a chain's versions one after another costs about one
         // delta each in either direction. The others are decoded into two scratch buffers
         // that every read of this thread reuses: decoding a delta into warm memory costs a
         // fraction of first touching a fresh buffer's pages.
-        let keep = id == hash || remaining <= CACHE_NEAR || remaining.is_multiple_of(CACHE_EVERY);
+        let keep = id == hash || remaining <= near || remaining.is_multiple_of(CACHE_EVERY);
         let mut out = if keep {
             lock(cache).buffer_for(header.raw_len)
         } else {
@@ -497,6 +530,31 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbours_are_kept_for_a_reader_walking_a_history_only() {
+        let mut c = ContentCache::new(1 << 20);
+        // A first read, then jumps: nothing kept around them.
+        assert_eq!(c.neighbours_for("a", 10), 0);
+        assert_eq!(c.neighbours_for("a", 3), 0);
+        assert_eq!(c.neighbours_for("a", 40), 0);
+        // One step either way: a walk.
+        assert_eq!(c.neighbours_for("a", 41), CACHE_NEAR);
+        assert_eq!(c.neighbours_for("a", 40), CACHE_NEAR);
+        // Documents are followed apart: a batch that interleaves them still walks each.
+        assert_eq!(c.neighbours_for("b", 1), 0);
+        assert_eq!(c.neighbours_for("a", 39), CACHE_NEAR);
+        assert_eq!(c.neighbours_for("b", 2), CACHE_NEAR);
+        // The same version again is no walk.
+        assert_eq!(c.neighbours_for("b", 2), 0);
+        // The memo is bounded: past its size it starts over.
+        for i in 0..LAST_READ_DOCS as u64 {
+            c.neighbours_for(&format!("d{i}"), 1);
+        }
+        assert!(c.last_read.len() <= LAST_READ_DOCS);
+        c.clear();
+        assert_eq!(c.neighbours_for("a", 38), 0);
+    }
 
     #[test]
     fn cache_evicts_least_recently_used_within_capacity() {

@@ -711,8 +711,9 @@ impl Store {
             // A deletion has no content: the document did not exist from then on.
             return Ok(None);
         }
+        let near = lock(&self.inner.cache).neighbours_for(doc.as_str(), rec.version.get());
         let content = self
-            .read_object(&rec.hash)
+            .read_object_near(&rec.hash, near)
             .map_err(|e| e.reading(doc, rec.version.get()))?;
         if content.len() as u64 != rec.size {
             return Err(StoreError::corrupt(
@@ -829,6 +830,12 @@ impl Store {
     }
 
     pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Shared> {
+        self.read_object_near(hash, crate::read::CACHE_NEAR)
+    }
+
+    /// [`Store::read_object`], keeping `near` of the contents decoded on the way (see
+    /// [`crate::read::rebuild`]).
+    fn read_object_near(&self, hash: &ContentHash, near: usize) -> StoreResult<Shared> {
         let _read = self
             .inner
             .object_gate
@@ -840,6 +847,7 @@ impl Store {
             hash,
             self.read_limit(),
             !self.inner.options.verify_reads,
+            near,
         )
     }
 

@@ -9,7 +9,7 @@ use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, ObjectKind, VersionNo};
 
 use crate::error::StoreResult;
-use crate::read::{ContentCache, rebuild};
+use crate::read::{CACHE_NEAR, ContentCache, rebuild};
 use crate::store::Store;
 
 /// What [`Store::verify`] checked and what it found wrong.
@@ -154,7 +154,7 @@ impl Store {
                     ));
                     continue;
                 }
-                match rebuild(kv, &cache, &rec.hash, limit, false) {
+                match rebuild(kv, &cache, &rec.hash, limit, false, CACHE_NEAR) {
                     Ok(content) => {
                         if verified.insert(rec.hash) {
                             report.objects += 1;
@@ -207,7 +207,7 @@ impl Store {
                 continue;
             }
             report.unreferenced_objects += 1;
-            match rebuild(kv, &cache, &id, limit, false) {
+            match rebuild(kv, &cache, &id, limit, false, CACHE_NEAR) {
                 Ok(_) => report.objects += 1,
                 Err(e) => report
                     .problems

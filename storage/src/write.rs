@@ -461,6 +461,7 @@ impl Store {
                             &p.hash,
                             self.read_limit(),
                             false,
+                            0,
                         );
                         if stored.is_err() {
                             return Err(StoreError::Busy {
