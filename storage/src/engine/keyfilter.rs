@@ -88,10 +88,10 @@ pub(crate) struct LazyFilter {
     probes: AtomicU64,
 }
 
-/// A filter is built from a run read from disk once it has been searched at least this many
-/// times per this many of its entries: reading an entry to build the filter costs about a
-/// twentieth of a search (a binary search over a block and the directory), so by then the
-/// searches have cost more than the building does.
+/// A filter is built from a run read from disk once it has been searched in vain at least
+/// this many times per this many of its entries: reading an entry to build the filter costs
+/// about a twentieth of a search (a binary search over a block and the directory), so by
+/// then the searches a filter would have saved have cost more than the building does.
 const ENTRIES_PER_PROBE: u64 = 16;
 
 impl LazyFilter {
@@ -107,8 +107,8 @@ impl LazyFilter {
         self.filter.get()
     }
 
-    /// Counts a search of a run of `entries` entries that has no filter yet; `true` when the
-    /// caller should build it now (once).
+    /// Counts a search that found nothing in a run of `entries` entries that has no filter yet;
+    /// `true` when the caller should build it now (once).
     pub(crate) fn probe(&self, entries: u64) -> bool {
         let n = self.probes.fetch_add(1, Ordering::Relaxed) + 1;
         n == (entries / ENTRIES_PER_PROBE).max(64)

@@ -1006,19 +1006,21 @@ impl LsmEngine {
     /// The value of full key `full` in the runs, newest first.
     fn runs_find(&self, full: &[u8]) -> StoreResult<Option<Value>> {
         for dir in self.runs()?.iter() {
-            match dir.filter.get() {
-                Some(filter) if !filter.may_contain(full) => continue,
-                Some(_) => {}
-                None => {
-                    if dir.filter.probe(dir.entries) {
-                        self.build_filter(dir)?;
-                    }
-                }
+            let filter = dir.filter.get();
+            if filter.is_some_and(|f| !f.may_contain(full)) {
+                continue;
             }
             match self.run_find(dir, full)? {
                 Some(Found::Value(v)) => return Ok(Some(v)),
                 Some(Found::Tombstone) => return Ok(None),
-                None => {}
+                None => {
+                    // Only a search that finds nothing is one a filter saves: a run searched
+                    // only for keys it holds (the one run of an imported store, read) never
+                    // builds one, which reads every block of the run.
+                    if filter.is_none() && dir.filter.probe(dir.entries) {
+                        self.build_filter(dir)?;
+                    }
+                }
             }
         }
         Ok(None)
