@@ -86,7 +86,10 @@ pub fn is_nats_store(path: impl AsRef<std::path::Path>) -> bool {
 pub use error::{BackendError, OpenError, StoreError, StoreResult};
 pub use feed::{Feed, FeedEntry, Subscription};
 pub use format::STORE_FORMAT;
-pub use options::{DEFAULT_LOCK_WAIT, Durability, StoreOptions};
+pub use options::{
+    DEFAULT_LOCK_WAIT, Durability, LARGE_DELTA_LEVEL, SMALL_DELTA_LEVEL, SMALL_DELTA_SPAN,
+    StoreOptions,
+};
 pub use prune::{PruneReport, Retention};
 pub use read::Content;
 pub use repack::{RepackOptions, RepackReport};

@@ -38,7 +38,8 @@ pub struct StoreOptions {
     pub(crate) engine_cache_bytes: u64,
     pub(crate) max_content_len: u64,
     pub(crate) level: i32,
-    pub(crate) delta_level: i32,
+    /// `None`: by the delta's size ([`StoreOptions::delta_level`]).
+    pub(crate) delta_level: Option<i32>,
     pub(crate) create: bool,
     /// Accept a store of the earlier, convertible format (set by repack only).
     pub(crate) convert: bool,
@@ -47,6 +48,14 @@ pub struct StoreOptions {
     pub(crate) retention: Option<crate::prune::Retention>,
     pub(crate) lock_wait: std::time::Duration,
 }
+
+/// Deltas whose base and target together hold at most this many bytes are encoded at
+/// [`SMALL_DELTA_LEVEL`] by default, larger ones at [`LARGE_DELTA_LEVEL`].
+pub const SMALL_DELTA_SPAN: usize = 128 << 10;
+/// The default zstd level of a small delta (see [`StoreOptions::delta_compression_level`]).
+pub const SMALL_DELTA_LEVEL: i32 = 8;
+/// The default zstd level of a large delta (see [`StoreOptions::delta_compression_level`]).
+pub const LARGE_DELTA_LEVEL: i32 = 5;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -58,7 +67,7 @@ impl Default for StoreOptions {
             engine_cache_bytes: 64 << 20,
             max_content_len: 64 << 20,
             level: 6,
-            delta_level: 4,
+            delta_level: None,
             create: true,
             convert: false,
             verify_reads: false,
@@ -166,14 +175,26 @@ impl StoreOptions {
     }
 
     /// Sets the zstd level for new deltas (1..=22; full snapshots use
-    /// [`StoreOptions::compression_level`]). Default 4: a delta is zstd with the base as its
-    /// reference, and from level 5 zstd indexes the whole base with its row match finder for
-    /// every delta, 38% of importing redis-networking-c (54-300 KB bases); at 4 that import
-    /// took 0.30 s instead of 0.42 s for 7% more store (`BENCHMARKS.md`, session 7). `strata
-    /// repack` encodes every delta again at its own level.
+    /// [`StoreOptions::compression_level`]). Default: by the size of base plus target, level
+    /// [`SMALL_DELTA_LEVEL`] up to [`SMALL_DELTA_SPAN`] bytes, [`LARGE_DELTA_LEVEL`] above.
+    /// A delta is zstd with the base as its reference, which zstd indexes whole for every
+    /// delta: for small documents that is cheap and level 8 finds its binary-tree matches
+    /// (caniuse, 7 KB: payload 49,180 at level 4, 40,110 at 8, import 0.059 -> 0.067 s); for
+    /// 100-300 KB bases each level costs (redis: 0.29 s at 4, 0.36 at 5, 0.43 at 6 to 8) and 5
+    /// stores 7% less than 4 (`BENCHMARKS.md`, session 11). `strata repack` encodes every
+    /// delta again at its own level.
     pub fn delta_compression_level(mut self, level: i32) -> Self {
-        self.delta_level = level.clamp(1, 22);
+        self.delta_level = Some(level.clamp(1, 22));
         self
+    }
+
+    /// The zstd level of a delta whose base and target together hold `span` bytes.
+    pub(crate) fn delta_level(&self, span: usize) -> i32 {
+        match self.delta_level {
+            Some(level) => level,
+            None if span <= SMALL_DELTA_SPAN => SMALL_DELTA_LEVEL,
+            None => LARGE_DELTA_LEVEL,
+        }
     }
 
     /// Checks every read against its blake3 id, not only against zstd's content checksums.

@@ -117,7 +117,7 @@ impl Store {
         }
         // Encode the deltas in parallel (pure work on contents), then decide newest to oldest,
         // so every delta's base is planned (and later written) first.
-        let deltas = encode_deltas(&slots, self.inner.options.delta_level);
+        let deltas = encode_deltas(&slots, &self.inner.options);
         let policy = &*self.inner.policy;
         let mut plans: HashMap<ContentHash, Plan> = HashMap::new();
         let mut estimate = FullSizeEstimate::new(self.inner.options.custom_policy.is_none());
@@ -202,7 +202,13 @@ impl Store {
         let run = self.run_below(doc, head, p)?;
         let content = self.read_object(&p)?;
         let level = self.inner.options.level;
-        let d = delta::encode(&first.content, &content, self.inner.options.delta_level);
+        let d = delta::encode(
+            &first.content,
+            &content,
+            self.inner
+                .options
+                .delta_level(first.content.len() + content.len()),
+        );
         // The head itself now reads the base's chain and this delta.
         let own = Base::of(first.hash, &base_header).input(
             head,
@@ -319,15 +325,16 @@ struct Member {
 
 /// For every slot that writes its object and has a newer slot after it: the delta against that
 /// slot's content. Runs on up to two threads: the encodings are independent.
-fn encode_deltas(slots: &[Slot], level: i32) -> Vec<Option<Vec<u8>>> {
+fn encode_deltas(slots: &[Slot], options: &crate::StoreOptions) -> Vec<Option<Vec<u8>>> {
     let encode = |i: usize| {
         let slot = &slots[i];
         if !slot.writes {
             return None;
         }
-        slots
-            .get(i + 1)
-            .map(|next| delta::encode(&next.content, &slot.content, level))
+        slots.get(i + 1).map(|next| {
+            let level = options.delta_level(next.content.len() + slot.content.len());
+            delta::encode(&next.content, &slot.content, level)
+        })
     };
     // Asked once per process: the answer reads cgroup files (six system calls, which a
     // single put paid every time).

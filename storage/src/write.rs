@@ -430,7 +430,13 @@ impl Store {
             && let Some(base_header) = kv.object_header(&base_hash)?
         {
             let base_content = self.read_object(&base_hash)?;
-            let d = delta::encode(&base_content, content, self.inner.options.delta_level);
+            let d = delta::encode(
+                &base_content,
+                content,
+                self.inner
+                    .options
+                    .delta_level(base_content.len() + content.len()),
+            );
             deltas.push((Base::of(base_hash, &base_header), d));
         }
         let plan = estimate.plan(policy, version, content, level, deltas);
