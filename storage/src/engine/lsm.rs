@@ -106,22 +106,31 @@ impl Run {
 
     /// Entry `i`: its full key and what it holds, as byte ranges of the run.
     fn entry(&self, i: usize) -> Option<(std::ops::Range<usize>, Option<std::ops::Range<usize>>)> {
-        let at = read_u32(&self.bytes, 5 + 4 * i)? as usize;
-        let klen = read_u32(&self.bytes, at)? as usize;
+        Self::entry_of(&self.bytes, i)
+    }
+
+    /// [`Run::entry`] on the run's bytes, dereferenced once by the caller (a binary search
+    /// reads several entries, and each dereference of an engine value matches its kind).
+    fn entry_of(
+        bytes: &[u8],
+        i: usize,
+    ) -> Option<(std::ops::Range<usize>, Option<std::ops::Range<usize>>)> {
+        let at = read_u32(bytes, 5 + 4 * i)? as usize;
+        let klen = read_u32(bytes, at)? as usize;
         let kstart = at.checked_add(4)?;
         let kend = kstart.checked_add(klen)?;
-        let kind = *self.bytes.get(kend)?;
+        let kind = *bytes.get(kend)?;
         let key = kstart..kend;
         match kind {
             0 => {
-                let _ = self.bytes.get(kstart..kend)?;
+                let _ = bytes.get(kstart..kend)?;
                 Some((key, None))
             }
             1 => {
-                let vlen = read_u32(&self.bytes, kend + 1)? as usize;
+                let vlen = read_u32(bytes, kend + 1)? as usize;
                 let vstart = kend.checked_add(5)?;
                 let vend = vstart.checked_add(vlen)?;
-                let _ = self.bytes.get(vstart..vend)?;
+                let _ = bytes.get(vstart..vend)?;
                 Some((key, Some(vstart..vend)))
             }
             _ => None,
@@ -139,11 +148,12 @@ impl Run {
     /// The number of leading entries whose full key satisfies `before` (true for a prefix of
     /// the sorted keys, false after it): the binary search every lookup uses.
     fn partition(&self, n: u64, before: impl Fn(&[u8]) -> bool) -> StoreResult<usize> {
+        let bytes: &[u8] = &self.bytes;
         let (mut a, mut b) = (0usize, self.count);
         while a < b {
             let mid = a + (b - a) / 2;
-            let (k, _) = self.entry(mid).ok_or_else(|| Self::damaged(n, mid))?;
-            if before(&self.bytes[k]) {
+            let (k, _) = Self::entry_of(bytes, mid).ok_or_else(|| Self::damaged(n, mid))?;
+            if before(&bytes[k]) {
                 a = mid + 1;
             } else {
                 b = mid;
