@@ -1912,6 +1912,51 @@ mod tests {
         let mut fresh = LsmEngine::new(Arc::clone(&e.inner), MEMTABLE_ENTRIES).unwrap();
         fresh.chunk_blocks = 2;
         check(&fresh);
+
+        // Damage in the chunks is an error, never a wrong record: a flipped bit (caught by
+        // the chunk's CRC), and two chunks swapped (each sound, but not where the directory
+        // says: caught by the first key and block count).
+        let dir = e.runs().unwrap()[0].clone();
+        let Table::Indexed { chunks, .. } = &dir.table else {
+            panic!("the merged run is indexed");
+        };
+        let offsets = chunks.offsets.clone().unwrap();
+        let len = *offsets.last().unwrap();
+        let data = e
+            .inner
+            .blob_range(Space::RunData(dir.n), 0, len)
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let (c0, c1, c2) = (
+            offsets[0] as usize,
+            offsets[1] as usize,
+            offsets[2] as usize,
+        );
+        let mut flipped = data.clone();
+        flipped[c0 + 9] ^= 0x01;
+        let mut swapped = data[..c0].to_vec();
+        swapped.extend_from_slice(&data[c1..c2]);
+        swapped.extend_from_slice(&data[c0..c1]);
+        swapped.extend_from_slice(&data[c2..]);
+        for (what, bad) in [("flipped", flipped), ("swapped", swapped)] {
+            let mut b = Batch::default();
+            b.put(Space::RunData(dir.n), PACK_KEY.to_vec(), bad);
+            e.inner.write(b).unwrap();
+            let mut damaged = LsmEngine::new(Arc::clone(&e.inner), MEMTABLE_ENTRIES).unwrap();
+            damaged.chunk_blocks = 2;
+            let mut errors = 0;
+            for (k, v) in &model {
+                match damaged.get(Space::Versions, k) {
+                    Ok(got) => assert_eq!(got.as_deref(), Some(v.as_slice()), "{what}"),
+                    Err(_) => errors += 1,
+                }
+            }
+            assert!(errors > 0, "{what}: the damage is found");
+            let mut b = Batch::default();
+            b.put(Space::RunData(dir.n), PACK_KEY.to_vec(), data.clone());
+            e.inner.write(b).unwrap();
+        }
     }
 
     #[test]
