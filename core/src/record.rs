@@ -71,10 +71,16 @@ impl Record for VersionRecord {
 pub enum Codec {
     /// The bytes as they are.
     Raw,
-    /// A zstd frame of the full content.
+    /// A zstd frame of the full content, with zstd's content checksum (store formats 2-4).
     Zstd,
-    /// A zstd frame compressed with the base's full content as a reference prefix.
+    /// A zstd frame compressed with the base's full content as a reference prefix, with
+    /// zstd's content checksum (store formats 2-4).
     ZstdPatch,
+    /// A zstd frame of the full content, sealed by a CRC-32 of the payload (store format 5).
+    ZstdSealed,
+    /// A zstd frame compressed with the base's full content as a reference prefix, sealed by
+    /// a CRC-32 of the payload (store format 5).
+    ZstdPatchSealed,
 }
 
 impl Codec {
@@ -82,8 +88,8 @@ impl Codec {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
-            Self::Zstd => "zstd",
-            Self::ZstdPatch => "zstd-patch",
+            Self::Zstd | Self::ZstdSealed => "zstd",
+            Self::ZstdPatch | Self::ZstdPatchSealed => "zstd-patch",
         }
     }
 }
@@ -205,6 +211,27 @@ mod tests {
         assert_eq!(bytes, expected);
         assert_eq!(decode_record::<ObjectHeader>(&bytes).unwrap(), delta);
         assert_eq!(delta.depth(), 2);
+        // Store format 5's sealed codecs are variants 3 and 4.
+        let sealed = ObjectHeader {
+            kind: ObjectKind::Full {
+                codec: Codec::ZstdSealed,
+            },
+            ..full
+        };
+        assert_eq!(encode_record(&sealed), [1, 10, 8, 1, 0, 3]);
+        let sealed_delta = ObjectHeader {
+            kind: ObjectKind::Delta {
+                base: ContentHash::from_bytes([1; 32]),
+                codec: Codec::ZstdPatchSealed,
+                depth: 2,
+                chain_cost: 20,
+            },
+            ..delta
+        };
+        let mut expected = vec![1, 10, 3, 1, 1];
+        expected.extend([1; 32]);
+        expected.extend([4, 2, 20]);
+        assert_eq!(encode_record(&sealed_delta), expected);
         assert_eq!(full.chain_cost(), 8);
     }
 }

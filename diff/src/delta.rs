@@ -1,10 +1,17 @@
 //! The storage codec: compressed snapshots and deltas.
 //!
-//! Both formats are `[LEB128 content length][zstd frame]`. The frame is magicless, without
-//! content size or dictionary id (the length is in our header), and carries zstd's XXH64
-//! content checksum, verified on every decode. A delta's frame is compressed with the base's full
+//! Both formats are `[LEB128 content length][zstd frame][CRC-32 of the bytes before it, u32
+//! BE]` (*sealed*). The frame is magicless, without content size, dictionary id or content
+//! checksum (the length is in our header). A delta's frame is compressed with the base's full
 //! content as a zstd *reference prefix*, so any byte run of the base is a cheap match, whether
 //! the document is line-oriented source or one long line of JSON.
+//!
+//! The CRC proves the stored bytes before they are decoded, as git's pack index does, and
+//! decoding is deterministic, so a payload that passes decodes to what was encoded (given the
+//! same base). Stores of formats 2-4 hold payloads without the CRC whose frames carry zstd's
+//! XXH64 content checksum instead, which zstd verifies on every decode: a hash over every
+//! output byte, 11-15% of a read (`BENCHMARKS.md`, sessions 8 and 11). The `checksummed`
+//! functions read those.
 //!
 //! Decoding never allocates more than the declared length, refuses a declared length above
 //! the caller's limit, and reports every malformed input as an [`ApplyError`].
@@ -39,6 +46,9 @@ pub enum ApplyError {
         /// What zstd reported.
         reason: String,
     },
+    /// The payload's CRC-32 does not match its bytes (or the payload is too short for one).
+    #[error("payload fails its CRC-32: the stored bytes are damaged")]
+    BadSeal,
     /// The frame decoded to another length than the header declared.
     #[error("payload decoded to {actual} bytes, header declared {declared}")]
     LengthMismatch {
@@ -49,9 +59,24 @@ pub enum ApplyError {
     },
 }
 
-/// Compresses `content` as a full snapshot at zstd `level`.
+/// Compresses `content` as a full snapshot at zstd `level` (sealed).
 pub fn compress(content: &[u8], level: i32) -> Vec<u8> {
     compress_with_prefix(content, &[], level)
+}
+
+/// The payload inside a sealed one, when its CRC holds.
+///
+/// # Errors
+/// [`ApplyError::BadSeal`] when the payload is shorter than its CRC or the CRC fails.
+fn unseal(payload: &[u8]) -> Result<&[u8], ApplyError> {
+    let body = payload.len().checked_sub(4).ok_or(ApplyError::BadSeal)?;
+    let (inner, crc) = payload.split_at(body);
+    let crc = u32::from_be_bytes(crc.try_into().map_err(|_| ApplyError::BadSeal)?);
+    if crc32fast::hash(inner) == crc {
+        Ok(inner)
+    } else {
+        Err(ApplyError::BadSeal)
+    }
 }
 
 /// Decompresses a snapshot made by [`compress`], refusing one that declares more than `limit`
@@ -62,7 +87,7 @@ pub fn compress(content: &[u8], level: i32) -> Vec<u8> {
 /// length that does not match.
 pub fn decompress(payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
     let mut out = Vec::new();
-    decompress_with_prefix(&[], payload, limit, &mut out)?;
+    decompress_with_prefix(&[], unseal(payload)?, limit, &mut out)?;
     Ok(out)
 }
 
@@ -72,10 +97,23 @@ pub fn decompress(payload: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
 /// # Errors
 /// As [`decompress`]; `out` then holds no meaningful content.
 pub fn decompress_into(payload: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), ApplyError> {
+    decompress_with_prefix(&[], unseal(payload)?, limit, out)
+}
+
+/// As [`decompress_into`], for a payload of store formats 2-4: no CRC, a frame whose content
+/// checksum (when it has one, see [`is_self_checked`]) zstd verifies as it decodes.
+///
+/// # Errors
+/// As [`decompress`], and a frame whose checksum does not match.
+pub fn decompress_checksummed_into(
+    payload: &[u8],
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), ApplyError> {
     decompress_with_prefix(&[], payload, limit, out)
 }
 
-/// Encodes a delta that turns `base` into `target`, at zstd `level`.
+/// Encodes a delta that turns `base` into `target`, at zstd `level` (sealed).
 pub fn encode(base: &[u8], target: &[u8], level: i32) -> Vec<u8> {
     compress_with_prefix(target, base, level)
 }
@@ -88,7 +126,7 @@ pub fn encode(base: &[u8], target: &[u8], level: i32) -> Vec<u8> {
 /// length that does not match.
 pub fn apply(base: &[u8], delta: &[u8], limit: u64) -> Result<Vec<u8>, ApplyError> {
     let mut out = Vec::new();
-    decompress_with_prefix(base, delta, limit, &mut out)?;
+    decompress_with_prefix(base, unseal(delta)?, limit, &mut out)?;
     Ok(out)
 }
 
@@ -104,13 +142,27 @@ pub fn apply_into(
     limit: u64,
     out: &mut Vec<u8>,
 ) -> Result<(), ApplyError> {
+    decompress_with_prefix(base, unseal(delta)?, limit, out)
+}
+
+/// As [`apply_into`], for a delta of store formats 2-4 (see [`decompress_checksummed_into`]).
+///
+/// # Errors
+/// As [`apply`], and a frame whose checksum does not match.
+pub fn apply_checksummed_into(
+    base: &[u8],
+    delta: &[u8],
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), ApplyError> {
     decompress_with_prefix(base, delta, limit, out)
 }
 
-/// Returns `true` when `payload` (made by [`compress`] or [`encode`]) carries zstd's content
-/// checksum, which [`decompress`] and [`apply`] then verify: a successful decode is the content
-/// that was encoded, up to a 64-bit hash. Payloads written before checksums were enabled, and
-/// empty contents (no frame at all), return `false`.
+/// Returns `true` when `payload` (of store formats 2-4, unsealed) carries zstd's content
+/// checksum, which [`decompress_checksummed_into`] and [`apply_checksummed_into`] then
+/// verify: a successful decode is the content that was encoded, up to a 64-bit hash. Payloads
+/// written before checksums were enabled, and empty contents (no frame at all), return
+/// `false`.
 pub fn is_self_checked(payload: &[u8]) -> bool {
     let Ok((declared, used)) = read_varint(payload) else {
         return false;
@@ -120,7 +172,7 @@ pub fn is_self_checked(payload: &[u8]) -> bool {
     declared > 0 && payload.get(used).is_some_and(|fhd| fhd & 0b100 != 0)
 }
 
-/// Reads the declared content length of a payload made by [`compress`] or [`encode`].
+/// Reads the declared content length of a payload (sealed or not).
 ///
 /// # Errors
 /// [`ApplyError::BadHeader`] when the header is missing or malformed.
@@ -132,6 +184,7 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() / 3 + 16);
     write_varint(&mut out, content.len() as u64);
     if content.is_empty() {
+        seal(&mut out);
         return out;
     }
     let span = (prefix.len() + content.len()).max(1) as u64;
@@ -140,9 +193,9 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
         CParameter::CompressionLevel(level),
         CParameter::Format(FrameFormat::Magicless),
         CParameter::ContentSizeFlag(false),
-        // XXH64 of the decoded content, checked by zstd on every decode: reads trust it
-        // instead of hashing every output byte with blake3 (see `is_self_checked`).
-        CParameter::ChecksumFlag(true),
+        // No hash of the decoded content: the payload's CRC proves the stored bytes instead
+        // (module docs).
+        CParameter::ChecksumFlag(false),
         CParameter::DictIdFlag(false),
         CParameter::WindowLog(window_log),
         // Past a few MiB the level's match finder no longer reaches back through the whole
@@ -191,7 +244,14 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
             .expect("zstd resets a context between frames");
     });
     out.extend_from_slice(&frame);
+    seal(&mut out);
     out
+}
+
+/// Appends the CRC-32 of every byte of `out` (`u32 BE`).
+fn seal(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_be_bytes());
 }
 
 thread_local! {
@@ -393,19 +453,78 @@ mod tests {
         }
     }
 
+    /// A payload as store formats 2-4 wrote it: the frame with zstd's content checksum, no
+    /// CRC after it.
+    fn checksummed(content: &[u8], prefix: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_varint(&mut out, content.len() as u64);
+        let mut cctx = CCtx::create();
+        for p in [
+            CParameter::CompressionLevel(3),
+            CParameter::Format(FrameFormat::Magicless),
+            CParameter::ContentSizeFlag(false),
+            CParameter::ChecksumFlag(true),
+            CParameter::DictIdFlag(false),
+        ] {
+            cctx.set_parameter(p).unwrap();
+        }
+        if !prefix.is_empty() {
+            cctx.ref_prefix(prefix).unwrap();
+        }
+        let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
+        cctx.compress2(&mut frame, content).unwrap();
+        out.extend_from_slice(&frame);
+        out
+    }
+
     #[test]
-    fn new_payloads_carry_a_checksum_that_decoding_verifies() {
+    fn sealed_payloads_refuse_every_damaged_byte() {
         let base = b"the base text of a document\n".repeat(20);
         let target = [&base[..], b"one more line\n"].concat();
         let d = encode(&base, &target, 3);
-        assert!(is_self_checked(&d));
-        assert!(is_self_checked(&compress(&target, 3)));
-        assert!(!is_self_checked(&compress(b"", 3)));
-        // Decoding against the wrong base fails (checksum or length), never returns bytes.
+        let c = compress(&target, 3);
+        // No content checksum in the frame: the CRC after it proves the stored bytes.
+        assert!(!is_self_checked(&d) && !is_self_checked(&c));
+        assert_eq!(apply(&base, &d, u64::MAX).unwrap(), target);
+        for at in 0..d.len() {
+            let mut bad = d.clone();
+            bad[at] ^= 0x20;
+            assert!(apply(&base, &bad, u64::MAX).is_err(), "delta byte {at}");
+        }
+        for at in 0..c.len() {
+            let mut bad = c.clone();
+            bad[at] ^= 0x01;
+            assert!(decompress(&bad, u64::MAX).is_err(), "snapshot byte {at}");
+        }
+        assert_eq!(
+            apply(&base, &d[..d.len() - 1], u64::MAX),
+            Err(ApplyError::BadSeal)
+        );
+        assert_eq!(decompress(&[], 10), Err(ApplyError::BadSeal));
+    }
+
+    #[test]
+    fn format_4_payloads_decode_with_their_content_checksum() {
+        let base = b"the base text of a document\n".repeat(20);
+        let target = [&base[..], b"one more line\n"].concat();
+        let d = checksummed(&target, &base);
+        let c = checksummed(&target, &[]);
+        assert!(is_self_checked(&d) && is_self_checked(&c));
+        let mut out = Vec::new();
+        apply_checksummed_into(&base, &d, u64::MAX, &mut out).unwrap();
+        assert_eq!(out, target);
+        decompress_checksummed_into(&c, u64::MAX, &mut out).unwrap();
+        assert_eq!(out, target);
+        // Decoding against the wrong base fails its checksum (or length), never returns bytes.
         let mut other = base.clone();
         let last = other.len() - 10;
         other[last] ^= 1;
-        assert!(apply(&other, &d, u64::MAX).is_err_and(|e| matches!(e, ApplyError::Frame { .. })));
+        assert!(
+            apply_checksummed_into(&other, &d, u64::MAX, &mut out)
+                .is_err_and(|e| matches!(e, ApplyError::Frame { .. }))
+        );
+        // A format-4 payload is not mistaken for a sealed one.
+        assert!(apply(&base, &d, u64::MAX).is_err());
     }
 
     #[test]
@@ -424,8 +543,15 @@ mod tests {
 
     #[test]
     fn empty_contents_roundtrip() {
-        assert_eq!(compress(b"", 3), [0]);
-        assert_eq!(decompress(&[0], 0).unwrap(), b"");
+        let empty = compress(b"", 3);
+        assert_eq!(
+            empty,
+            [&[0u8][..], &crc32fast::hash(&[0]).to_be_bytes()].concat()
+        );
+        assert_eq!(decompress(&empty, 0).unwrap(), b"");
+        let mut out = Vec::new();
+        decompress_checksummed_into(&[0], 0, &mut out).unwrap();
+        assert!(out.is_empty());
         let d = encode(b"abc", b"", 3);
         assert_eq!(apply(b"abc", &d, 10).unwrap(), b"");
         let d = encode(b"", b"abc", 3);

@@ -55,7 +55,7 @@ impl Plan {
     pub(crate) fn full(content: &[u8], level: i32) -> Self {
         let compressed = delta::compress(content, level);
         let (codec, payload) = if compressed.len() < content.len() {
-            (Codec::Zstd, compressed)
+            (Codec::ZstdSealed, compressed)
         } else {
             (Codec::Raw, content.to_vec())
         };
@@ -71,7 +71,7 @@ impl Plan {
     ) -> Self {
         let kind = ObjectKind::Delta {
             base,
-            codec: Codec::ZstdPatch,
+            codec: Codec::ZstdPatchSealed,
             depth: input.delta_depth(),
             chain_cost: input.delta_chain_cost(),
         };

@@ -41,8 +41,9 @@
 //! newest version under reverse policies, single puts until the next fold) is kept loose and
 //! folded into packs every 256 versions. Small records (document names, version and feed
 //! pages, the pack index) are kept in sorted *runs*, files of 8 KiB blocks written once and
-//! merged now and then, since the engine keeps a small entry at 2-4x its size. Every read is checked: by zstd's content checksum in each stored frame,
-//! or by the blake3 id where an object has none; [`StoreOptions::verify_reads`] checks ids on
+//! merged now and then, since the engine keeps a small entry at 2-4x its size. Every read is
+//! checked: by the CRC-32 that seals each stored payload (zstd's content checksum in stores
+//! written before format 5), or by the blake3 id where an object has neither; [`StoreOptions::verify_reads`] checks ids on
 //! every read too, and [`Store::verify`] always does.
 //!
 //! # Durability

@@ -197,12 +197,13 @@ impl StoreOptions {
         }
     }
 
-    /// Checks every read against its blake3 id, not only against zstd's content checksums.
-    /// Default `false`: every object written since store format 2 carries an XXH64 checksum
-    /// of its content, which zstd verifies as it decodes, so a read returns its bytes only if
-    /// each decode on the way produced what was encoded; objects without one (stored raw, or
-    /// written by format 1) are always checked by id.
-    /// `verify` always checks ids.
+    /// Checks every read against its blake3 id, not only against the payloads' own checks.
+    /// Default `false`: every payload written since store format 5 ends with a CRC-32 of its
+    /// stored bytes, checked before it is decoded (and decoding intact bytes against a proven
+    /// base is deterministic), and those of formats 2-4 carry an XXH64 checksum of their
+    /// content, which zstd verifies as it decodes; so a read returns its bytes only if each
+    /// object on the way was proven. Objects with neither (stored raw, or written by format
+    /// 1) are always checked by id. `verify` always checks ids.
     pub fn verify_reads(mut self, on: bool) -> Self {
         self.verify_reads = on;
         self

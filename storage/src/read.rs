@@ -290,9 +290,10 @@ pub(crate) const CACHE_NEAR: usize = 7;
 ///
 /// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
 ///
-/// Every content is checked before it is returned or cached: by zstd's content checksum when
-/// every object decoded on the way carries one and `trust_checksums` (each decode then proves
-/// its output, given a proven base), else by its blake3 id.
+/// Every content is checked before it is returned or cached: by each payload's own check when
+/// every object decoded on the way has one and `trust_checksums` (a sealed payload's CRC-32,
+/// checked before decoding, or zstd's content checksum in a format 2-4 frame; each decode
+/// then proves its output, given a proven base), else by its blake3 id.
 pub(crate) fn rebuild(
     kv: &Kv,
     cache: &std::sync::Mutex<ContentCache>,
@@ -370,7 +371,9 @@ pub(crate) fn rebuild(
         None => Step::Nothing,
     };
     let mut remaining = chain.len();
-    // Whether every decode so far was checked by its own checksum (a cached start is verified).
+    // Whether every decode so far was proven by its payload's CRC (store format 5: the stored
+    // bytes are what was written, and decoding them against a proven base is deterministic)
+    // or by zstd's content checksum (formats 2-4); a cached start is verified.
     let mut checked = trust_checksums;
     for (id, object) in chain.into_iter().rev() {
         let id = &id;
@@ -378,6 +381,13 @@ pub(crate) fn rebuild(
         let payload = kv.object_payload(id, object).map_err(|e| e.at_object(id))?;
         let bad = |e: delta::ApplyError| StoreError::corrupt(format!("object {id}"), e);
         checked &= match header.kind {
+            ObjectKind::Full {
+                codec: Codec::ZstdSealed,
+            }
+            | ObjectKind::Delta {
+                codec: Codec::ZstdPatchSealed,
+                ..
+            } => true,
             ObjectKind::Full { codec: Codec::Zstd }
             | ObjectKind::Delta {
                 codec: Codec::ZstdPatch,
@@ -387,8 +397,8 @@ pub(crate) fn rebuild(
         };
         remaining -= 1;
         // Contents rebuilt on the way are verified and cached every 8th, and the `near`
-        // nearest the wanted one (a reader walking the history), so walking a chain's versions one after another costs about one
-        // delta each in either direction. The others are decoded into two scratch buffers
+        // nearest the wanted one (a reader walking the history), so walking a chain's
+        // versions one after another costs about one delta each in either direction. The others are decoded into two scratch buffers
         // that every read of this thread reuses: decoding a delta into warm memory costs a
         // fraction of first touching a fresh buffer's pages.
         let keep = id == hash || remaining <= near || remaining.is_multiple_of(CACHE_EVERY);
@@ -402,8 +412,24 @@ pub(crate) fn rebuild(
                 out.clear();
                 out.extend_from_slice(&payload);
             }
-            (ObjectKind::Full { codec: Codec::Zstd }, _) => {
+            (
+                ObjectKind::Full {
+                    codec: Codec::ZstdSealed,
+                },
+                _,
+            ) => {
                 delta::decompress_into(&payload, header.raw_len, &mut out).map_err(bad)?;
+            }
+            (
+                ObjectKind::Delta {
+                    codec: Codec::ZstdPatchSealed,
+                    ..
+                },
+                Some(base),
+            ) => delta::apply_into(base, &payload, header.raw_len, &mut out).map_err(bad)?,
+            (ObjectKind::Full { codec: Codec::Zstd }, _) => {
+                delta::decompress_checksummed_into(&payload, header.raw_len, &mut out)
+                    .map_err(bad)?;
             }
             (
                 ObjectKind::Delta {
@@ -411,7 +437,8 @@ pub(crate) fn rebuild(
                     ..
                 },
                 Some(base),
-            ) => delta::apply_into(base, &payload, header.raw_len, &mut out).map_err(bad)?,
+            ) => delta::apply_checksummed_into(base, &payload, header.raw_len, &mut out)
+                .map_err(bad)?,
             (kind, _) => {
                 return Err(StoreError::corrupt(
                     format!("object {id}"),
