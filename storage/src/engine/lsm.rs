@@ -1567,6 +1567,17 @@ mod tests {
         LsmEngine::new(Arc::new(MemoryEngine::new()), 64).unwrap()
     }
 
+    /// The last record of the versions space between `lo` and `hi`, both included.
+    fn last_between(e: &LsmEngine, lo: &[u8], hi: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        e.last_in(
+            Space::Versions,
+            Bound::Included(lo.to_vec()),
+            Bound::Included(hi.to_vec()),
+        )
+        .unwrap()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+    }
+
     #[test]
     fn the_lsm_engine_keeps_the_contract() {
         super::super::tests::engine_contract(&lsm());
@@ -1700,14 +1711,7 @@ mod tests {
         for i in (0..5000).step_by(37) {
             let hi = format!("k{i:05}").into_bytes();
             let lo = format!("k{:05}", i / 2).into_bytes();
-            let got = e
-                .last_in(
-                    Space::Versions,
-                    Bound::Included(lo.clone()),
-                    Bound::Included(hi.clone()),
-                )
-                .unwrap()
-                .map(|(k, v)| (k.to_vec(), v.to_vec()));
+            let got = last_between(&e, &lo, &hi);
             let want = want
                 .iter()
                 .rev()
@@ -1893,14 +1897,7 @@ mod tests {
             assert_eq!(all, model.clone().into_iter().collect::<Vec<_>>());
             let lo = b"k005000".to_vec();
             let hi = b"k012345".to_vec();
-            let got = e
-                .last_in(
-                    Space::Versions,
-                    Bound::Included(lo.clone()),
-                    Bound::Included(hi.clone()),
-                )
-                .unwrap()
-                .map(|(k, _)| k.to_vec());
+            let got = last_between(e, &lo, &hi).map(|(k, _)| k);
             let want = model.range(lo..=hi).next_back().map(|(k, _)| k.clone());
             assert_eq!(got, want);
         };
