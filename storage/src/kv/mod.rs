@@ -80,35 +80,44 @@ pub(crate) struct Kv {
     /// reused only when the engine returns the very same bytes, so it never needs
     /// invalidating. Reading a history in order finds each page here about ten times.
     pages: Arc<Mutex<PageMemo>>,
+    /// Document numbers by name, as found: a name, once given a number, keeps it for the
+    /// store's life (names are never removed or renumbered, by any process), so a number
+    /// found once needs no second lookup. Bounded by [`NAME_MEMO`]; absent names are not
+    /// kept (another process may create them).
+    names: Arc<Mutex<crate::fasthash::FastMap<String, u64>>>,
+    /// Documents whose record [`Kv::version`] has read once (see there).
+    heads_seen: Arc<Mutex<crate::fasthash::FastMap<u64, ()>>>,
     /// The maintenance lease this process holds on a shared engine (`lease.rs`).
     held: Arc<Mutex<lease::Held>>,
 }
 
-/// Recently decoded version pages (see [`Kv::pages`]).
+/// Recently decoded version pages (see [`Kv::pages`]), by document and first version.
 #[derive(Debug, Default)]
 struct PageMemo {
-    slots: Vec<(u64, engine::Value, Arc<VersionPage>)>,
-    next: usize,
+    slots: crate::fasthash::FastMap<(u64, u64), (engine::Value, Arc<VersionPage>)>,
 }
 
-/// How many decoded pages [`PageMemo`] keeps.
-const PAGE_MEMO: usize = 8;
+/// How many decoded pages [`PageMemo`] keeps (then it starts over): enough for a reader
+/// that interleaves the histories of many documents (312 in eslint-rules-docs, whose pages
+/// were decoded again at nearly every read with a memo of 8).
+const PAGE_MEMO: usize = 1024;
+
+/// How many document numbers [`Kv::names`] keeps (then it starts over).
+const NAME_MEMO: usize = 1 << 16;
 
 impl PageMemo {
-    fn get(&self, doc: u64, bytes: &[u8]) -> Option<Arc<VersionPage>> {
+    fn get(&self, doc: u64, first: u64, bytes: &[u8]) -> Option<Arc<VersionPage>> {
         self.slots
-            .iter()
-            .find(|(d, b, _)| *d == doc && **b == *bytes)
-            .map(|(_, _, page)| Arc::clone(page))
+            .get(&(doc, first))
+            .filter(|(b, _)| **b == *bytes)
+            .map(|(_, page)| Arc::clone(page))
     }
 
-    fn put(&mut self, doc: u64, bytes: engine::Value, page: Arc<VersionPage>) {
-        if self.slots.len() < PAGE_MEMO {
-            self.slots.push((doc, bytes, page));
-        } else {
-            self.slots[self.next] = (doc, bytes, page);
-            self.next = (self.next + 1) % PAGE_MEMO;
+    fn put(&mut self, doc: u64, first: u64, bytes: engine::Value, page: Arc<VersionPage>) {
+        if self.slots.len() >= PAGE_MEMO {
+            self.slots.clear();
         }
+        self.slots.insert((doc, first), (bytes, page));
     }
 }
 
@@ -555,10 +564,22 @@ impl Kv {
     }
 
     pub(crate) fn doc_num(&self, key: &str) -> StoreResult<Option<u64>> {
-        self.engine
+        if let Some(doc) = lock(&self.names).get(key) {
+            return Ok(Some(*doc));
+        }
+        let found = self
+            .engine
             .get(Space::Names, key.as_bytes())?
             .map(|b| decode::<NameRecord>(&b, || format!("name record of '{key}'")).map(|r| r.doc))
-            .transpose()
+            .transpose()?;
+        if let Some(doc) = found {
+            let mut names = lock(&self.names);
+            if names.len() >= NAME_MEMO {
+                names.clear();
+            }
+            names.insert(key.to_owned(), doc);
+        }
+        Ok(found)
     }
 
     /// Returns the latest version of a document known by number. A name record and its
@@ -586,14 +607,26 @@ impl Kv {
     }
 
     /// Returns one version record, from the page that holds it. A version at or below the
-    /// document's head that no page holds is damage, not absence.
+    /// document's head that no page holds is damage, not absence. (After a document's first
+    /// read the head is looked up only when no page holds `v`: a page and the document
+    /// record are written together, so a version a page holds is at or below the head.)
     pub(crate) fn version(&self, doc: u64, v: VersionNo) -> StoreResult<Option<VersionRecord>> {
         if v.get() == 0 {
             return Ok(None);
         }
-        let head = self.head(doc)?.map_or(0, VersionNo::get);
-        if v.get() > head {
-            return Ok(None);
+        let beyond_head =
+            || -> StoreResult<bool> { Ok(v.get() > self.head(doc)?.map_or(0, VersionNo::get)) };
+        // The document record is read (and so checked) at the document's first read in this
+        // process; after that only when no page holds `v`.
+        if !lock(&self.heads_seen).contains_key(&doc) {
+            if beyond_head()? {
+                return Ok(None);
+            }
+            let mut seen = lock(&self.heads_seen);
+            if seen.len() >= NAME_MEMO {
+                seen.clear();
+            }
+            seen.insert(doc, ());
         }
         let missing = || {
             StoreError::corrupt(
@@ -607,6 +640,9 @@ impl Kv {
             Bound::Included(pair_key(doc, v.get()).to_vec()),
         )?
         else {
+            if beyond_head()? {
+                return Ok(None);
+            }
             // No page at or below `v`: pruned, when the document's pages start above it.
             let pruned = engine::with_prefix(&*self.engine, Space::Versions, &u64_key(doc))
                 .next()
@@ -615,13 +651,14 @@ impl Kv {
                 .is_some_and(|(_, first)| first > v.get());
             return if pruned { Ok(None) } else { Err(missing()) };
         };
-        let memo = lock(&self.pages).get(doc, &b);
+        let first = read_pair_key(&k).map_or(0, |(_, first)| first);
+        let memo = lock(&self.pages).get(doc, first, &b);
         let page = match memo {
-            // Same bytes, so the same page; its key is checked as a decode checks it.
-            Some(page) if read_pair_key(&k) == Some((doc, page.first.get())) => page,
+            // Same key and bytes, so the same page (its key was checked when it was decoded).
+            Some(page) if page.first.get() == first => page,
             _ => {
                 let page = Arc::new(version_page(doc, &k, &b)?);
-                lock(&self.pages).put(doc, b, Arc::clone(&page));
+                lock(&self.pages).put(doc, first, b, Arc::clone(&page));
                 page
             }
         };
@@ -633,6 +670,7 @@ impl Kv {
                 format!("version page of document {doc} from {}", page.first),
                 format!("holds version {} where {v} belongs", r.version),
             )),
+            None if beyond_head()? => Ok(None),
             None => Err(missing()),
         }
     }

@@ -101,6 +101,8 @@ impl Kv {
             engine,
             commit_gate: Arc::default(),
             pages: Arc::default(),
+            names: Arc::default(),
+            heads_seen: Arc::default(),
             held: Arc::default(),
         };
         kv.check_format(path, convert)?;
