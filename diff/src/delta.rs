@@ -205,18 +205,6 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
         CParameter::EnableLongDistanceMatching(prefix.len() + content.len() > LONG_MATCH_SPAN),
     ];
     let mut frame = Vec::with_capacity(zstd_safe::compress_bound(content.len()));
-    let set = |cctx: &mut CCtx<'_>| {
-        for p in params {
-            // These parameters are valid for every level and window log we pass.
-            cctx.set_parameter(p)
-                .expect("zstd accepts strata's compression parameters");
-        }
-    };
-    let mut compress = |cctx: &mut CCtx<'_>| {
-        // The buffer holds compress_bound bytes, the most zstd can write.
-        cctx.compress2(&mut frame, content)
-            .expect("zstd compresses into a compress_bound buffer");
-    };
     // This thread's context, reset: a new context asks the CPU for its features with
     // `cpuid`, which a virtual machine traps (5% of a small put, 15% of an import of 100,000
     // small documents when every delta made its own context).
@@ -225,11 +213,15 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
         let cctx = slot.get_or_insert_with(CCtx::create);
         cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
             .expect("zstd resets a context between frames");
-        set(cctx);
+        for p in params {
+            // These parameters are valid for every level and window log we pass.
+            cctx.set_parameter(p)
+                .expect("zstd accepts strata's compression parameters");
+        }
         if !prefix.is_empty() {
             // SAFETY: zstd keeps a reference prefix for the next frame only (ZSTD_CCtx_refPrefix:
-            // "discarded at the end of the frame"), and `compress` ends that frame (compress2
-            // is ZSTD_e_end) before `prefix` goes out of scope; the reset below clears the
+            // "discarded at the end of the frame"), and `compress2` below ends that frame
+            // (ZSTD_e_end) before `prefix` goes out of scope; the reset below clears the
             // reference besides (ZSTD_clearAllDicts), and a context left mid-frame by a
             // panic is reset before its next use, which never reads the old prefix. So the
             // context never reads `prefix` after this call returns.
@@ -239,7 +231,9 @@ fn compress_with_prefix(content: &[u8], prefix: &[u8], level: i32) -> Vec<u8> {
             cctx.ref_prefix(prefix)
                 .expect("zstd accepts a reference prefix on a reset context");
         }
-        compress(cctx);
+        // The buffer holds compress_bound bytes, the most zstd can write.
+        cctx.compress2(&mut frame, content)
+            .expect("zstd compresses into a compress_bound buffer");
         cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)
             .expect("zstd resets a context between frames");
     });

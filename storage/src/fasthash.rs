@@ -48,10 +48,41 @@ impl Hasher for FastHasher {
 /// A `HashMap` with [`FastHasher`].
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// Inserts into a memo or cache of at most `limit` entries: a new key that finds it full
+/// empties it first (the caches and memos of this crate start over rather than track use).
+pub(crate) fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &mut FastMap<K, V>,
+    limit: usize,
+    key: K,
+    value: V,
+) {
+    if map.len() >= limit && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn a_bounded_insert_starts_over_only_for_a_new_key() {
+        let mut map: FastMap<u32, u32> = FastMap::default();
+        for i in 0..4 {
+            insert_bounded(&mut map, 4, i, i);
+        }
+        insert_bounded(&mut map, 4, 2, 20);
+        assert_eq!(
+            (map.len(), map[&2]),
+            (4, 20),
+            "a known key replaces its value"
+        );
+        insert_bounded(&mut map, 4, 9, 9);
+        assert_eq!(map.len(), 1, "a new key finds it full: it starts over");
+        assert_eq!(map[&9], 9);
+    }
 
     #[test]
     fn distinct_small_keys_hash_apart() {

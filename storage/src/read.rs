@@ -258,13 +258,15 @@ impl ContentCache {
     /// reader never asks for). Measured on 200 random versions and on every version in order
     /// (`BENCHMARKS.md`, session 11).
     pub(crate) fn neighbours_for(&mut self, doc: &str, version: u64) -> usize {
-        if self.last_read.len() >= LAST_READ_DOCS && !self.last_read.contains_key(doc) {
-            self.last_read.clear();
-        }
         let last = match self.last_read.get_mut(doc) {
             Some(last) => std::mem::replace(last, version),
             None => {
-                self.last_read.insert(doc.to_owned(), version);
+                crate::fasthash::insert_bounded(
+                    &mut self.last_read,
+                    LAST_READ_DOCS,
+                    doc.to_owned(),
+                    version,
+                );
                 return 0;
             }
         };

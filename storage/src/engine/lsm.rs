@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::keyfilter::{KeyFilter, LazyFilter};
 use super::{Batch, Engine, Entries, PACK_KEY, Space, Value, WriteError};
 use crate::error::{StoreError, StoreResult};
+use crate::fasthash::insert_bounded;
 use crate::read::lock;
 
 /// The memtable becomes a run past this many entries (and tombstones).
@@ -712,11 +713,12 @@ impl LsmEngine {
             return Ok(r.clone());
         }
         let run = self.read_block(dir, b)?;
-        let mut cache = lock(&self.blocks);
-        if cache.len() >= BLOCK_CACHE {
-            cache.clear();
-        }
-        cache.insert((dir.n, b), run.clone());
+        insert_bounded(
+            &mut lock(&self.blocks),
+            BLOCK_CACHE,
+            (dir.n, b),
+            run.clone(),
+        );
         Ok(run)
     }
 
@@ -793,18 +795,25 @@ impl LsmEngine {
         {
             return Err(bad("does not match its directory"));
         }
-        let mut cache = lock(&self.chunks);
-        if cache.len() >= BLOCK_CACHE {
-            cache.clear();
-        }
-        cache.insert((dir.n, c), Arc::clone(&list));
+        insert_bounded(
+            &mut lock(&self.chunks),
+            BLOCK_CACHE,
+            (dir.n, c),
+            Arc::clone(&list),
+        );
         Ok(list)
     }
 
-    /// The first full key of block `b` of run `dir`.
-    fn first_key(&self, dir: &Dir, b: usize) -> StoreResult<Vec<u8>> {
+    /// Whether the first full key of block `b` of run `dir` is within the bounds.
+    fn first_key_within(
+        &self,
+        dir: &Dir,
+        b: usize,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+    ) -> StoreResult<bool> {
         let (list, i) = self.listing(dir, b)?;
-        Ok(list.firsts[i].clone())
+        Ok(within(&list.firsts[i], lo, hi))
     }
 
     /// The last block of run `dir` whose first key is at or below `hi`.
@@ -868,7 +877,7 @@ impl LsmEngine {
         };
         let mut out = Vec::new();
         for b in first..dir.blocks() {
-            if !within(&self.first_key(dir, b)?, &Bound::Unbounded, hi) {
+            if !self.first_key_within(dir, b, &Bound::Unbounded, hi)? {
                 break;
             }
             out.extend(self.block(dir, b)?.entries_in(dir.n, lo, hi)?);
@@ -890,7 +899,7 @@ impl LsmEngine {
             }
             // This block holds nothing in range; an earlier one can only if this block's
             // first key is still above the lower bound.
-            if !within(&self.first_key(dir, i)?, lo, &Bound::Unbounded) {
+            if !self.first_key_within(dir, i, lo, &Bound::Unbounded)? {
                 return Ok(None);
             }
             b = i.checked_sub(1);
@@ -934,10 +943,7 @@ impl LsmEngine {
         let blocks = list.firsts.len();
         let table = if blocks > self.chunk_blocks {
             let all = list.offsets.unwrap_or_default();
-            let mut chunks = Blocks {
-                firsts: Vec::new(),
-                offsets: Some(Vec::new()),
-            };
+            let (mut chunk_firsts, mut chunk_offsets) = (Vec::new(), Vec::new());
             for (c, firsts) in list.firsts.chunks(self.chunk_blocks).enumerate() {
                 let from = c * self.chunk_blocks;
                 let to = from + firsts.len();
@@ -950,21 +956,18 @@ impl LsmEngine {
                     })),
                     filter: Arc::default(),
                 };
-                chunks.firsts.push(firsts[0].clone());
-                chunks
-                    .offsets
-                    .get_or_insert_default()
-                    .push(data.len() as u64);
+                chunk_firsts.push(firsts[0].clone());
+                chunk_offsets.push(data.len() as u64);
                 data.extend_from_slice(&chunk.encode());
             }
-            chunks
-                .offsets
-                .get_or_insert_default()
-                .push(data.len() as u64);
+            chunk_offsets.push(data.len() as u64);
             Table::Indexed {
                 blocks,
                 chunk_blocks: self.chunk_blocks,
-                chunks,
+                chunks: Blocks {
+                    firsts: chunk_firsts,
+                    offsets: Some(chunk_offsets),
+                },
             }
         } else {
             Table::Flat(Arc::new(list))
@@ -1567,6 +1570,26 @@ mod tests {
         LsmEngine::new(Arc::new(MemoryEngine::new()), 64).unwrap()
     }
 
+    /// Adds a put (`Some`) or a remove of `key` in `space` to `b`, and the same to `model`.
+    fn change(
+        b: &mut Batch,
+        model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        space: Space,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) {
+        match value {
+            Some(value) => {
+                b.put(space, key.clone(), value.clone());
+                model.insert(key, value);
+            }
+            None => {
+                b.remove(space, key.clone());
+                model.remove(&key);
+            }
+        }
+    }
+
     /// The last record of the versions space between `lo` and `hi`, both included.
     fn last_between(e: &LsmEngine, lo: &[u8], hi: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         e.last_in(
@@ -1594,14 +1617,8 @@ mod tests {
             for step in from..from + 3_000 {
                 let key = format!("k{:05}", (step * 7919) % 4000).into_bytes();
                 let mut b = Batch::default();
-                if step % 6 == 0 {
-                    b.remove(Space::Docs, key.clone());
-                    model.remove(&key);
-                } else {
-                    let value = format!("v{step}").into_bytes();
-                    b.put(Space::Docs, key.clone(), value.clone());
-                    model.insert(key, value);
-                }
+                let value = (step % 6 != 0).then(|| format!("v{step}").into_bytes());
+                change(&mut b, model, Space::Docs, key, value);
                 e.write(b).unwrap();
             }
         };
@@ -1660,16 +1677,11 @@ mod tests {
                 for j in 0..100u64 {
                     let key = format!("k{:05}", (x + j * 7) % 5000).into_bytes();
                     let value = format!("b{step}.{j}").into_bytes();
-                    b.put(Space::Versions, key.clone(), value.clone());
-                    model.insert(key, value);
+                    change(&mut b, &mut model, Space::Versions, key, Some(value));
                 }
-            } else if x.is_multiple_of(5) {
-                b.remove(Space::Versions, key.clone());
-                model.remove(&key);
             } else {
-                let value = format!("v{step}").into_bytes();
-                b.put(Space::Versions, key.clone(), value.clone());
-                model.insert(key, value);
+                let value = (!x.is_multiple_of(5)).then(|| format!("v{step}").into_bytes());
+                change(&mut b, &mut model, Space::Versions, key, value);
             }
             e.write(b).unwrap();
         }
@@ -1870,8 +1882,7 @@ mod tests {
                 let key = format!("k{:06}", (j * 7919 + round * 13) % 20_000).into_bytes();
                 let value =
                     format!("value {round}.{j} {}", "x".repeat((j % 40) as usize)).into_bytes();
-                b.put(Space::Versions, key.clone(), value.clone());
-                model.insert(key, value);
+                change(&mut b, &mut model, Space::Versions, key, Some(value));
             }
             e.write(b).unwrap();
         }

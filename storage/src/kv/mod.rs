@@ -33,6 +33,7 @@ use strata_core::{ContentHash, Metadata, ObjectHeader, Policy, VersionNo, Versio
 
 use crate::engine::{self, Batch, Engine, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
+use crate::fasthash::insert_bounded;
 use crate::format::{
     CONVERTIBLE_FORMAT, Counters, DocRecord, FeedPage, FeedRecord, FormatRecord, NameRecord,
     PACK_FORMAT, PAGE_LIMIT, PackCounter, PackedRef, STORE_FORMAT, UPGRADABLE_FORMATS, VersionPage,
@@ -114,10 +115,7 @@ impl PageMemo {
     }
 
     fn put(&mut self, doc: u64, first: u64, bytes: engine::Value, page: Arc<VersionPage>) {
-        if self.slots.len() >= PAGE_MEMO {
-            self.slots.clear();
-        }
-        self.slots.insert((doc, first), (bytes, page));
+        insert_bounded(&mut self.slots, PAGE_MEMO, (doc, first), (bytes, page));
     }
 }
 
@@ -573,11 +571,7 @@ impl Kv {
             .map(|b| decode::<NameRecord>(&b, || format!("name record of '{key}'")).map(|r| r.doc))
             .transpose()?;
         if let Some(doc) = found {
-            let mut names = lock(&self.names);
-            if names.len() >= NAME_MEMO {
-                names.clear();
-            }
-            names.insert(key.to_owned(), doc);
+            insert_bounded(&mut lock(&self.names), NAME_MEMO, key.to_owned(), doc);
         }
         Ok(found)
     }
@@ -622,11 +616,7 @@ impl Kv {
             if beyond_head()? {
                 return Ok(None);
             }
-            let mut seen = lock(&self.heads_seen);
-            if seen.len() >= NAME_MEMO {
-                seen.clear();
-            }
-            seen.insert(doc, ());
+            insert_bounded(&mut lock(&self.heads_seen), NAME_MEMO, doc, ());
         }
         let missing = || {
             StoreError::corrupt(
