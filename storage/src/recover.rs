@@ -69,6 +69,28 @@ pub(crate) fn sled_conf_bytes(segment_len: usize) -> Vec<u8> {
     out
 }
 
+/// The segment size of the store at `path`, as its settings file `conf` records it (also from
+/// a file whose CRC a crash cut off, which holds the settings text), or `default` for a store
+/// without one (being created). Stores created before session 12 use 32 KiB segments, newer
+/// ones 8 KiB; sled refuses to open a store with another size than the one it was created with.
+pub(crate) fn segment_len(path: &Path, default: usize) -> io::Result<usize> {
+    let bytes = match std::fs::read(path.join("conf")) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(default),
+        Err(e) => return Err(e),
+    };
+    Ok(parse_segment_len(&bytes).unwrap_or(default))
+}
+
+/// The `segment_size` setting of a sled settings file's text, if it holds a size sled accepts.
+fn parse_segment_len(bytes: &[u8]) -> Option<usize> {
+    bytes.split(|&b| b == b'\n').find_map(|line| {
+        let value = line.strip_prefix(b"segment_size: ")?;
+        let n: usize = std::str::from_utf8(value).ok()?.parse().ok()?;
+        (n.is_power_of_two() && (256..=1 << 24).contains(&n)).then_some(n)
+    })
+}
+
 /// Whether sled would read `bytes` as an intact settings file: either too short to be one (sled
 /// rewrites those itself) or ending in the CRC of what precedes it.
 fn conf_is_intact(bytes: &[u8]) -> bool {
@@ -174,6 +196,29 @@ mod tests {
         let written = std::fs::read(dir.path().join("conf")).unwrap();
         assert_eq!(written, sled_conf_bytes(crate::engine::sled::SEGMENT_LEN));
         assert!(conf_is_intact(&written));
+    }
+
+    #[test]
+    fn a_store_keeps_the_segment_size_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        // No settings file yet: a store being created gets the default.
+        assert_eq!(segment_len(dir.path(), 8192).unwrap(), 8192);
+        std::fs::write(dir.path().join("conf"), sled_conf_bytes(32 * 1024)).unwrap();
+        assert_eq!(segment_len(dir.path(), 8192).unwrap(), 32 * 1024);
+        // A file whose CRC a crash cut off still names the size.
+        let torn = sled_conf_bytes(32 * 1024);
+        std::fs::write(dir.path().join("conf"), &torn[..torn.len() - 2]).unwrap();
+        assert_eq!(segment_len(dir.path(), 8192).unwrap(), 32 * 1024);
+        // Nothing sled would accept: the default.
+        for text in [
+            &b"segment_size: 3000\n"[..],
+            b"segment_size: 1\n",
+            b"segm",
+            b"",
+        ] {
+            std::fs::write(dir.path().join("conf"), text).unwrap();
+            assert_eq!(segment_len(dir.path(), 8192).unwrap(), 8192, "{text:?}");
+        }
     }
 
     #[test]

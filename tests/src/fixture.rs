@@ -163,8 +163,8 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Opens the storage engine under a closed store directly (strata uses 32 KiB segments), for
-/// tests that damage records on purpose. A store dropped a moment ago in this process can
+/// Opens the storage engine under a closed store directly, with the segment size its
+/// settings file records (sled refuses any other), for tests that damage records on purpose. A store dropped a moment ago in this process can
 /// still hold the engine's lock while its background flusher stops, so a lock error is
 /// retried for up to five seconds.
 ///
@@ -175,7 +175,7 @@ pub fn raw_engine(path: &std::path::Path) -> sled::Db {
     loop {
         match sled::Config::new()
             .path(path)
-            .segment_size(32 * 1024)
+            .segment_size(segment_size(path))
             .open()
         {
             Ok(db) => return db,
@@ -188,4 +188,18 @@ pub fn raw_engine(path: &std::path::Path) -> sled::Db {
             Err(e) => panic!("cannot open the engine under {}: {e}", path.display()),
         }
     }
+}
+
+/// The segment size recorded in the settings file of the closed store at `path` (32 KiB for
+/// stores created before session 12, 8 KiB since).
+///
+/// # Panics
+/// When the store has no readable settings file naming one.
+pub fn segment_size(path: &std::path::Path) -> usize {
+    // The text ends in a binary CRC.
+    let conf =
+        String::from_utf8_lossy(&std::fs::read(path.join("conf")).unwrap_or_default()).into_owned();
+    conf.lines()
+        .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no segment size in {}", path.join("conf").display()))
 }

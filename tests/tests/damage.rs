@@ -52,7 +52,7 @@ fn build(path: &Path) -> Vec<(DocId, u64, ContentHash)> {
     build_with(path, 4)
 }
 
-/// Opens the raw engine of a closed store (strata uses 32 KiB segments).
+/// Opens the raw engine of a closed store.
 fn with_tree(path: &Path, tree: &str, f: impl FnOnce(&sled::Tree)) {
     let db = strata_tests::fixture::raw_engine(path);
     f(&db.open_tree(tree).unwrap());

@@ -168,7 +168,7 @@ fn changes_feed_lists_every_write_in_order() {
     assert_eq!(docs, [("x".into(), 2), ("y".into(), 1)]);
 }
 
-/// Opens the raw engine of a closed store (strata uses 32 KiB segments).
+/// Opens the raw engine of a closed store.
 fn raw_db(path: &std::path::Path) -> sled::Db {
     strata_tests::fixture::raw_engine(path)
 }

@@ -179,11 +179,7 @@ impl Drop for Server {
 /// through sled, so that reading it fails its checks.
 pub fn damage_a_loose_object(store: &Path) {
     remote_suite::stop_all();
-    let db = sled::Config::new()
-        .path(store)
-        .segment_size(32 * 1024)
-        .open()
-        .unwrap();
+    let db = strata_tests::fixture::raw_engine(store);
     let objects = db.open_tree("objects").unwrap();
     let (k, v) = objects.iter().next().unwrap().unwrap();
     let mut v = v.to_vec();

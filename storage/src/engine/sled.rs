@@ -14,11 +14,14 @@ use super::{Batch, Engine, Entries, PACK_KEY, Space, Value, WriteError};
 use crate::error::{BackendError, OpenError, StoreError, StoreResult};
 use crate::read::lock;
 
-/// sled's log segment size. Measured on the shared histories, 64 KiB segments gave store
-/// directories 20-30% smaller than sled's default 512 KiB, and 32 KiB another 0-15% after a
-/// repack; 16 KiB was worse on the larger histories (see BENCHMARKS.md). sled records it in its
-/// `conf` file and refuses to reopen a store with another value: it is part of the format.
-pub(crate) const SEGMENT_LEN: usize = 32 * 1024;
+/// sled's log segment size for new stores. Since packs and record runs are files of their
+/// own, sled's log holds only what single writes leave between folds (loose objects, the
+/// memtable, metadata), and a log-structured file keeps a few partly filled segments whatever
+/// it holds: after 1,000 single puts, 8 KiB segments left 1.15-1.22 bytes of disk per byte of
+/// records on the shared histories, 32 KiB ones 1.24-1.71 (BENCHMARKS.md, session 12). sled
+/// records the size in its `conf` file and refuses to reopen a store with another one, so a
+/// store keeps the size it was created with (32 KiB before session 12; [`segment_len`]).
+pub(crate) const SEGMENT_LEN: usize = 8 * 1024;
 
 /// At most this many keys of the `objects` tree are tracked in memory (see `SledEngine::loose`).
 const LOOSE_KEYS: usize = 1 << 16;
@@ -205,6 +208,12 @@ enum OpenFailure {
     Panicked(String),
 }
 
+/// The segment size of the store at `path`: the one it was created with, or [`SEGMENT_LEN`]
+/// for a store being created.
+pub(crate) fn segment_len(path: &Path) -> std::io::Result<usize> {
+    crate::recover::segment_len(path, SEGMENT_LEN)
+}
+
 /// Opens sled. A store closed a moment ago in this process can still be locked while the
 /// engine's background flusher winds down, so a lock error is retried for up to a second
 /// before it is reported. Before every attempt, crash leftovers are repaired under the lock.
@@ -217,14 +226,15 @@ fn open_db(
     let mut waited = std::time::Duration::ZERO;
     let step = std::time::Duration::from_millis(20);
     loop {
+        let segment_len = segment_len(path).map_err(OpenFailure::Repair)?;
         repairs.extend(
-            crate::recover::repair_before_open(path, SEGMENT_LEN).map_err(OpenFailure::Repair)?,
+            crate::recover::repair_before_open(path, segment_len).map_err(OpenFailure::Repair)?,
         );
         let attempt = std::panic::catch_unwind(|| {
             ::sled::Config::new()
                 .path(path)
                 .cache_capacity(cache_capacity)
-                .segment_size(SEGMENT_LEN)
+                .segment_size(segment_len)
                 .open()
         });
         let result = match attempt {

@@ -27,6 +27,10 @@ pub(crate) const BATCH_MANIFEST_PID: PageId = PageId::max_value() - 666;
 pub(crate) const PAGE_CONSOLIDATION_THRESHOLD: usize = 10;
 pub(crate) const SEGMENT_CLEANUP_THRESHOLD: usize = 50;
 
+// STRATA-PATCH 15: an inactive segment is drained (its live pages moved on) once at
+// most this percent of it is live; upstream uses SEGMENT_CLEANUP_THRESHOLD (50).
+pub(crate) const SEGMENT_DRAIN_THRESHOLD: usize = 70;
+
 // Allows for around 1 trillion items to be stored
 // 2^37 * (assuming 50% node fill, 8 items per leaf)
 // and well below 1% of nodes being non-leaf nodes.

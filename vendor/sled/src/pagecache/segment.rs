@@ -844,7 +844,7 @@ impl SegmentAccountant {
         idx: usize,
         lsn: Lsn,
     ) -> Result<()> {
-        let cleanup_threshold = SEGMENT_CLEANUP_THRESHOLD;
+        let cleanup_threshold = SEGMENT_DRAIN_THRESHOLD;
 
         let segment_start = (idx * self.config.segment_size) as LogOffset;
 
