@@ -23,7 +23,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+STRATA = os.environ.get("STRATA_BIN") or os.path.join(ROOT, "target", "release", "strata")
 
 
 def one_doc_stream(n, rng):
