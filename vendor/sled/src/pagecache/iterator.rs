@@ -281,6 +281,10 @@ fn valid_entry_offset(lid: LogOffset, segment_len: usize) -> bool {
 
 // Scan the log file if we don't know of any Lsn offsets yet,
 // and recover the order of segments, and the highest Lsn.
+/// strata patch (STRATA-PATCH.md item 16): logs of at most this many segments
+/// have their headers read without the IO pool.
+const INLINE_HEADER_READS: u64 = 256;
+
 fn scan_segment_headers_and_tail(
     min: Lsn,
     config: &RunningConfig,
@@ -333,29 +337,40 @@ fn scan_segment_headers_and_tail(
         segments
     );
 
-    // scatter
-    let header_promises_res: Result<Vec<_>> = (0..segments)
-        .map({
-            // let config = config.clone();
-            move |idx| {
-                threadpool::spawn({
-                    let config = config.clone();
-                    move || fetch(idx, min, &config)
-                })
-            }
-        })
-        .collect();
-
-    let header_promises = header_promises_res?;
-
-    // gather
+    // strata patch (STRATA-PATCH.md item 16): a log of a few segments has its
+    // headers read on this thread; handing each to the IO pool started the
+    // pool's threads in every process, a read included.
     let mut headers: Vec<(LogOffset, SegmentHeader)> = vec![];
-    for promise in header_promises {
-        let read_attempt =
-            promise.wait().expect("thread pool should not crash");
+    if segments <= INLINE_HEADER_READS {
+        for idx in 0..segments {
+            if let Some(completed_result) = fetch(idx, min, config) {
+                headers.push(completed_result);
+            }
+        }
+    } else {
+        // scatter
+        let header_promises_res: Result<Vec<_>> = (0..segments)
+            .map({
+                // let config = config.clone();
+                move |idx| {
+                    threadpool::spawn({
+                        let config = config.clone();
+                        move || fetch(idx, min, &config)
+                    })
+                }
+            })
+            .collect();
 
-        if let Some(completed_result) = read_attempt {
-            headers.push(completed_result);
+        let header_promises = header_promises_res?;
+
+        // gather
+        for promise in header_promises {
+            let read_attempt =
+                promise.wait().expect("thread pool should not crash");
+
+            if let Some(completed_result) = read_attempt {
+                headers.push(completed_result);
+            }
         }
     }
 
