@@ -7,9 +7,11 @@ For each history (one document's versions, or one folder per document as in
 shared/corpus-many), in commit order (vs_git.py's order): imports all versions but the last N
 (default 1,000) with `strata import`, then writes the last N one at a time with `strata put`
 (one process each, every put durable when acknowledged, as an application's writes are),
-and reports `strata stats`' disk and record bytes after the import and after the puts. When
+and reports `strata stats`' disk and record bytes after the import and after the puts, and
+the wall time per put (a whole `strata put` process each, its syncs included). When
 a history has fewer than N + 1 versions, the import takes its first version of each
-document and the puts replay the rest. Builds strata in release mode first.
+document and the puts replay the rest. Builds strata in release mode first, unless
+`STRATA_BIN` names the binary to measure (to compare two builds in one session).
 """
 
 import argparse
@@ -19,12 +21,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vs_git import versions_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+STRATA = os.environ.get("STRATA_BIN") or os.path.join(ROOT, "target", "release", "strata")
 
 
 def stats(store):
@@ -66,14 +69,16 @@ def bench(history, puts, work):
         key = entry.rsplit("@", 1)[0]
         doc_of[os.path.basename(key)] = key
     after_import = stats(store)
+    started = time.perf_counter()
     for doc, _, path, _ in rest:
         key = doc_of.get(doc, doc if many else doc_of.get(name, name))
         if not many:
             key = next(iter(doc_of.values()))
         subprocess.run([STRATA, "--store", store, "put", key, path], check=True,
                        stdout=subprocess.DEVNULL)
+    per_put_ms = (time.perf_counter() - started) * 1000 / max(len(rest), 1)
     after_puts = stats(store)
-    return name, len(first), len(rest), after_import, after_puts
+    return name, len(first), len(rest), after_import, after_puts, per_put_ms
 
 
 def main():
@@ -82,16 +87,18 @@ def main():
     ap.add_argument("--puts", type=int, default=1000)
     ap.add_argument("histories", nargs="+")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
+    if not os.environ.get("STRATA_BIN"):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT,
+                       check=True)
     print("| history | imported | single puts | records / disk after import | ratio "
-          "| records / disk after the puts | ratio |")
-    print("|---|---|---|---|---|---|---|")
+          "| records / disk after the puts | ratio | ms per put |")
+    print("|---|---|---|---|---|---|---|---|")
     work = tempfile.mkdtemp(prefix="strata-single-")
     try:
         for h in args.histories:
-            name, n_import, n_puts, (r1, d1), (r2, d2) = bench(h, args.puts, work)
+            name, n_import, n_puts, (r1, d1), (r2, d2), ms = bench(h, args.puts, work)
             print(f"| {name} | {n_import} | {n_puts} | {r1:,} / {d1:,} | {d1 / r1:.2f} "
-                  f"| {r2:,} / {d2:,} | {d2 / r2:.2f} |", flush=True)
+                  f"| {r2:,} / {d2:,} | {d2 / r2:.2f} | {ms:.2f} |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
