@@ -212,6 +212,9 @@ fn a_format_4_store_is_upgraded_in_place_with_every_version() {
     let dir = tempfile::tempdir().unwrap();
     let (path, manifest) = fixture_copy(dir.path(), "format4");
     assert_eq!(manifest.len(), 86, "the manifest lists every version");
+    // Written with 32 KiB log segments; opened and written with them (sled refuses another
+    // size) until a repack, whose fresh directory takes the size of new stores.
+    assert_eq!(strata_tests::fixture::segment_size(&path), 32 * 1024);
     let many: Vec<(DocId, Vec<u8>)> = (0..6000)
         .map(|i| {
             (
@@ -261,7 +264,9 @@ fn a_format_4_store_is_upgraded_in_place_with_every_version() {
     store.gc().unwrap();
     check(&store, "after gc");
     drop(store);
+    assert_eq!(strata_tests::fixture::segment_size(&path), 32 * 1024);
     Store::repack_at(&path, StoreOptions::default(), Default::default()).unwrap();
+    assert_eq!(strata_tests::fixture::segment_size(&path), 8 * 1024);
     let store = Store::open(&path).unwrap();
     check(&store, "after repack");
 }

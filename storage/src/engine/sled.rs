@@ -20,7 +20,8 @@ use crate::read::lock;
 /// it holds: after 1,000 single puts, 8 KiB segments left 1.15-1.22 bytes of disk per byte of
 /// records on the shared histories, 32 KiB ones 1.24-1.71 (BENCHMARKS.md, session 12). sled
 /// records the size in its `conf` file and refuses to reopen a store with another one, so a
-/// store keeps the size it was created with (32 KiB before session 12; [`segment_len`]).
+/// store keeps the size it was created with (32 KiB before session 12; [`segment_len`]) until
+/// a repack, which writes a fresh directory.
 pub(crate) const SEGMENT_LEN: usize = 8 * 1024;
 
 /// At most this many keys of the `objects` tree are tracked in memory (see `SledEngine::loose`).
