@@ -98,6 +98,10 @@ pub(crate) fn write_blob<T: Serialize>(
         // made durable by a flush; the file must be by then too.
         if !config.temporary {
             f.sync_all()?;
+            // strata patch (STRATA-PATCH.md item 17): and so must the file's name, which
+            // the file's own sync does not cover on every file system.
+            std::fs::File::open(path.parent().expect("a blob path has a folder"))?
+                .sync_all()?;
         }
         Ok(())
     })();
