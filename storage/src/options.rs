@@ -47,6 +47,7 @@ pub struct StoreOptions {
     pub(crate) run_threshold: usize,
     pub(crate) retention: Option<crate::prune::Retention>,
     pub(crate) lock_wait: std::time::Duration,
+    pub(crate) background_flush: bool,
 }
 
 /// Deltas whose base and target together hold at most this many bytes are encoded at
@@ -74,6 +75,7 @@ impl Default for StoreOptions {
             run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
             retention: None,
             lock_wait: DEFAULT_LOCK_WAIT,
+            background_flush: true,
         }
     }
 }
@@ -206,6 +208,17 @@ impl StoreOptions {
     /// 1) are always checked by id. `verify` always checks ids.
     pub fn verify_reads(mut self, on: bool) -> Self {
         self.verify_reads = on;
+        self
+    }
+
+    /// Whether the engine keeps a thread that writes and syncs its log every 500 ms. Default
+    /// `true`. Under [`Durability::EveryPut`] every write is flushed before it returns, so
+    /// the thread only matters for [`Durability::Manual`] writes between flushes and for
+    /// reclaiming log space while the store is idle; a short-lived process that only reads
+    /// can turn it off and start no thread at all (what the `strata` CLI does for commands
+    /// that do not write). The store is still flushed when it is dropped.
+    pub fn background_flush(mut self, on: bool) -> Self {
+        self.background_flush = on;
         self
     }
 

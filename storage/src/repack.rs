@@ -408,6 +408,7 @@ fn open_destination(dest: &Path, options: &crate::StoreOptions) -> StoreResult<K
             convert: false,
             run_threshold: options.run_threshold,
             lock_wait: options.lock_wait,
+            background_flush: options.background_flush,
         },
     )
     .map_err(|e| cannot(&e))?;

@@ -317,6 +317,7 @@ impl Store {
                 convert: options.convert,
                 run_threshold: options.run_threshold,
                 lock_wait: options.lock_wait,
+                background_flush: options.background_flush,
             },
         )?;
         // The engine's lock is held now, so no repack of this store is running.

@@ -42,6 +42,30 @@ fn manual_durability_survives_a_clean_close() {
     assert_eq!(ts.store().history(&doc).unwrap().len(), 50);
 }
 
+/// Without sled's background flusher, writes still reach the disk: every put under
+/// `EveryPut`, and manual ones when the store is closed.
+#[test]
+fn without_a_background_flush_nothing_is_lost() {
+    for durability in [Durability::EveryPut, Durability::Manual] {
+        let options = StoreOptions::default()
+            .durability(durability)
+            .background_flush(false);
+        let mut ts = TestStore::new(options);
+        let doc = DocId::new("quiet").unwrap();
+        for i in 0..300 {
+            ts.store()
+                .put(&doc, format!("line {i}\n").repeat(i % 17 + 1).as_bytes())
+                .unwrap();
+        }
+        ts.reopen();
+        let history = ts.store().history(&doc).unwrap();
+        assert_eq!(history.len(), 300, "{durability:?}");
+        let last = ts.store().get(&doc, At::Latest).unwrap().unwrap();
+        assert_eq!(last, "line 299\n".repeat(299 % 17 + 1).into_bytes());
+        assert!(ts.store().verify().unwrap().is_clean());
+    }
+}
+
 /// See: issue 12, item 11 (a second open in the same process said "in use by another
 /// process").
 #[test]

@@ -310,13 +310,16 @@ fn open(cli: &Cli) -> Result<Store, CliError> {
 }
 
 /// Opens an existing store for reads, checking every content's id too when `verify`.
+/// A command that does not write needs no background flusher: sled's thread for it is most
+/// of what opening a store starts (sled patch 16 took the IO threads out of the open).
 fn open_reading(cli: &Cli, verify: bool) -> Result<Store, CliError> {
     open_store(
         cli,
         options(cli)
             .create(false)
             .verify_reads(verify)
-            .cache_bytes(READ_CACHE_BYTES),
+            .cache_bytes(READ_CACHE_BYTES)
+            .background_flush(writes(&cli.command)),
     )
 }
 

@@ -24,6 +24,10 @@ use crate::read::lock;
 /// a repack, which writes a fresh directory.
 pub(crate) const SEGMENT_LEN: usize = 8 * 1024;
 
+/// How often sled's flusher thread writes and syncs the log when the store keeps one (sled's
+/// default; [`crate::StoreOptions::background_flush`]).
+const FLUSH_EVERY_MS: u64 = 500;
+
 /// At most this many keys of the `objects` tree are tracked in memory (see `SledEngine::loose`).
 const LOOSE_KEYS: usize = 1 << 16;
 
@@ -221,6 +225,7 @@ pub(crate) fn segment_len(path: &Path) -> std::io::Result<usize> {
 fn open_db(
     path: &Path,
     cache_capacity: u64,
+    flush_every_ms: Option<u64>,
     lock_wait: std::time::Duration,
     repairs: &mut Vec<String>,
 ) -> Result<::sled::Db, OpenFailure> {
@@ -236,6 +241,7 @@ fn open_db(
                 .path(path)
                 .cache_capacity(cache_capacity)
                 .segment_size(segment_len)
+                .flush_every_ms(flush_every_ms)
                 .open()
         });
         let result = match attempt {
@@ -262,11 +268,24 @@ fn open_db(
 impl SledEngine {
     /// Opens the engine in `path` (creating it when `create`), first repairing what a crash
     /// can leave that sled would refuse; returns the engine and one line per repair made.
+    #[cfg(test)]
     pub(crate) fn open(
         path: &Path,
         cache_capacity: u64,
         create: bool,
         lock_wait: std::time::Duration,
+    ) -> Result<(Self, Vec<String>), OpenError> {
+        Self::open_with(path, cache_capacity, create, lock_wait, true)
+    }
+
+    /// [`SledEngine::open`], with sled's background flusher thread only when
+    /// `background_flush` (see [`crate::StoreOptions::background_flush`]).
+    pub(crate) fn open_with(
+        path: &Path,
+        cache_capacity: u64,
+        create: bool,
+        lock_wait: std::time::Duration,
+        background_flush: bool,
     ) -> Result<(Self, Vec<String>), OpenError> {
         if path.exists() && !path.is_dir() {
             return Err(OpenError::NotAStore {
@@ -294,31 +313,34 @@ impl SledEngine {
             source: BackendError::new(e),
         };
         let mut repairs = Vec::new();
-        let db = open_db(path, cache_capacity, lock_wait, &mut repairs).map_err(|e| match e {
-            OpenFailure::Engine(::sled::Error::Io(ref io)) if is_lock_error(io) => {
-                OpenError::Locked {
-                    path: path.to_owned(),
-                    pid: holder(path),
+        let flush_every = background_flush.then_some(FLUSH_EVERY_MS);
+        let db = open_db(path, cache_capacity, flush_every, lock_wait, &mut repairs).map_err(
+            |e| match e {
+                OpenFailure::Engine(::sled::Error::Io(ref io)) if is_lock_error(io) => {
+                    OpenError::Locked {
+                        path: path.to_owned(),
+                        pid: holder(path),
+                    }
                 }
-            }
-            OpenFailure::Engine(::sled::Error::Corruption { .. }) => OpenError::Damaged {
-                path: path.to_owned(),
-                reason: "the storage engine found damaged data while opening its data file"
-                    .to_owned(),
-            },
-            OpenFailure::Engine(other) => backend(other),
-            OpenFailure::Repair(e) => OpenError::Backend {
-                path: path.to_owned(),
-                source: BackendError::new(e),
-            },
-            OpenFailure::Panicked(message) => OpenError::Backend {
-                path: path.to_owned(),
-                source: BackendError::new(std::io::Error::other(format!(
-                    "the storage engine failed while recovering its log ({message}); \
+                OpenFailure::Engine(::sled::Error::Corruption { .. }) => OpenError::Damaged {
+                    path: path.to_owned(),
+                    reason: "the storage engine found damaged data while opening its data file"
+                        .to_owned(),
+                },
+                OpenFailure::Engine(other) => backend(other),
+                OpenFailure::Repair(e) => OpenError::Backend {
+                    path: path.to_owned(),
+                    source: BackendError::new(e),
+                },
+                OpenFailure::Panicked(message) => OpenError::Backend {
+                    path: path.to_owned(),
+                    source: BackendError::new(std::io::Error::other(format!(
+                        "the storage engine failed while recovering its log ({message}); \
                      keep a copy of the directory before trying anything else"
-                ))),
+                    ))),
+                },
             },
-        })?;
+        )?;
         // Who holds the store, for the message of a process that waits for it in vain.
         record_holder(path);
         let mut trees = HashMap::new();

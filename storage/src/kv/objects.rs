@@ -576,6 +576,7 @@ mod tests {
                 convert: false,
                 run_threshold: crate::engine::lsm::MEMTABLE_ENTRIES,
                 lock_wait: std::time::Duration::from_secs(1),
+                background_flush: true,
             },
         )
         .unwrap()

@@ -21,14 +21,21 @@ pub(crate) struct KvConfig {
     pub(crate) run_threshold: usize,
     /// See [`crate::StoreOptions::lock_wait`].
     pub(crate) lock_wait: std::time::Duration,
+    /// See [`crate::StoreOptions::background_flush`].
+    pub(crate) background_flush: bool,
 }
 
 impl Kv {
     /// Opens the sled engine in `path`, first repairing what a crash can leave that the engine
     /// would refuse ([`crate::recover`]); returns the store's records and one line per repair.
     pub(crate) fn open(path: &Path, config: &KvConfig) -> Result<(Self, Vec<String>), OpenError> {
-        let (engine, repairs) =
-            SledEngine::open(path, config.cache_capacity, config.create, config.lock_wait)?;
+        let (engine, repairs) = SledEngine::open_with(
+            path,
+            config.cache_capacity,
+            config.create,
+            config.lock_wait,
+            config.background_flush,
+        )?;
         let engine = Arc::new(engine);
         let kv = Self::on(
             Arc::clone(&engine) as Arc<dyn Engine>,
