@@ -18,8 +18,11 @@ use crate::store::Store;
 /// Packs are closed at this many bytes of payload (one sled value each, written once).
 pub(crate) const PACK_TARGET: usize = 16 << 20;
 
-/// Writes planned objects as packs of up to [`PACK_TARGET`] bytes.
+/// Writes planned objects as packs of up to [`PACK_TARGET`] bytes, each delta followed by
+/// its base when the base is among them ([`chain_order`]).
 pub(crate) fn write_packs(kv: &Kv, plans: &[(ContentHash, Plan)]) -> StoreResult<()> {
+    let order = chain_order(plans);
+    let plans: Vec<&(ContentHash, Plan)> = order.iter().map(|&i| &plans[i]).collect();
     let mut start = 0;
     while start < plans.len() {
         let mut end = start;
@@ -38,6 +41,47 @@ pub(crate) fn write_packs(kv: &Kv, plans: &[(ContentHash, Plan)]) -> StoreResult
         start = end;
     }
     Ok(())
+}
+
+/// The order in which to write `plans`: walking each delta chain from the objects that are
+/// no other's base, each object followed by its base while the base is among them and not yet
+/// placed, so that a read walking a chain finds each base right after the delta it read
+/// ([`Kv::object_after`](crate::kv::Kv::object_after) looks there before the index). Objects
+/// keep their given order otherwise; every index appears once.
+fn chain_order(plans: &[(ContentHash, Plan)]) -> Vec<usize> {
+    use strata_core::ObjectKind;
+    let at: crate::fasthash::FastMap<ContentHash, usize> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, (h, _))| (*h, i))
+        .collect();
+    let base_of = |i: usize| match plans[i].1.header.kind {
+        ObjectKind::Delta { base, .. } => at.get(&base).copied(),
+        ObjectKind::Full { .. } => None,
+    };
+    let mut is_base = vec![false; plans.len()];
+    for i in 0..plans.len() {
+        if let Some(b) = base_of(i) {
+            is_base[b] = true;
+        }
+    }
+    let mut placed = vec![false; plans.len()];
+    let mut order = Vec::with_capacity(plans.len());
+    // Chain heads first, then whatever is left (only objects on a loop of bases, which a
+    // valid plan never has).
+    let heads = (0..plans.len()).filter(|&i| !is_base[i]);
+    for start in heads.chain(0..plans.len()) {
+        let mut i = start;
+        while !placed[i] {
+            placed[i] = true;
+            order.push(i);
+            match base_of(i) {
+                Some(b) => i = b,
+                None => break,
+            }
+        }
+    }
+    order
 }
 
 /// A fold runs when a commit crosses a multiple of this many sequence numbers.
@@ -108,5 +152,60 @@ impl Store {
         // together, and the loose copies stay readable until the index points at the pack.
         write_packs(kv, &plans)?;
         Ok(plans.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_core::{Codec, ObjectKind};
+
+    use super::*;
+
+    fn plan(kind: ObjectKind) -> Plan {
+        Plan {
+            header: ObjectHeader {
+                raw_len: 1,
+                stored_len: 1,
+                parts: 0,
+                kind,
+            },
+            payload: vec![0],
+        }
+    }
+
+    fn delta(base: u8) -> ObjectKind {
+        ObjectKind::Delta {
+            base: ContentHash::from_bytes([base; 32]),
+            codec: Codec::ZstdPatchSealed,
+            depth: 1,
+            chain_cost: 1,
+        }
+    }
+
+    /// Each delta is followed by its base while the base is in the batch and not placed yet;
+    /// every object appears once.
+    #[test]
+    fn packs_place_each_base_after_its_delta() {
+        let full = ObjectKind::Full {
+            codec: Codec::ZstdSealed,
+        };
+        let id = |n: u8| ContentHash::from_bytes([n; 32]);
+        // 4 -> 3 -> 2 -> 1 (full), 5 -> 3 (a second delta on 3), 6 -> 9 (base elsewhere),
+        // 7 full and alone; given in the order a reverse import writes them.
+        let plans = vec![
+            (id(1), plan(full)),
+            (id(2), plan(delta(1))),
+            (id(3), plan(delta(2))),
+            (id(7), plan(full)),
+            (id(4), plan(delta(3))),
+            (id(5), plan(delta(3))),
+            (id(6), plan(delta(9))),
+        ];
+        let order: Vec<u8> = chain_order(&plans)
+            .into_iter()
+            .map(|i| plans[i].0.as_bytes()[0])
+            .collect();
+        assert_eq!(order, [7, 4, 3, 2, 1, 5, 6]);
+        assert!(chain_order(&[]).is_empty());
     }
 }

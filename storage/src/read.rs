@@ -315,6 +315,7 @@ pub(crate) fn rebuild(
     // against a checkpoint that moves to the current object whenever the chain's length
     // reaches the next power of two.
     let mut checkpoint = (*hash, 1usize);
+    let mut after: Option<crate::kv::PackedAt> = None;
     loop {
         if !chain.is_empty()
             && let Some(hit) = lock(cache).get_base(&cursor)
@@ -322,16 +323,18 @@ pub(crate) fn rebuild(
             start = Some(hit);
             break;
         }
-        let object = kv
-            .object(&cursor)
-            .map_err(|e| e.at_object(&cursor))?
-            .ok_or_else(|| {
-                let reason = match chain.last() {
-                    None => "object is missing".to_owned(),
-                    Some((child, _)) => format!("it is the delta base of {child} but is missing"),
-                };
-                StoreError::corrupt(format!("object {cursor}"), reason)
-            })?;
+        // A delta's base is looked for first right after the delta in its pack.
+        let (object, at) = kv
+            .object_after(&cursor, after)
+            .map_err(|e| e.at_object(&cursor))?;
+        after = at;
+        let object = object.ok_or_else(|| {
+            let reason = match chain.last() {
+                None => "object is missing".to_owned(),
+                Some((child, _)) => format!("it is the delta base of {child} but is missing"),
+            };
+            StoreError::corrupt(format!("object {cursor}"), reason)
+        })?;
         let header = object.header;
         if header.raw_len > max_len {
             return Err(StoreError::corrupt(

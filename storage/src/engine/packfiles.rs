@@ -250,6 +250,11 @@ impl PackFiles {
 
     /// Pack `n`'s size in bytes.
     pub(crate) fn len(&self, n: u64) -> StoreResult<Option<u64>> {
+        // A file is written once, whole, before it is named: the size seen when it was opened
+        // for reading stays its size (a `stat` per call cost reads that asked often).
+        if let Some(o) = lock(&self.open).get(&n) {
+            return Ok(Some(o.size));
+        }
         match std::fs::metadata(self.path(n)) {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

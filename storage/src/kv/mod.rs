@@ -18,7 +18,7 @@ mod open;
 
 pub(crate) use lease::{Epoch, PENDING_MS};
 
-pub(crate) use objects::StoredObject;
+pub(crate) use objects::{PackedAt, StoredObject};
 pub(crate) use open::{KvConfig, MEMORY_PATH};
 
 use std::collections::{BTreeSet, HashMap};
