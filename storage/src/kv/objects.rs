@@ -106,9 +106,9 @@ impl Kv {
     }
 
     /// As [`Kv::object`], first trying the bytes that follow `after` in its pack: a delta's
-    /// base is usually the next object there (a pack holds a document's versions in the order
-    /// a chain walks them), and finding it there saves the index lookup, which was 18-27% of
-    /// reading many versions of many small documents (`perf`, eslint-rules-docs). Returns
+    /// base is usually the next object there (packs are written chain by chain, each delta
+    /// followed by its base), and finding it there saves the index lookup (every version of
+    /// eslint-rules-docs: 1.04-1.06 -> 0.98x git's time, BENCHMARKS.md session 12). Returns
     /// where the object's bytes end when it was read from a pack, for the next step.
     ///
     /// What is found there must carry the object's id prefix and decode as an object record
@@ -129,9 +129,9 @@ impl Kv {
             return Ok((Some(object), None));
         }
         if let Some(at) = after
-            && let Some(found) = self.object_at(hash, at)
+            && let Some((object, end)) = self.object_at(hash, at)
         {
-            return Ok(found);
+            return Ok((Some(object), Some(end)));
         }
         let Some(entry) = self.engine.get(Space::Index, hash.as_bytes())? else {
             return Ok((None, None));
@@ -157,11 +157,7 @@ impl Kv {
 
     /// The object `hash` if it is what starts where `at` ends, and where it ends; `None` when
     /// it is not there (anything else, or nothing readable).
-    fn object_at(
-        &self,
-        hash: &ContentHash,
-        at: PackedAt,
-    ) -> Option<(Option<StoredObject>, Option<PackedAt>)> {
+    fn object_at(&self, hash: &ContentHash, at: PackedAt) -> Option<(StoredObject, PackedAt)> {
         let space = Space::Pack(at.pack);
         // The pack was read a moment ago: its size is known without a `stat`.
         let size = self.engine.blob_len(space).ok()??;
@@ -177,7 +173,7 @@ impl Kv {
             pack: at.pack,
             end: at.end + len,
         };
-        Some((Some(object), Some(end)))
+        Some((object, end))
     }
 }
 
