@@ -129,7 +129,9 @@ def svg(rows, path):
 
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [1000, 10000, 100000]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
+    if not os.environ.get("STRATA_BIN"):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT,
+                       check=True)
     work = tempfile.mkdtemp(prefix="strata-scale-")
     rows = []
     try:

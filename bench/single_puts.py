@@ -24,10 +24,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vs_git import versions_of  # noqa: E402
+from vs_git import STRATA, versions_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.environ.get("STRATA_BIN") or os.path.join(ROOT, "target", "release", "strata")
 
 
 def stats(store):
@@ -57,12 +56,8 @@ def bench(history, puts, work):
         os.symlink(os.path.abspath(path), os.path.join(folder, "%06d" % num))
     store = os.path.join(work, "store-" + name)
     doc_of = {}
-    if many:
-        subprocess.run([STRATA, "--store", store, "import", src], check=True,
-                       stdout=subprocess.DEVNULL)
-    else:
-        subprocess.run([STRATA, "--store", store, "import", src], check=True,
-                       stdout=subprocess.DEVNULL)
+    subprocess.run([STRATA, "--store", store, "import", src], check=True,
+                   stdout=subprocess.DEVNULL)
     listed = subprocess.run([STRATA, "--store", store, "ls"], check=True, capture_output=True,
                             text=True).stdout.split()
     for entry in listed:

@@ -199,6 +199,12 @@ impl StoreOptions {
         }
     }
 
+    /// Encodes the delta from `base` to `target` at [`StoreOptions::delta_level`] for their
+    /// size: every write path's deltas.
+    pub(crate) fn encode_delta(&self, base: &[u8], target: &[u8]) -> Vec<u8> {
+        strata_diff::delta::encode(base, target, self.delta_level(base.len() + target.len()))
+    }
+
     /// Checks every read against its blake3 id, not only against the payloads' own checks.
     /// Default `false`: every payload written since store format 5 ends with a CRC-32 of its
     /// stored bytes, checked before it is decoded (and decoding intact bytes against a proven

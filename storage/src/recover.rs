@@ -22,7 +22,7 @@
 //! an open that finds the engine's counters behind it refuses the store as damaged.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 /// The file beside sled's that holds the next sequence number of the last flush.
@@ -74,12 +74,21 @@ pub(crate) fn sled_conf_bytes(segment_len: usize) -> Vec<u8> {
 /// without one (being created). Stores created before session 12 use 32 KiB segments, newer
 /// ones 8 KiB; sled refuses to open a store with another size than the one it was created with.
 pub(crate) fn segment_len(path: &Path, default: usize) -> io::Result<usize> {
-    let bytes = match std::fs::read(path.join("conf")) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(default),
-        Err(e) => return Err(e),
-    };
-    Ok(parse_segment_len(&bytes).unwrap_or(default))
+    Ok(read_conf(path)?.map_or(default, |bytes| segment_len_in(&bytes, default)))
+}
+
+/// The settings file's bytes, or `None` when there is none.
+fn read_conf(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path.join("conf")) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The segment size a settings file's bytes name, or `default`.
+fn segment_len_in(bytes: &[u8], default: usize) -> usize {
+    parse_segment_len(bytes).unwrap_or(default)
 }
 
 /// The `segment_size` setting of a sled settings file's text, if it holds a size sled accepts.
@@ -101,9 +110,11 @@ fn conf_is_intact(bytes: &[u8]) -> bool {
     crc32fast::hash(body).to_le_bytes() == crc
 }
 
-/// Repairs the store at `path` if nobody holds it, returning one line per repair. Returns no
-/// repairs when the store is in use (the engine's own open then reports the lock) or new.
-pub(crate) fn repair_before_open(path: &Path, segment_len: usize) -> io::Result<Vec<String>> {
+/// Repairs the store at `path` if nobody holds it, returning one line per repair and the
+/// segment size to open it with ([`segment_len`]; `default` for a new store), from one read
+/// of its settings file. Returns no repairs when the store is in use (the engine's own open
+/// then reports the lock) or new.
+pub(crate) fn repair_before_open(path: &Path, default: usize) -> io::Result<(Vec<String>, usize)> {
     let db = path.join("db");
     let lock_file = match OpenOptions::new().read(true).write(true).open(&db) {
         Ok(f) => f,
@@ -111,20 +122,22 @@ pub(crate) fn repair_before_open(path: &Path, segment_len: usize) -> io::Result<
             // No data file: a store being created, or a creation cut short before sled made
             // its data file. Only the settings file can need repair, and no process can hold
             // the store without the data file.
-            return repair_conf(path, segment_len).map(|r| r.into_iter().collect());
+            let (repair, len) = repair_conf(path, default)?;
+            return Ok((repair.into_iter().collect(), len));
         }
         Err(e) => return Err(e),
     };
     match lock_file.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(Vec::new()),
+        Err(TryLockError::WouldBlock) => return Ok((Vec::new(), segment_len(path, default)?)),
         Err(TryLockError::Error(e)) => return Err(e),
     }
     let mut repairs = remove_unfinished_snapshots(path)?;
-    repairs.extend(repair_conf(path, segment_len)?);
+    let (repair, len) = repair_conf(path, default)?;
+    repairs.extend(repair);
     // Dropping the file releases the lock; sled takes it again as it opens.
     drop(lock_file);
-    Ok(repairs)
+    Ok((repairs, len))
 }
 
 fn remove_unfinished_snapshots(path: &Path) -> io::Result<Vec<String>> {
@@ -147,19 +160,17 @@ fn remove_unfinished_snapshots(path: &Path) -> io::Result<Vec<String>> {
     Ok(repairs)
 }
 
-fn repair_conf(path: &Path, segment_len: usize) -> io::Result<Option<String>> {
-    let conf = path.join("conf");
-    let mut bytes = Vec::new();
-    match File::open(&conf) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    }
+/// Rewrites a settings file a crash cut short, with the segment size it still names (else
+/// `default`); returns the repair made, if any, and the store's segment size.
+fn repair_conf(path: &Path, default: usize) -> io::Result<(Option<String>, usize)> {
+    let Some(bytes) = read_conf(path)? else {
+        return Ok((None, default));
+    };
+    let segment_len = segment_len_in(&bytes, default);
     if conf_is_intact(&bytes) {
-        return Ok(None);
+        return Ok((None, segment_len));
     }
+    let conf = path.join("conf");
     let tmp = path.join("conf.strata-tmp");
     {
         let mut f = File::create(&tmp)?;
@@ -168,11 +179,9 @@ fn repair_conf(path: &Path, segment_len: usize) -> io::Result<Option<String>> {
     }
     std::fs::rename(&tmp, &conf)?;
     sync_dir(path)?;
-    Ok(Some(
-        "rewrote the engine's settings file `conf`, cut short by a crash while the store was \
-         created"
-            .to_owned(),
-    ))
+    let repair = "rewrote the engine's settings file `conf`, cut short by a crash while the \
+                  store was created";
+    Ok((Some(repair.to_owned()), segment_len))
 }
 
 /// Makes a rename or removal in `dir` durable.
@@ -227,7 +236,7 @@ mod tests {
         std::fs::write(dir.path().join("db"), b"").unwrap();
         std::fs::write(dir.path().join("snap.0000000000000010"), b"done").unwrap();
         std::fs::write(dir.path().join("snap.0000000000000020.generating"), b"cut").unwrap();
-        let repairs = repair_before_open(dir.path(), 4096).unwrap();
+        let (repairs, _) = repair_before_open(dir.path(), 4096).unwrap();
         assert_eq!(repairs.len(), 1, "{repairs:?}");
         assert!(repairs[0].contains("snap.0000000000000020.generating"));
         assert!(dir.path().join("snap.0000000000000010").exists());
@@ -243,7 +252,7 @@ mod tests {
         holder.lock().unwrap();
         let snap = dir.path().join("snap.0000000000000020.generating");
         std::fs::write(&snap, b"being written").unwrap();
-        assert!(repair_before_open(dir.path(), 4096).unwrap().is_empty());
+        assert!(repair_before_open(dir.path(), 4096).unwrap().0.is_empty());
         assert!(snap.exists());
     }
 
@@ -266,9 +275,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let full = sled_conf_bytes(4096);
         std::fs::write(dir.path().join("conf"), &full[..full.len() - 4]).unwrap();
-        let repairs = repair_before_open(dir.path(), 4096).unwrap();
+        let (repairs, _) = repair_before_open(dir.path(), 4096).unwrap();
         assert_eq!(repairs.len(), 1, "{repairs:?}");
         assert_eq!(std::fs::read(dir.path().join("conf")).unwrap(), full);
-        assert!(repair_before_open(dir.path(), 4096).unwrap().is_empty());
+        assert!(repair_before_open(dir.path(), 4096).unwrap().0.is_empty());
     }
 }

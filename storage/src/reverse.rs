@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, DocId, Encoding, ObjectHeader, ObjectKind, PolicyInput, VersionNo};
-use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate, Plan};
 use crate::error::StoreResult;
@@ -202,13 +201,7 @@ impl Store {
         let run = self.run_below(doc, head, p)?;
         let content = self.read_object(&p)?;
         let level = self.inner.options.level;
-        let d = delta::encode(
-            &first.content,
-            &content,
-            self.inner
-                .options
-                .delta_level(first.content.len() + content.len()),
-        );
+        let d = self.inner.options.encode_delta(&first.content, &content);
         // The head itself now reads the base's chain and this delta.
         let own = Base::of(first.hash, &base_header).input(
             head,
@@ -331,10 +324,9 @@ fn encode_deltas(slots: &[Slot], options: &crate::StoreOptions) -> Vec<Option<Ve
         if !slot.writes {
             return None;
         }
-        slots.get(i + 1).map(|next| {
-            let level = options.delta_level(next.content.len() + slot.content.len());
-            delta::encode(&next.content, &slot.content, level)
-        })
+        slots
+            .get(i + 1)
+            .map(|next| options.encode_delta(&next.content, &slot.content))
     };
     // Asked once per process: the answer reads cgroup files (six system calls, which a
     // single put paid every time).

@@ -6,7 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_core::codec::encoded_len;
 use strata_core::{ContentHash, DocId, Metadata, VersionNo, VersionRecord};
-use strata_diff::delta;
 
 use crate::encode::{Base, FullSizeEstimate};
 use crate::error::{StoreError, StoreResult};
@@ -430,13 +429,7 @@ impl Store {
             && let Some(base_header) = kv.object_header(&base_hash)?
         {
             let base_content = self.read_object(&base_hash)?;
-            let d = delta::encode(
-                &base_content,
-                content,
-                self.inner
-                    .options
-                    .delta_level(base_content.len() + content.len()),
-            );
+            let d = self.inner.options.encode_delta(&base_content, content);
             deltas.push((Base::of(base_hash, &base_header), d));
         }
         let plan = estimate.plan(policy, version, content, level, deltas);

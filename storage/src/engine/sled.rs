@@ -20,7 +20,7 @@ use crate::read::lock;
 /// it holds: after 1,000 single puts, 8 KiB segments left 1.15-1.22 bytes of disk per byte of
 /// records on the shared histories, 32 KiB ones 1.24-1.71 (BENCHMARKS.md, session 12). sled
 /// records the size in its `conf` file and refuses to reopen a store with another one, so a
-/// store keeps the size it was created with (32 KiB before session 12; [`segment_len`]) until
+/// store keeps the size it was created with (32 KiB before session 12; [`crate::recover::segment_len`]) until
 /// a repack, which writes a fresh directory.
 pub(crate) const SEGMENT_LEN: usize = 8 * 1024;
 
@@ -213,12 +213,6 @@ enum OpenFailure {
     Panicked(String),
 }
 
-/// The segment size of the store at `path`: the one it was created with, or [`SEGMENT_LEN`]
-/// for a store being created.
-pub(crate) fn segment_len(path: &Path) -> std::io::Result<usize> {
-    crate::recover::segment_len(path, SEGMENT_LEN)
-}
-
 /// Opens sled. A store closed a moment ago in this process can still be locked while the
 /// engine's background flusher winds down, so a lock error is retried for up to a second
 /// before it is reported. Before every attempt, crash leftovers are repaired under the lock.
@@ -232,10 +226,11 @@ fn open_db(
     let mut waited = std::time::Duration::ZERO;
     let step = std::time::Duration::from_millis(20);
     loop {
-        let segment_len = segment_len(path).map_err(OpenFailure::Repair)?;
-        repairs.extend(
-            crate::recover::repair_before_open(path, segment_len).map_err(OpenFailure::Repair)?,
-        );
+        // The segment size the store was created with (sled refuses another), read with the
+        // settings file the repairs look at.
+        let (repaired, segment_len) =
+            crate::recover::repair_before_open(path, SEGMENT_LEN).map_err(OpenFailure::Repair)?;
+        repairs.extend(repaired);
         let attempt = std::panic::catch_unwind(|| {
             ::sled::Config::new()
                 .path(path)

@@ -165,10 +165,21 @@ impl Kv {
         let head = self.engine.blob_range(space, at.end, head_len).ok()??;
         let record = head.strip_prefix(&hash.as_bytes()[..PACK_ID_PREFIX])?;
         let (header, tail) = split_object_record(hash, record).ok()?;
-        let len = (PACK_ID_PREFIX + record.len() - tail.len()) as u64;
-        let len = len.checked_add(header.stored_len)?;
-        let bytes = self.engine.blob_range(space, at.end, len).ok()??;
-        let object = in_object(hash, at.pack, &bytes).ok()?;
+        if header.parts != 0 {
+            return None;
+        }
+        // The header is read once; the payload follows it, often within the bytes read.
+        let start = PACK_ID_PREFIX + record.len() - tail.len();
+        let len = u64::try_from(start).ok()?.checked_add(header.stored_len)?;
+        let bytes = if len <= head_len {
+            head
+        } else {
+            self.engine.blob_range(space, at.end, len).ok()??
+        };
+        let object = StoredObject {
+            header,
+            inline: bytes.slice(start..usize::try_from(len).ok()?),
+        };
         let end = PackedAt {
             pack: at.pack,
             end: at.end + len,
