@@ -50,15 +50,19 @@ impl AsRef<[u8]> for Content {
 ///
 /// A content enters on probation: a version a reader asked for, or one rebuilt next to it,
 /// is often never needed again (a reader walking a whole history reads each version once).
-/// A content used as the start of another rebuild (a delta base) moves to the protected
-/// segment, and so do the intermediate contents a long chain walk keeps on purpose.
+/// The protected segment holds a chain's checkpoints: the contents every [`CACHE_EVERY`]
+/// deltas from its full snapshot, which a rebuild keeps on its way and later rebuilds start
+/// from. A content on probation that starts a rebuild moves there only when it is a
+/// checkpoint itself: otherwise every version a random reader asks for would stay as fresh
+/// memory (a 330 KB document's 200 random versions: 69 contents kept, 6,200 page faults,
+/// 28 ms; checkpoints only: 31 contents, 18 ms; git 23 ms).
 /// Probation is two small segments: the contents last read or written (at most
-/// [`RECENT_ENTRIES`]) and those decoded ahead of a read (leaving when read), together
-/// within an eighth of the capacity. Reading many versions so reuses the memory of the ones already
-/// handed out instead of filling the cache with them: first touching fresh pages costs
-/// several times a delta's decode (caniuse read all, one probation of 2 MiB: 2,088 page
-/// faults, 14.0 ms; eslint-rules-docs read all, probation of 16 entries: 84 ms; both bounds
-/// here: 1,143 faults, 9.2 ms and 55 ms; git 7.1 and 40 ms).
+/// [`RECENT_ENTRIES`] and [`PROBATION_BYTES`]) and those decoded ahead of a read (leaving
+/// when read), together within an eighth of the capacity. Reading many versions so reuses
+/// the memory of the ones already handed out instead of filling the cache with them: first
+/// touching fresh pages costs several times a delta's decode (caniuse read all, one
+/// probation of 2 MiB: 2,088 page faults, 14.0 ms; eslint-rules-docs read all, probation of
+/// 16 entries: 84 ms; both bounds here: 1,143 faults, 9.2 ms and 55 ms; git 7.1 and 40 ms).
 #[derive(Debug, Default)]
 pub(crate) struct ContentCache {
     capacity: usize,
@@ -80,6 +84,9 @@ struct Entry {
     content: Shared,
     tick: u64,
     keep: Keep,
+    /// How many deltas the content is from a full snapshot, as far as the rebuild or write
+    /// that cached it knew (see [`rebuild`]).
+    depth: u32,
 }
 
 /// One least-recently-used segment of the cache: its entries by last use, and their bytes.
@@ -98,12 +105,16 @@ pub(crate) enum Keep {
     /// for the read that likely asks for it next, which takes it out of the cache. A batch
     /// that interleaves many documents finds each document's next version waiting.
     Ahead = 1,
-    /// Protected: a content kept as a likely delta base.
+    /// Protected: a checkpoint of a delta chain, kept as a likely delta base.
     Protected = 2,
 }
 
 /// At most this many evicted buffers wait for reuse.
 const SPARE_BUFFERS: usize = 8;
+
+/// At most this many bytes of contents wait in each probation segment (and at most an eighth
+/// of the capacity), besides the newest entry.
+const PROBATION_BYTES: usize = 1 << 20;
 
 /// At most this many contents last read or written wait on probation, however small.
 const RECENT_ENTRIES: usize = 16;
@@ -138,12 +149,13 @@ impl ContentCache {
         Some(entry.content)
     }
 
-    /// Returns a cached content that starts another rebuild (a delta base): it moves to the
-    /// protected segment.
-    pub(crate) fn get_base(&mut self, hash: &ContentHash) -> Option<Shared> {
+    /// Returns a cached content that starts another rebuild (a delta base), and its depth:
+    /// it moves to the protected segment.
+    pub(crate) fn get_base(&mut self, hash: &ContentHash) -> Option<(Shared, u32)> {
         let hit = self.touch(hash, true);
+        let depth = self.entries.get(hash).map_or(0, |e| e.depth);
         self.evict();
-        hit
+        hit.map(|content| (content, depth))
     }
 
     fn touch(&mut self, hash: &ContentHash, protect: bool) -> Option<Shared> {
@@ -154,7 +166,7 @@ impl ContentCache {
         let from = &mut self.segments[entry.keep as usize];
         from.order.remove(&entry.tick);
         from.bytes -= len;
-        if protect {
+        if protect && entry.depth.is_multiple_of(CACHE_EVERY) {
             entry.keep = Keep::Protected;
         }
         entry.tick = tick;
@@ -164,7 +176,10 @@ impl ContentCache {
         Some(Arc::clone(&entry.content))
     }
 
-    pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared, keep: Keep) {
+    /// Caches `content` in segment `keep`. `depth` is how many deltas it is from a full
+    /// snapshot as far as the caller knows (0 for a content just written: a rebuild that
+    /// starts from it counts its depths from there).
+    pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared, keep: Keep, depth: u32) {
         if content.len() > self.capacity / 2 || self.entries.contains_key(&hash) {
             return;
         }
@@ -178,6 +193,7 @@ impl ContentCache {
                 content,
                 tick: self.tick,
                 keep,
+                depth,
             },
         );
         self.evict();
@@ -192,7 +208,10 @@ impl ContentCache {
             let over = |s: &Segment, entries: usize| {
                 s.order.len() > 1 && (s.bytes > share || s.order.len() > entries)
             };
-            let from = if over(&self.segments[Keep::Probation as usize], RECENT_ENTRIES) {
+            let recent = &self.segments[Keep::Probation as usize];
+            let from = if over(recent, RECENT_ENTRIES)
+                || (recent.order.len() > 1 && recent.bytes > PROBATION_BYTES)
+            {
                 Keep::Probation
             } else if self.segments[Keep::Ahead as usize].order.len() > 1
                 && self.segments[..2].iter().map(|s| s.bytes).sum::<usize>() > share
@@ -244,6 +263,16 @@ impl ContentCache {
         }
     }
 
+    /// Drops `hash`'s content if cached, so that the next rebuild of it reads its object
+    /// through the index.
+    pub(crate) fn forget(&mut self, hash: &ContentHash) {
+        if let Some(entry) = self.entries.remove(hash) {
+            let segment = &mut self.segments[entry.keep as usize];
+            segment.order.remove(&entry.tick);
+            segment.bytes -= entry.content.len();
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.segments = Default::default();
@@ -281,14 +310,15 @@ impl ContentCache {
 /// The documents whose last read version [`ContentCache::neighbours_for`] remembers.
 const LAST_READ_DOCS: usize = 4096;
 
-/// Of the contents rebuilt on the way to the wanted one, every this-many-th is cached ...
-const CACHE_EVERY: usize = 8;
+/// Of the contents rebuilt on the way to the wanted one, those this many deltas apart from
+/// the chain's full snapshot are cached (its checkpoints) ...
+const CACHE_EVERY: u32 = 8;
 /// ... and so is each of the last this-many before it, for a reader walking the history (see
 /// [`ContentCache::neighbours_for`]): the wanted version's neighbours, which it asks for next.
 pub(crate) const CACHE_NEAR: usize = 7;
 
 /// Rebuilds the content of object `hash`, using and filling `cache`, keeping the `near`
-/// contents decoded last before it (besides every [`CACHE_EVERY`]th).
+/// contents decoded last before it (besides the chain's checkpoints, [`CACHE_EVERY`]).
 ///
 /// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
 ///
@@ -310,7 +340,7 @@ pub(crate) fn rebuild(
     // Walk from the wanted object towards a full snapshot or a cached content.
     let mut chain: Vec<(ContentHash, StoredObject)> = Vec::new();
     let mut cursor = *hash;
-    let mut start: Option<Shared> = None;
+    let mut start: Option<(Shared, u32)> = None;
     // A chain that loops (damage) is caught by Brent's method: one comparison per step
     // against a checkpoint that moves to the current object whenever the chain's length
     // reaches the next power of two.
@@ -371,9 +401,12 @@ pub(crate) fn rebuild(
         }
     }
     let mut scratch = take_scratch();
-    let mut content = match start {
-        Some(shared) => Step::Kept(shared),
-        None => Step::Nothing,
+    // Depths count deltas from the chain's full snapshot (or from a cached start's own
+    // depth): the contents kept every [`CACHE_EVERY`] deltas sit at the same places
+    // whichever version a walk was for, so later walks stop at them.
+    let (mut content, mut depth) = match start {
+        Some((shared, depth)) => (Step::Kept(shared), depth.saturating_add(1)),
+        None => (Step::Nothing, 0),
     };
     let mut remaining = chain.len();
     // Whether every decode so far was proven by its payload's CRC (store format 5: the stored
@@ -401,12 +434,14 @@ pub(crate) fn rebuild(
             _ => false,
         };
         remaining -= 1;
-        // Contents rebuilt on the way are verified and cached every 8th, and the `near`
-        // nearest the wanted one (a reader walking the history), so walking a chain's
-        // versions one after another costs about one delta each in either direction. The others are decoded into two scratch buffers
-        // that every read of this thread reuses: decoding a delta into warm memory costs a
-        // fraction of first touching a fresh buffer's pages.
-        let keep = id == hash || remaining <= near || remaining.is_multiple_of(CACHE_EVERY);
+        // Contents rebuilt on the way are verified and cached at the chain's checkpoints,
+        // and the `near` nearest the wanted one (a reader walking the history), so walking
+        // a chain's versions one after another costs about one delta each in either
+        // direction. The others are decoded into two scratch buffers that every read of this
+        // thread reuses: decoding a delta into warm memory costs a fraction of first
+        // touching a fresh buffer's pages.
+        let checkpoint = depth.is_multiple_of(CACHE_EVERY);
+        let keep = id == hash || remaining <= near || checkpoint;
         let mut out = if keep {
             lock(cache).buffer_for(header.raw_len)
         } else {
@@ -466,22 +501,23 @@ pub(crate) fn rebuild(
                 check_id(id, &out)?;
             }
             let shared: Shared = Arc::new(out);
-            // Every 8th content of a long walk is kept as a base for later walks; the wanted
-            // content and its neighbours wait on probation until a rebuild starts from them.
+            // A checkpoint is kept as a base for later walks; the wanted content and its
+            // neighbours wait on probation.
             let segment = if id == hash {
                 Keep::Probation
-            } else if remaining.is_multiple_of(CACHE_EVERY) {
+            } else if checkpoint {
                 Keep::Protected
             } else {
                 Keep::Ahead
             };
-            lock(cache).insert(*id, Arc::clone(&shared), segment);
+            lock(cache).insert(*id, Arc::clone(&shared), segment, depth);
             content = Step::Kept(shared);
         } else {
             let slot = content.free_scratch();
             scratch[slot] = out;
             content = Step::Scratch(slot);
         }
+        depth = depth.saturating_add(1);
     }
     give_back_scratch(scratch);
     let Step::Kept(content) = content else {
@@ -592,17 +628,17 @@ mod tests {
     fn cache_evicts_least_recently_used_within_capacity() {
         let mut c = ContentCache::new(10);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(b"abcd".to_vec()), Keep::Protected);
-        c.insert(h(2), Arc::new(b"efgh".to_vec()), Keep::Protected);
+        c.insert(h(1), Arc::new(b"abcd".to_vec()), Keep::Protected, 0);
+        c.insert(h(2), Arc::new(b"efgh".to_vec()), Keep::Protected, 0);
         assert!(c.get(&h(1)).is_some());
-        c.insert(h(3), Arc::new(b"ijkl".to_vec()), Keep::Protected);
+        c.insert(h(3), Arc::new(b"ijkl".to_vec()), Keep::Protected, 0);
         assert!(
             c.get(&h(2)).is_none(),
             "least recently used entry is evicted"
         );
         assert!(c.get(&h(1)).is_some());
         assert!(c.total_bytes() <= 10);
-        c.insert(h(4), Arc::new(vec![0u8; 6]), Keep::Protected);
+        c.insert(h(4), Arc::new(vec![0u8; 6]), Keep::Protected, 0);
         assert!(
             c.get(&h(4)).is_none(),
             "entries over half the capacity are not kept"
@@ -614,8 +650,8 @@ mod tests {
         // Capacity 800: probation holds 100 bytes (but always its newest entry).
         let mut c = ContentCache::new(800);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(vec![1u8; 60]), Keep::Probation);
-        c.insert(h(2), Arc::new(vec![2u8; 60]), Keep::Probation);
+        c.insert(h(1), Arc::new(vec![1u8; 60]), Keep::Probation, 0);
+        c.insert(h(2), Arc::new(vec![2u8; 60]), Keep::Probation, 0);
         assert!(
             c.get(&h(1)).is_none(),
             "probation is over its share: the older entry leaves"
@@ -623,30 +659,90 @@ mod tests {
         // A rebuild that starts from h(2) protects it; later reads do not push it out.
         assert!(c.get_base(&h(2)).is_some());
         for i in 3..20 {
-            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Probation);
+            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Probation, 0);
         }
         assert!(c.get(&h(2)).is_some(), "a delta base stays");
         assert!(c.get(&h(19)).is_some(), "the newest read stays");
         assert!(c.get(&h(18)).is_none());
         // A content larger than probation's share still enters, alone.
-        c.insert(h(30), Arc::new(vec![0u8; 300]), Keep::Probation);
+        c.insert(h(30), Arc::new(vec![0u8; 300]), Keep::Probation, 0);
         assert!(c.get(&h(30)).is_some() && c.get(&h(19)).is_none());
         assert_eq!(c.segments[Keep::Probation as usize].order.len(), 1);
         // Protected entries fill the rest of the capacity, least recently used out first.
         for i in 40..52 {
-            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Protected);
+            c.insert(h(i), Arc::new(vec![i; 60]), Keep::Protected, 0);
         }
         assert!(c.total_bytes() <= 800);
         assert!(c.get(&h(51)).is_some() && c.get(&h(40)).is_none());
     }
 
     #[test]
+    fn only_a_chain_checkpoint_is_protected_when_it_starts_a_rebuild() {
+        let mut c = ContentCache::new(64 << 20);
+        let h = |i: u8| ContentHash::from_bytes([i; 32]);
+        // Two contents a reader asked for: one at a checkpoint's depth, one between.
+        c.insert(
+            h(1),
+            Arc::new(vec![1; 100]),
+            Keep::Probation,
+            2 * CACHE_EVERY,
+        );
+        c.insert(
+            h(2),
+            Arc::new(vec![2; 100]),
+            Keep::Probation,
+            2 * CACHE_EVERY + 3,
+        );
+        let (_, depth) = c.get_base(&h(1)).unwrap();
+        assert_eq!(depth, 2 * CACHE_EVERY, "a base's depth comes back with it");
+        assert_eq!(c.get_base(&h(2)).unwrap().1, 2 * CACHE_EVERY + 3);
+        assert_eq!(c.entries[&h(1)].keep, Keep::Protected);
+        assert_eq!(
+            c.entries[&h(2)].keep,
+            Keep::Probation,
+            "a base between checkpoints stays on probation"
+        );
+        // So later reads push it out; the checkpoint stays.
+        for i in 3..3 + RECENT_ENTRIES as u8 {
+            c.insert(h(i), Arc::new(vec![i; 100]), Keep::Probation, 1);
+        }
+        assert!(c.get(&h(2)).is_none() && c.get(&h(1)).is_some());
+    }
+
+    #[test]
+    fn probation_holds_a_bounded_number_of_bytes_of_large_contents() {
+        // The capacity would let probation hold 12 MiB; large contents are bounded by
+        // PROBATION_BYTES instead (but the newest always stays).
+        let mut c = ContentCache::new(96 << 20);
+        let h = |i: u8| ContentHash::from_bytes([i; 32]);
+        let big = PROBATION_BYTES / 3 + 1;
+        for i in 0..6 {
+            c.insert(h(i), Arc::new(vec![i; big]), Keep::Probation, 1);
+        }
+        let probation = &c.segments[Keep::Probation as usize];
+        assert!(probation.bytes <= PROBATION_BYTES && probation.order.len() == 2);
+        assert!(c.get(&h(5)).is_some() && c.get(&h(3)).is_none());
+        c.insert(
+            h(9),
+            Arc::new(vec![9; 2 * PROBATION_BYTES]),
+            Keep::Probation,
+            1,
+        );
+        assert!(c.get(&h(9)).is_some(), "the newest stays however large");
+        // Contents decoded ahead are not held to it: a walk's neighbours all wait.
+        for i in 20..30 {
+            c.insert(h(i), Arc::new(vec![i; big]), Keep::Ahead, 1);
+        }
+        assert_eq!(c.segments[Keep::Ahead as usize].order.len(), 10);
+    }
+
+    #[test]
     fn contents_decoded_ahead_leave_when_read() {
         let mut c = ContentCache::new(8 << 20);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(vec![1; 100]), Keep::Probation);
-        c.insert(h(2), Arc::new(vec![2; 100]), Keep::Ahead);
-        c.insert(h(3), Arc::new(vec![3; 100]), Keep::Ahead);
+        c.insert(h(1), Arc::new(vec![1; 100]), Keep::Probation, 0);
+        c.insert(h(2), Arc::new(vec![2; 100]), Keep::Ahead, 0);
+        c.insert(h(3), Arc::new(vec![3; 100]), Keep::Ahead, 0);
         assert_eq!(*c.get(&h(2)).unwrap(), vec![2; 100]);
         assert!(c.get(&h(2)).is_none(), "read once, it left");
         assert_eq!(c.total_bytes(), 200);
@@ -664,7 +760,7 @@ mod tests {
         let mut c = ContentCache::new(8 << 20);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
         for i in 0..40 {
-            c.insert(h(i), Arc::new(vec![i; 100]), Keep::Probation);
+            c.insert(h(i), Arc::new(vec![i; 100]), Keep::Probation, 0);
         }
         assert_eq!(
             c.segments[Keep::Probation as usize].order.len(),
@@ -676,7 +772,7 @@ mod tests {
         assert!(c.buffer_for(100).capacity() >= 100);
         // Contents decoded ahead are bounded by bytes only.
         for i in 100..140 {
-            c.insert(h(i), Arc::new(vec![i; 100]), Keep::Ahead);
+            c.insert(h(i), Arc::new(vec![i; 100]), Keep::Ahead, 0);
         }
         assert_eq!(c.segments[Keep::Ahead as usize].order.len(), 40);
     }
@@ -685,13 +781,13 @@ mod tests {
     fn evicted_buffers_are_reused_for_contents_of_a_similar_size() {
         let mut c = ContentCache::new(100);
         let h = |i: u8| ContentHash::from_bytes([i; 32]);
-        c.insert(h(1), Arc::new(vec![1u8; 40]), Keep::Protected);
+        c.insert(h(1), Arc::new(vec![1u8; 40]), Keep::Protected, 0);
         let held = c.get(&h(1)).unwrap();
-        c.insert(h(2), Arc::new(vec![2u8; 40]), Keep::Protected);
-        c.insert(h(3), Arc::new(vec![3u8; 40]), Keep::Protected);
+        c.insert(h(2), Arc::new(vec![2u8; 40]), Keep::Protected, 0);
+        c.insert(h(3), Arc::new(vec![3u8; 40]), Keep::Protected, 0);
         // h(1) was evicted while a reader held it: its buffer is not taken from the reader.
         assert_eq!(*held, vec![1u8; 40]);
-        c.insert(h(4), Arc::new(vec![4u8; 40]), Keep::Protected);
+        c.insert(h(4), Arc::new(vec![4u8; 40]), Keep::Protected, 0);
         // h(2) was evicted with no reader: its buffer waits for reuse, empty.
         assert!(
             c.buffer_for(5).capacity() < 40,
@@ -701,8 +797,8 @@ mod tests {
         assert!(buf.is_empty() && buf.capacity() >= 40);
         assert!(c.buffer_for(30).capacity() < 40, "only one spare buffer");
         // A spare a little short for a grown content is still used.
-        c.insert(h(5), Arc::new(vec![5u8; 40]), Keep::Protected);
-        c.insert(h(6), Arc::new(vec![6u8; 40]), Keep::Protected);
+        c.insert(h(5), Arc::new(vec![5u8; 40]), Keep::Protected, 0);
+        c.insert(h(6), Arc::new(vec![6u8; 40]), Keep::Protected, 0);
         assert!(c.buffer_for(50).capacity() >= 40);
     }
 }

@@ -150,7 +150,12 @@ impl Store {
             } else {
                 packed.push((slot.hash, plan));
             }
-            lock(&self.inner.cache).insert(slot.hash, Arc::clone(&slot.content), Keep::Probation);
+            lock(&self.inner.cache).insert(
+                slot.hash,
+                Arc::clone(&slot.content),
+                Keep::Probation,
+                0,
+            );
         }
         Ok(slots.first().map(|s| FirstSlot {
             hash: s.hash,

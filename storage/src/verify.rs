@@ -9,7 +9,7 @@ use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, ObjectKind, VersionNo};
 
 use crate::error::StoreResult;
-use crate::read::{CACHE_NEAR, ContentCache, rebuild};
+use crate::read::{CACHE_NEAR, ContentCache, lock, rebuild};
 use crate::store::Store;
 
 /// What [`Store::verify`] checked and what it found wrong.
@@ -154,6 +154,10 @@ impl Store {
                     ));
                     continue;
                 }
+                // Each object is read through its index entry: a walk to another version
+                // may have cached its content after finding it in place, which would hide an
+                // index entry that points elsewhere.
+                lock(&cache).forget(&rec.hash);
                 match rebuild(kv, &cache, &rec.hash, limit, false, CACHE_NEAR) {
                     Ok(content) => {
                         if verified.insert(rec.hash) {
@@ -207,6 +211,7 @@ impl Store {
                 continue;
             }
             report.unreferenced_objects += 1;
+            lock(&cache).forget(&id);
             match rebuild(kv, &cache, &id, limit, false, CACHE_NEAR) {
                 Ok(_) => report.objects += 1,
                 Err(e) => report
