@@ -19,7 +19,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def changed_lines(out):
@@ -43,7 +43,6 @@ def main():
     ap.add_argument("--every", type=int, default=1)
     ap.add_argument("histories", nargs="+")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
     print("| history | pairs | strata diff-files s | git diff --no-index s | time ratio | strata diff (store) s | ratio vs git "
           "| strata lines | git --histogram lines | diff --minimal lines | size vs minimal | worst pair vs minimal |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -25,7 +25,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def record(doc, i):
@@ -48,7 +48,6 @@ def main():
     ap.add_argument("--docs", type=int, default=1000)
     ap.add_argument("--puts", type=int, default=200)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="strata-feed-")
     try:
         n, docs = args.versions, args.docs

@@ -15,12 +15,11 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [8, 16, 60]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
     rng = random.Random(1)
     print("| document | strata delta (bytes) | zstd --patch-from (bytes) | ratio |")
     print("|---|---|---|---|")

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.environ.get("STRATA_BIN") or os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def one_doc_stream(n, rng):
@@ -129,9 +129,6 @@ def svg(rows, path):
 
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [1000, 10000, 100000]
-    if not os.environ.get("STRATA_BIN"):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT,
-                       check=True)
     work = tempfile.mkdtemp(prefix="strata-scale-")
     rows = []
     try:

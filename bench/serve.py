@@ -30,7 +30,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def restart(server, store, port, flushes, label):
@@ -151,7 +151,6 @@ def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install wrk nginx")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="strata-serve-bench-")
     os.chmod(work, 0o755)  # nginx's workers run as another user
     try:

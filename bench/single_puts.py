@@ -82,9 +82,6 @@ def main():
     ap.add_argument("--puts", type=int, default=1000)
     ap.add_argument("histories", nargs="+")
     args = ap.parse_args()
-    if not os.environ.get("STRATA_BIN"):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT,
-                       check=True)
     print("| history | imported | single puts | records / disk after import | ratio "
           "| records / disk after the puts | ratio | ms per put |")
     print("|---|---|---|---|---|---|---|---|")

@@ -30,7 +30,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `STRATA_BIN` names another build to measure (then nothing is built).
-STRATA = os.environ.get("STRATA_BIN") or os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 # Every timing is the best of this many runs, for strata and git alike (the machine is shared
 # and noisy: one slow run of 20 one-version reads moved a ratio from 1.7 to 2.2).
 ATTEMPTS = 5
@@ -204,8 +204,6 @@ def main():
     ap.add_argument("--policy", default=None, help="strata policy (default: the store default)")
     ap.add_argument("histories", nargs="+")
     args = ap.parse_args()
-    if not os.environ.get("STRATA_BIN"):
-        run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT)
     work = tempfile.mkdtemp(prefix="strata-bench-")
     try:
         rows = [bench(h, args.policy, work) for h in args.histories]

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATA = os.path.join(ROOT, "target", "release", "strata")
+from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 
 def fetch_ms(url):
@@ -44,7 +44,6 @@ def main():
     ap.add_argument("--versions", type=int, default=100_000)
     ap.add_argument("--docs", type=int, default=10_000)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "strata-cli"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="strata-web-scale-")
     try:
         store = os.path.join(work, "store")
