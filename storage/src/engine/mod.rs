@@ -84,6 +84,7 @@ pub(crate) struct Value {
 enum Base {
     Sled(::sled::IVec),
     Shared(Arc<[u8]>),
+    Mapped(Arc<memmap2::Mmap>),
 }
 
 impl Value {
@@ -101,6 +102,15 @@ impl Value {
         let range = 0..v.len();
         Self {
             base: Base::Shared(v),
+            range,
+        }
+    }
+
+    /// A file mapped into memory (see [`packfiles`](self::packfiles)).
+    pub(crate) fn mapped(v: Arc<memmap2::Mmap>) -> Self {
+        let range = 0..v.len();
+        Self {
+            base: Base::Mapped(v),
             range,
         }
     }
@@ -124,6 +134,7 @@ impl std::ops::Deref for Value {
         let all: &[u8] = match &self.base {
             Base::Sled(v) => v,
             Base::Shared(v) => v,
+            Base::Mapped(v) => v,
         };
         &all[self.range.clone()]
     }
