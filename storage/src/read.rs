@@ -707,6 +707,12 @@ mod tests {
             c.insert(h(i), Arc::new(vec![i; 100]), Keep::Probation, 1);
         }
         assert!(c.get(&h(2)).is_none() && c.get(&h(1)).is_some());
+        // A content forgotten leaves its segment's count and bytes too.
+        let before = c.total_bytes();
+        c.forget(&h(1));
+        assert!(c.get(&h(1)).is_none());
+        assert_eq!(c.total_bytes(), before - 100);
+        assert!(c.segments[Keep::Protected as usize].order.is_empty());
     }
 
     #[test]
