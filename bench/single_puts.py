@@ -24,7 +24,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vs_git import STRATA, versions_of  # noqa: E402
+from strata_bin import STRATA  # noqa: E402  (builds strata)
+from vs_git import versions_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -139,26 +139,32 @@ impl ContentCache {
     /// Returns a cached content asked for by a reader; it stays in its segment, except one
     /// decoded ahead for this read, which leaves.
     pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Shared> {
-        if self.entries.get(hash)?.keep != Keep::Ahead {
-            return self.touch(hash, false);
+        if self.entries.get(hash)?.keep == Keep::Ahead {
+            return self.take(hash).map(|entry| entry.content);
         }
-        let entry = self.entries.remove(hash)?;
-        let segment = &mut self.segments[Keep::Ahead as usize];
-        segment.order.remove(&entry.tick);
-        segment.bytes -= entry.content.len();
-        Some(entry.content)
+        self.touch(hash, false).map(|(content, _)| content)
     }
 
     /// Returns a cached content that starts another rebuild (a delta base), and its depth:
-    /// it moves to the protected segment.
+    /// it moves to the protected segment when it is a checkpoint.
     pub(crate) fn get_base(&mut self, hash: &ContentHash) -> Option<(Shared, u32)> {
         let hit = self.touch(hash, true);
-        let depth = self.entries.get(hash).map_or(0, |e| e.depth);
         self.evict();
-        hit.map(|content| (content, depth))
+        hit
     }
 
-    fn touch(&mut self, hash: &ContentHash, protect: bool) -> Option<Shared> {
+    /// Takes `hash`'s entry out of the cache.
+    fn take(&mut self, hash: &ContentHash) -> Option<Entry> {
+        let entry = self.entries.remove(hash)?;
+        let segment = &mut self.segments[entry.keep as usize];
+        segment.order.remove(&entry.tick);
+        segment.bytes -= entry.content.len();
+        Some(entry)
+    }
+
+    /// Marks `hash`'s entry as used now, protecting it if asked and it is a checkpoint;
+    /// returns its content and depth.
+    fn touch(&mut self, hash: &ContentHash, protect: bool) -> Option<(Shared, u32)> {
         self.tick += 1;
         let tick = self.tick;
         let entry = self.entries.get_mut(hash)?;
@@ -173,12 +179,12 @@ impl ContentCache {
         let to = &mut self.segments[entry.keep as usize];
         to.order.insert(tick, *hash);
         to.bytes += len;
-        Some(Arc::clone(&entry.content))
+        Some((Arc::clone(&entry.content), entry.depth))
     }
 
     /// Caches `content` in segment `keep`. `depth` is how many deltas it is from a full
-    /// snapshot as far as the caller knows (0 for a content just written: a rebuild that
-    /// starts from it counts its depths from there).
+    /// snapshot as far as the caller knows (a rebuild that starts from it counts on from
+    /// there).
     pub(crate) fn insert(&mut self, hash: ContentHash, content: Shared, keep: Keep, depth: u32) {
         if content.len() > self.capacity / 2 || self.entries.contains_key(&hash) {
             return;
@@ -205,12 +211,10 @@ impl ContentCache {
     fn evict(&mut self) {
         loop {
             let share = self.probation_capacity();
-            let over = |s: &Segment, entries: usize| {
-                s.order.len() > 1 && (s.bytes > share || s.order.len() > entries)
-            };
             let recent = &self.segments[Keep::Probation as usize];
-            let from = if over(recent, RECENT_ENTRIES)
-                || (recent.order.len() > 1 && recent.bytes > PROBATION_BYTES)
+            let from = if recent.order.len() > 1
+                && (recent.bytes > share.min(PROBATION_BYTES)
+                    || recent.order.len() > RECENT_ENTRIES)
             {
                 Keep::Probation
             } else if self.segments[Keep::Ahead as usize].order.len() > 1
@@ -266,11 +270,7 @@ impl ContentCache {
     /// Drops `hash`'s content if cached, so that the next rebuild of it reads its object
     /// through the index.
     pub(crate) fn forget(&mut self, hash: &ContentHash) {
-        if let Some(entry) = self.entries.remove(hash) {
-            let segment = &mut self.segments[entry.keep as usize];
-            segment.order.remove(&entry.tick);
-            segment.bytes -= entry.content.len();
-        }
+        self.take(hash);
     }
 
     pub(crate) fn clear(&mut self) {

@@ -145,6 +145,7 @@ impl Store {
             let plan = plans
                 .remove(&slot.hash)
                 .expect("every writing slot is planned");
+            let depth = plan.header.depth();
             if i == newest && !pack_heads {
                 kv.put_object(&slot.hash, &plan.header, &plan.payload)?;
             } else {
@@ -154,7 +155,7 @@ impl Store {
                 slot.hash,
                 Arc::clone(&slot.content),
                 Keep::Probation,
-                0,
+                depth,
             );
         }
         Ok(slots.first().map(|s| FirstSlot {

@@ -434,7 +434,12 @@ impl Store {
         }
         let plan = estimate.plan(policy, version, content, level, deltas);
         kv.put_object(hash, &plan.header, &plan.payload)?;
-        lock(&self.inner.cache).insert(*hash, Arc::new(content.to_vec()), Keep::Probation, 0);
+        lock(&self.inner.cache).insert(
+            *hash,
+            Arc::new(content.to_vec()),
+            Keep::Probation,
+            plan.header.depth(),
+        );
         Ok(())
     }
 
