@@ -273,6 +273,12 @@ impl ContentCache {
         self.take(hash);
     }
 
+    /// The depth `hash`'s content was cached with.
+    #[cfg(test)]
+    pub(crate) fn depth_of(&self, hash: &ContentHash) -> Option<u32> {
+        self.entries.get(hash).map(|e| e.depth)
+    }
+
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.segments = Default::default();

@@ -351,3 +351,30 @@ fn encode_deltas(slots: &[Slot], options: &crate::StoreOptions) -> Vec<Option<Ve
         out
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::read::lock;
+    use crate::{DocId, PutOptions, Store};
+
+    /// Versions written in one reverse batch enter the read cache at their depths from the
+    /// newest (a full snapshot), so that rebuilds starting from them keep the chain's real
+    /// checkpoints.
+    #[test]
+    fn contents_written_enter_the_cache_at_their_depth() {
+        let store = Store::open_temporary().unwrap();
+        let doc = DocId::new("notes").unwrap();
+        let body: String = (0..200).map(|i| format!("line {i}\n")).collect();
+        let mut batch = store.batch();
+        for v in 0..5 {
+            let content = format!("{body}edit {v}\n");
+            batch
+                .put(&doc, content.as_bytes(), PutOptions::default())
+                .unwrap();
+        }
+        let records = batch.commit().unwrap();
+        let cache = lock(&store.inner.cache);
+        let depths: Vec<Option<u32>> = records.iter().map(|r| cache.depth_of(&r.hash)).collect();
+        assert_eq!(depths, [Some(4), Some(3), Some(2), Some(1), Some(0)]);
+    }
+}
