@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::Resettable;
 use clap::{Args, Parser, Subcommand};
 
 /// A versioned document store: every put keeps a new version, any version reads back
@@ -43,33 +44,38 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Store a new version of a document
-    Put(PutArgs),
+    Put(Lazy<PutArgs>),
     /// Print a version of a document
-    Get(GetArgs),
+    Get(Lazy<GetArgs>),
     /// List a document's versions, oldest first (see `strata log --help` for the columns)
-    Log(LogArgs),
+    ///
+    /// One line per version: number, time (UTC), size, content id, how it is stored, author and
+    /// message. "full/zstd N B" is a compressed snapshot of N bytes; "delta/D N B" a delta of N
+    /// bytes, D steps from the nearest snapshot (a read replays D deltas). Only a message's
+    /// first line is shown, followed by "[+N lines]" when it has more; --full prints it whole.
+    Log(Lazy<LogArgs>),
     /// Compare two versions, of one document or of two
-    Diff(DiffArgs),
+    Diff(Lazy<DiffArgs>),
     /// List all documents with their latest version (deleted ones with --all)
-    Ls(LsArgs),
+    Ls(Lazy<LsArgs>),
     /// Show counts and sizes: versions, objects, stored vs raw bytes
-    Stats(JsonArgs),
+    Stats(Lazy<JsonArgs>),
     /// Rebuild every version and check every content id
-    Verify(JsonArgs),
+    Verify(Lazy<JsonArgs>),
     /// Remove stored objects that no version needs
-    Gc(StoreArg),
+    Gc(Lazy<StoreArg>),
     /// Import document histories from a folder (one subfolder per document)
-    Import(ImportArgs),
+    Import(Lazy<ImportArgs>),
     /// Work with RFC 6902 JSON patches
-    JsonPatch(JsonPatchArgs),
+    JsonPatch(Lazy<JsonPatchArgs>),
     /// Compare two files outside any store, with the same options as diff
-    DiffFiles(DiffFilesArgs),
+    DiffFiles(Lazy<DiffFilesArgs>),
     /// Re-encode every stored object (smaller, or under another policy) without changing ids
     ///
     /// The store is rewritten into a new directory beside it, verified, and swapped in; until
     /// then the original is untouched, so an interrupted repack loses nothing. The policy given
     /// with --policy is recorded for later writes.
-    Repack(RepackArgs),
+    Repack(Lazy<RepackArgs>),
     /// Copy the whole store to a new store, on another engine too (a directory, or
     /// nats://HOST:PORT/NAME), and check the copy
     ///
@@ -77,38 +83,102 @@ pub(crate) enum Command {
     /// change feed are copied as they are; objects are re-encoded as repack does. The copy is
     /// then opened and verified: every version rebuilds to its content id, and the histories
     /// and the feed match the original's. The original is not changed.
-    Copy(CopyArgs),
+    Copy(Lazy<CopyArgs>),
     /// Store a few versions of a bundled document in a new store and show the commands
-    Quickstart(StoreArg),
+    Quickstart(Lazy<StoreArg>),
     /// Print the change feed: every version in the order it was written, one JSON object per line
-    Feed(FeedArgs),
+    ///
+    /// Each line is a JSON object: seq (the write's position in the store, from 1, gap-free),
+    /// doc, version, id, size, time (RFC 3339), created_at_ms, author, message, meta (other
+    /// metadata), and content or diff when asked for.
+    Feed(Lazy<FeedArgs>),
     /// Serve the store over HTTP to many clients at once (the API is in docs/http.md)
     ///
     /// Puts are durable when answered; concurrent puts share one flush. Without
     /// --token-file only loopback addresses are served. SIGINT or SIGTERM stops the server
     /// after the requests in flight.
-    Serve(ServeArgs),
+    Serve(Lazy<ServeArgs>),
     /// List the feed's durable consumers with their positions and lag; reset or remove one
-    Consumers(ConsumersArgs),
+    Consumers(Lazy<ConsumersArgs>),
     /// Store several versions at once, all or nothing, from JSON lines
     ///
     /// Each line is an object: "doc", then "content" (text) or "file" (a path), and optionally
     /// "expect" (the version the document must be at; 0: it must not exist), "message",
     /// "author", "time" (RFC 3339 or a date). The versions get consecutive feed positions; on
     /// a conflict nothing is stored and the message names the document and versions.
-    Batch(BatchArgs),
+    Batch(Lazy<BatchArgs>),
     /// Write every version as a git fast-import stream (one commit per version, feed order)
-    Export(ExportArgs),
+    ///
+    /// `strata export | git fast-import` loads the history into a git repository: each document
+    /// is a file path, each version a commit with its author, time (to the second) and message
+    /// (metadata git has no field for as `Strata-Meta: key=value` lines at its end), deletions
+    /// as file removals. Versions that cannot be read (a damaged store) are skipped and listed
+    /// on standard error, and the command exits 1: the rest is still exported.
+    Export(Lazy<ExportArgs>),
     /// Record a document's deletion as its next version; earlier versions stay readable
-    Rm(RmArgs),
+    Rm(Lazy<RmArgs>),
     /// Drop a document's oldest versions for good (the only command that drops data)
-    Prune(PruneArgs),
+    ///
+    /// The dropped versions vanish from the history and the feed; every kept version reads as
+    /// before (deltas that relied on a dropped version are re-encoded), version numbers do not
+    /// change, and the newest version is always kept.
+    Prune(Lazy<PruneArgs>),
     /// Show or set the store's retention rule, which every later put applies
-    Retention(RetentionArgs),
+    ///
+    /// Without a flag it prints the rule. With a rule, every later put (and batch, and import)
+    /// prunes the documents it writes as `strata prune` would, sparing tagged versions; the
+    /// rule is recorded in the store.
+    Retention(Lazy<RetentionArgs>),
     /// Name a version: `strata tag DOC@N NAME`, then DOC@NAME reads it
-    Tag(TagArgs),
+    Tag(Lazy<TagArgs>),
     /// List tags, of one document or of all
-    Tags(TagsArgs),
+    Tags(Lazy<TagsArgs>),
+}
+
+/// A subcommand's arguments, added to its `clap` command only when that command is parsed
+/// or its help printed (`Command::defer`): building every subcommand's arguments on each
+/// start cost more than opening a store (0.12 ms of a 1.07 ms `strata get --batch` with no
+/// input, `BENCHMARKS.md`, session 14). The subcommand keeps the help text of its variant
+/// here, as it did when its arguments were built in place.
+#[derive(Debug)]
+pub(crate) struct Lazy<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Lazy<T> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Self)
+    }
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| {
+            let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+            T::augment_args(cmd)
+                .about(Resettable::from(about))
+                .long_about(Resettable::from(long_about))
+        })
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| {
+            let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+            T::augment_args_for_update(cmd)
+                .about(Resettable::from(about))
+                .long_about(Resettable::from(long_about))
+        })
+    }
 }
 
 /// Arguments of `strata tag`.
@@ -269,10 +339,6 @@ pub(crate) enum FeedWith {
 }
 
 /// Arguments of `strata feed`.
-///
-/// Each line is a JSON object: seq (the write's position in the store, from 1, gap-free),
-/// doc, version, id, size, time (RFC 3339), created_at_ms, author, message, meta (other
-/// metadata), and content or diff when asked for.
 #[derive(Debug, Args)]
 pub(crate) struct FeedArgs {
     /// Start after sequence number N (0, the default: from the first write). A consumer
@@ -373,11 +439,6 @@ pub(crate) struct GetArgs {
 }
 
 /// Arguments of `strata log`.
-///
-/// One line per version: number, time (UTC), size, content id, how it is stored, author and
-/// message. "full/zstd N B" is a compressed snapshot of N bytes; "delta/D N B" a delta of N
-/// bytes, D steps from the nearest snapshot (a read replays D deltas). Only a message's
-/// first line is shown, followed by "[+N lines]" when it has more; --full prints it whole.
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
     /// The document key.
@@ -507,10 +568,6 @@ pub(crate) struct LsArgs {
 }
 
 /// Arguments of `strata prune`.
-///
-/// The dropped versions vanish from the history and the feed; every kept version reads as
-/// before (deltas that relied on a dropped version are re-encoded), version numbers do not
-/// change, and the newest version is always kept.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("rule").required(true).args(["keep", "before"])))]
 pub(crate) struct PruneArgs {
@@ -533,10 +590,7 @@ pub(crate) struct PruneArgs {
     pub(crate) at: StoreArg,
 }
 
-/// Arguments of `strata retention`: without a flag it prints the rule.
-///
-/// With a rule, every later put (and batch, and import) prunes the documents it writes as
-/// `strata prune` would, sparing tagged versions; the rule is recorded in the store.
+/// Arguments of `strata retention`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("rule").args(["keep", "before", "off"])))]
 pub(crate) struct RetentionArgs {
@@ -554,12 +608,6 @@ pub(crate) struct RetentionArgs {
 }
 
 /// Arguments of `strata export`.
-///
-/// `strata export | git fast-import` loads the history into a git repository: each document
-/// is a file path, each version a commit with its author, time (to the second) and message
-/// (metadata git has no field for as `Strata-Meta: key=value` lines at its end), deletions
-/// as file removals. Versions that cannot be read (a damaged store) are skipped and listed
-/// on standard error, and the command exits 1: the rest is still exported.
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// Only these documents (default: all).

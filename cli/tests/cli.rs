@@ -206,6 +206,48 @@ fn small_things_a_new_user_sees() {
     assert!(ok(&strata(d, &["verify"])).contains("checked 1 document, 2 versions"));
 }
 
+/// Each command's help comes from its own description, with the arguments clap adds only for
+/// the command being run (`cli::Lazy`); what a command's output means is in its long help.
+#[test]
+fn help_describes_each_command_and_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let short = ok(&strata(d, &["get", "-h"]));
+    assert!(
+        short.starts_with("Print a version of a document\n"),
+        "{short}"
+    );
+    assert!(
+        short.contains("--batch") && short.contains("--store <DIR>"),
+        "{short}"
+    );
+    // Global options reach the subcommand's help.
+    assert!(short.contains("--wait <SECONDS>"), "{short}");
+    let log = ok(&strata(d, &["log", "--help"]));
+    assert!(log.contains("\"delta/D N B\" a delta of N"), "{log}");
+    assert!(log.contains("--since <TIME>"), "{log}");
+    let export = ok(&strata(d, &["help", "export"]));
+    assert!(export.contains("git fast-import"), "{export}");
+    let retention = ok(&strata(d, &["retention", "--help"]));
+    assert!(
+        retention.contains("Without a flag it prints the rule"),
+        "{retention}"
+    );
+    // The top-level help lists every command by its one-line description.
+    let top = ok(&strata(d, &["--help"]));
+    assert!(
+        top.contains("prune       Drop a document's oldest versions"),
+        "{top}"
+    );
+    // A subcommand's own argument rules still hold: `get` needs a spec or --batch.
+    let e = strata(d, &["get"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("<SPEC>"),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn policy_flag_is_recorded() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use strata_storage::{Store, StoreOptions};
 
-use crate::cli::{BatchArgs, Cli, Command, ImportArgs, PutArgs};
+use crate::cli::{BatchArgs, Cli, Command, ImportArgs, Lazy, PutArgs};
 use crate::error::CliError;
 
 /// Where a command's standard input comes from: the process's, or bytes a remote client
@@ -193,9 +193,9 @@ pub(crate) fn exec(
              verify', which checks every version",
         )),
         Command::Get(a) => get::run(a, store, input, out),
-        Command::Put(PutArgs { policy, .. })
-        | Command::Batch(BatchArgs { policy, .. })
-        | Command::Import(ImportArgs { policy, .. })
+        Command::Put(Lazy(PutArgs { policy, .. }))
+        | Command::Batch(Lazy(BatchArgs { policy, .. }))
+        | Command::Import(Lazy(ImportArgs { policy, .. }))
             if policy.policy.is_some() =>
         {
             Err(CliError::failed(
