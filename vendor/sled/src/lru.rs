@@ -48,21 +48,44 @@ struct AccessQueue {
 
 impl Default for AccessQueue {
     fn default() -> AccessQueue {
+        // strata patch: the first block is allocated by the first push (see
+        // `AccessQueue::writer`), not for each of the 256 shards when the cache is made.
         AccessQueue {
-            writing: AtomicPtr::new(Box::into_raw(Box::new(
-                AccessBlock::default(),
-            ))),
+            writing: AtomicPtr::default(),
             full_list: AtomicPtr::default(),
         }
     }
 }
 
 impl AccessQueue {
+    /// The block being written, installing the first one if there is none yet.
+    fn writer(&self) -> *mut AccessBlock {
+        let head = self.writing.load(Ordering::Acquire);
+        if !head.is_null() {
+            return head;
+        }
+        let new = Box::into_raw(Box::new(AccessBlock::default()));
+        let prev = self.writing.compare_and_swap(
+            std::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+        );
+        if prev.is_null() {
+            new
+        } else {
+            // another thread installed one first: the new block was never published
+            unsafe {
+                drop(Box::from_raw(new));
+            }
+            prev
+        }
+    }
+
     fn push(&self, item: CacheAccess) -> bool {
         let mut filled = false;
         loop {
             debug_delay();
-            let head = self.writing.load(Ordering::Acquire);
+            let head = self.writer();
             let block = unsafe { &*head };
 
             debug_delay();
@@ -126,8 +149,10 @@ impl Drop for AccessQueue {
     fn drop(&mut self) {
         debug_delay();
         let writing = self.writing.load(Ordering::Acquire);
-        unsafe {
-            Box::from_raw(writing);
+        if !writing.is_null() {
+            unsafe {
+                Box::from_raw(writing);
+            }
         }
         debug_delay();
         let mut head = self.full_list.load(Ordering::Acquire);
