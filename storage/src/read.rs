@@ -69,12 +69,12 @@ pub(crate) struct ContentCache {
     tick: u64,
     entries: crate::fasthash::FastMap<ContentHash, Entry>,
     /// The segments, indexed by [`Keep`].
-    segments: [Segment; 3],
+    segments: [Segment; 4],
     /// Buffers of evicted contents that no reader still held, for the next contents to be
     /// kept: reusing warm memory instead of first touching fresh pages.
     spare: Vec<Vec<u8>>,
     /// The version of each document read last (a bounded memo), to tell a reader walking a
-    /// history from one jumping around it (see [`ContentCache::neighbours_for`]).
+    /// history from one jumping around it (see [`ContentCache::keeping_for`]).
     last_read: crate::fasthash::FastMap<String, u64>,
 }
 
@@ -107,6 +107,36 @@ pub(crate) enum Keep {
     Ahead = 1,
     /// Protected: a checkpoint of a delta chain, kept as a likely delta base.
     Protected = 2,
+    /// A checkpoint decoded by a document's first read (unless at its first version), which
+    /// becomes protected when a later rebuild starts from it. A random reader reads most
+    /// documents of a large store once: their checkpoints would hold fresh memory that no
+    /// read uses again.
+    Candidate = 3,
+}
+
+/// What a rebuild keeps of the contents it decodes before the wanted one, besides the
+/// wanted one itself (see [`ContentCache::keeping_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Keeping {
+    /// How many of the contents decoded last before the wanted one to keep (a reader walking
+    /// the history asks for them next).
+    pub(crate) near: usize,
+    /// Whether the chain's checkpoints are protected at once, or wait as candidates.
+    pub(crate) protect: bool,
+}
+
+impl Keeping {
+    /// Checkpoints protected, no neighbours.
+    pub(crate) const CHECKPOINTS: Self = Self {
+        near: 0,
+        protect: true,
+    };
+    /// Checkpoints protected and every neighbour kept: a walk through whole histories
+    /// (verify, repack, an object read by id).
+    pub(crate) const HISTORY: Self = Self {
+        near: CACHE_NEAR,
+        protect: true,
+    };
 }
 
 /// At most this many evicted buffers wait for reuse.
@@ -118,6 +148,10 @@ const PROBATION_BYTES: usize = 1 << 20;
 
 /// At most this many contents last read or written wait on probation, however small.
 const RECENT_ENTRIES: usize = 16;
+
+/// At most this many bytes of checkpoints wait as candidates (and at most an eighth of the
+/// capacity), besides the newest entry.
+const CANDIDATE_BYTES: usize = 256 << 10;
 
 impl ContentCache {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -221,8 +255,15 @@ impl ContentCache {
                 && self.segments[..2].iter().map(|s| s.bytes).sum::<usize>() > share
             {
                 Keep::Ahead
+            } else if self.segments[Keep::Candidate as usize].order.len() > 1
+                && self.segments[Keep::Candidate as usize].bytes > share.min(CANDIDATE_BYTES)
+            {
+                Keep::Candidate
             } else if self.total_bytes() > self.capacity {
+                // Candidates first, then protected checkpoints (probation is small by its
+                // bounds).
                 match self.segments.iter().rposition(|s| !s.order.is_empty()) {
+                    Some(3) => Keep::Candidate,
                     Some(2) => Keep::Protected,
                     Some(1) => Keep::Ahead,
                     Some(_) => Keep::Probation,
@@ -286,13 +327,20 @@ impl ContentCache {
         self.last_read.clear();
     }
 
-    /// How many of the contents decoded on the way to version `version` of `doc` to keep as
-    /// its neighbours ([`CACHE_NEAR`]): all of them when the document's last read was the
-    /// version next to this one, as when a reader walks a history, none otherwise, as when a
-    /// reader asks for versions at random (each kept neighbour is fresh memory that a random
-    /// reader never asks for). Measured on 200 random versions and on every version in order
+    /// What to keep of the contents decoded on the way to version `version` of `doc`.
+    ///
+    /// Neighbours ([`CACHE_NEAR`]): all of them when the document's last read was the version
+    /// next to this one, as when a reader walks a history, none otherwise, as when a reader
+    /// asks for versions at random (each kept neighbour is fresh memory that a random reader
+    /// never asks for). Measured on 200 random versions and on every version in order
     /// (`BENCHMARKS.md`, session 11).
-    pub(crate) fn neighbours_for(&mut self, doc: &str, version: u64) -> usize {
+    ///
+    /// Checkpoints: protected at once when the document was read before, or when the read is
+    /// of its first version (a reader starting a walk through the history); otherwise, at a
+    /// document's first read, they wait as candidates, protected only once a later rebuild
+    /// starts from one, and their memory goes to the next contents kept when none does
+    /// (`BENCHMARKS.md`, session 14).
+    pub(crate) fn keeping_for(&mut self, doc: &str, version: u64) -> Keeping {
         let last = match self.last_read.get_mut(doc) {
             Some(last) => std::mem::replace(last, version),
             None => {
@@ -302,29 +350,36 @@ impl ContentCache {
                     doc.to_owned(),
                     version,
                 );
-                return 0;
+                return Keeping {
+                    near: 0,
+                    protect: version == 1,
+                };
             }
         };
-        if last.abs_diff(version) == 1 {
-            CACHE_NEAR
-        } else {
-            0
+        Keeping {
+            near: if last.abs_diff(version) == 1 {
+                CACHE_NEAR
+            } else {
+                0
+            },
+            protect: true,
         }
     }
 }
 
-/// The documents whose last read version [`ContentCache::neighbours_for`] remembers.
+/// The documents whose last read version [`ContentCache::keeping_for`] remembers.
 const LAST_READ_DOCS: usize = 4096;
 
 /// Of the contents rebuilt on the way to the wanted one, those this many deltas apart from
 /// the chain's full snapshot are cached (its checkpoints) ...
 const CACHE_EVERY: u32 = 8;
 /// ... and so is each of the last this-many before it, for a reader walking the history (see
-/// [`ContentCache::neighbours_for`]): the wanted version's neighbours, which it asks for next.
+/// [`ContentCache::keeping_for`]): the wanted version's neighbours, which it asks for next.
 pub(crate) const CACHE_NEAR: usize = 7;
 
-/// Rebuilds the content of object `hash`, using and filling `cache`, keeping the `near`
-/// contents decoded last before it (besides the chain's checkpoints, [`CACHE_EVERY`]).
+/// Rebuilds the content of object `hash`, using and filling `cache`, keeping the
+/// `keeping.near` contents decoded last before it and the chain's checkpoints
+/// ([`CACHE_EVERY`]; protected, or candidates unless `keeping.protect`).
 ///
 /// `max_len` bounds every allocation: an object that claims to be larger is corrupt.
 ///
@@ -338,7 +393,7 @@ pub(crate) fn rebuild(
     hash: &ContentHash,
     max_len: u64,
     trust_checksums: bool,
-    near: usize,
+    keeping: Keeping,
 ) -> StoreResult<Shared> {
     if let Some(hit) = lock(cache).get(hash) {
         return Ok(hit);
@@ -441,13 +496,13 @@ pub(crate) fn rebuild(
         };
         remaining -= 1;
         // Contents rebuilt on the way are verified and cached at the chain's checkpoints,
-        // and the `near` nearest the wanted one (a reader walking the history), so walking
+        // and the `keeping.near` nearest the wanted one (a reader walking the history), so walking
         // a chain's versions one after another costs about one delta each in either
         // direction. The others are decoded into two scratch buffers that every read of this
         // thread reuses: decoding a delta into warm memory costs a fraction of first
         // touching a fresh buffer's pages.
         let checkpoint = depth.is_multiple_of(CACHE_EVERY);
-        let keep = id == hash || remaining <= near || checkpoint;
+        let keep = id == hash || remaining <= keeping.near || checkpoint;
         let mut out = if keep {
             lock(cache).buffer_for(header.raw_len)
         } else {
@@ -511,8 +566,10 @@ pub(crate) fn rebuild(
             // neighbours wait on probation.
             let segment = if id == hash {
                 Keep::Probation
-            } else if checkpoint {
+            } else if checkpoint && keeping.protect {
                 Keep::Protected
+            } else if checkpoint {
+                Keep::Candidate
             } else {
                 Keep::Ahead
             };
@@ -608,26 +665,131 @@ mod tests {
     #[test]
     fn neighbours_are_kept_for_a_reader_walking_a_history_only() {
         let mut c = ContentCache::new(1 << 20);
+        let near = |c: &mut ContentCache, doc: &str, v: u64| c.keeping_for(doc, v).near;
         // A first read, then jumps: nothing kept around them.
-        assert_eq!(c.neighbours_for("a", 10), 0);
-        assert_eq!(c.neighbours_for("a", 3), 0);
-        assert_eq!(c.neighbours_for("a", 40), 0);
+        assert_eq!(near(&mut c, "a", 10), 0);
+        assert_eq!(near(&mut c, "a", 3), 0);
+        assert_eq!(near(&mut c, "a", 40), 0);
         // One step either way: a walk.
-        assert_eq!(c.neighbours_for("a", 41), CACHE_NEAR);
-        assert_eq!(c.neighbours_for("a", 40), CACHE_NEAR);
+        assert_eq!(near(&mut c, "a", 41), CACHE_NEAR);
+        assert_eq!(near(&mut c, "a", 40), CACHE_NEAR);
         // Documents are followed apart: a batch that interleaves them still walks each.
-        assert_eq!(c.neighbours_for("b", 1), 0);
-        assert_eq!(c.neighbours_for("a", 39), CACHE_NEAR);
-        assert_eq!(c.neighbours_for("b", 2), CACHE_NEAR);
+        assert_eq!(near(&mut c, "b", 1), 0);
+        assert_eq!(near(&mut c, "a", 39), CACHE_NEAR);
+        assert_eq!(near(&mut c, "b", 2), CACHE_NEAR);
         // The same version again is no walk.
-        assert_eq!(c.neighbours_for("b", 2), 0);
+        assert_eq!(near(&mut c, "b", 2), 0);
         // The memo is bounded: past its size it starts over.
         for i in 0..LAST_READ_DOCS as u64 {
-            c.neighbours_for(&format!("d{i}"), 1);
+            near(&mut c, &format!("d{i}"), 1);
         }
         assert!(c.last_read.len() <= LAST_READ_DOCS);
         c.clear();
-        assert_eq!(c.neighbours_for("a", 38), 0);
+        assert_eq!(near(&mut c, "a", 38), 0);
+    }
+
+    #[test]
+    fn checkpoints_wait_as_candidates_at_a_documents_first_read_only() {
+        let mut c = ContentCache::new(1 << 20);
+        // The first read of a document, not of its first version: candidates.
+        assert!(!c.keeping_for("a", 10).protect);
+        // Any later read of it, whatever the version: protected.
+        assert!(c.keeping_for("a", 3).protect);
+        assert!(c.keeping_for("a", 4).protect);
+        // A first read of a document's first version starts a walk: protected.
+        assert!(c.keeping_for("b", 1).protect);
+    }
+
+    #[test]
+    fn a_candidate_is_protected_once_a_rebuild_starts_from_it_and_recycled_otherwise() {
+        let mut c = ContentCache::new(64 << 20);
+        let h = |i: u16| {
+            let mut b = [0u8; 32];
+            b[..2].copy_from_slice(&i.to_be_bytes());
+            ContentHash::from_bytes(b)
+        };
+        let len = 32 << 10;
+        c.insert(h(0), Arc::new(vec![0; len]), Keep::Candidate, 0);
+        // A rebuild starting from it protects it (a checkpoint, depth 0).
+        assert!(c.get_base(&h(0)).is_some());
+        assert_eq!(c.entries[&h(0)].keep, Keep::Protected);
+        // Candidates nobody starts from stay within their bound; the newest stay, and the
+        // evicted ones' buffers wait for the next contents kept.
+        let n = 2 * CANDIDATE_BYTES / len;
+        for i in 1..=n as u16 {
+            c.insert(h(i), Arc::new(vec![0; len]), Keep::Candidate, 8);
+        }
+        let candidates = &c.segments[Keep::Candidate as usize];
+        assert!(candidates.bytes <= CANDIDATE_BYTES, "{}", candidates.bytes);
+        assert!(c.entries.contains_key(&h(n as u16)) && !c.entries.contains_key(&h(1)));
+        assert!(
+            c.entries.contains_key(&h(0)),
+            "a protected checkpoint stays"
+        );
+        assert!(!c.spare.is_empty());
+        let buf = c.buffer_for(len as u64);
+        assert!(
+            buf.capacity() >= len,
+            "an evicted candidate's buffer is reused"
+        );
+    }
+
+    /// Through a store: a document's first read leaves its checkpoints as candidates, a
+    /// second read protects the one it starts from.
+    #[test]
+    fn a_documents_first_read_keeps_its_checkpoints_as_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let doc = crate::DocId::new("notes").unwrap();
+        let body: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        {
+            let store = crate::Store::open(&path).unwrap();
+            let mut batch = store.batch();
+            for v in 0..40 {
+                let content = format!("{body}edit {v}\n");
+                batch
+                    .put(&doc, content.as_bytes(), crate::PutOptions::default())
+                    .unwrap();
+            }
+            batch.commit().unwrap();
+        }
+        // Reopened: nothing cached.
+        let store = crate::Store::open(&path).unwrap();
+        let depth = |v: u64| {
+            let rec = store
+                .version_record(&doc, strata_core::VersionNo(v))
+                .unwrap()
+                .unwrap();
+            store
+                .inner
+                .kv
+                .object_header(&rec.hash)
+                .unwrap()
+                .unwrap()
+                .depth()
+        };
+        let (old, newer) = (depth(3), depth(10));
+        assert!(
+            old > newer && newer % CACHE_EVERY != 0,
+            "depths {old}, {newer}"
+        );
+        store
+            .get(&doc, crate::At::Version(strata_core::VersionNo(3)))
+            .unwrap()
+            .unwrap();
+        let count = |keep: Keep| lock(&store.inner.cache).segments[keep as usize].order.len();
+        assert_eq!(count(Keep::Protected), 0);
+        // The chain's full snapshot and every content a multiple of 8 deltas from it, above
+        // the wanted one.
+        let candidates = (old - 1) / CACHE_EVERY + 1;
+        assert_eq!(count(Keep::Candidate), candidates as usize);
+        // A second read starts from the candidate nearest above it, which is protected.
+        store
+            .get(&doc, crate::At::Version(strata_core::VersionNo(10)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(count(Keep::Protected), 1);
+        assert_eq!(count(Keep::Candidate), candidates as usize - 1);
     }
 
     #[test]

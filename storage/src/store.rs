@@ -10,7 +10,7 @@ use crate::engine::memory::{MemoryClaim, MemoryEngine};
 use crate::error::{OpenError, StoreError, StoreResult};
 use crate::kv::{Kv, KvConfig, MEMORY_PATH};
 use crate::options::{Durability, StoreOptions};
-use crate::read::{Content, ContentCache, Shared, lock, rebuild};
+use crate::read::{Content, ContentCache, Keeping, Shared, lock, rebuild};
 use crate::write::{PutOptions, WriteBatch};
 
 /// Reads larger than this are refused as corrupt even if the options allow larger puts later.
@@ -712,9 +712,9 @@ impl Store {
             // A deletion has no content: the document did not exist from then on.
             return Ok(None);
         }
-        let near = lock(&self.inner.cache).neighbours_for(doc.as_str(), rec.version.get());
+        let keeping = lock(&self.inner.cache).keeping_for(doc.as_str(), rec.version.get());
         let content = self
-            .read_object_near(&rec.hash, near)
+            .read_object_keeping(&rec.hash, keeping)
             .map_err(|e| e.reading(doc, rec.version.get()))?;
         if content.len() as u64 != rec.size {
             return Err(StoreError::corrupt(
@@ -831,12 +831,12 @@ impl Store {
     }
 
     pub(crate) fn read_object(&self, hash: &ContentHash) -> StoreResult<Shared> {
-        self.read_object_near(hash, crate::read::CACHE_NEAR)
+        self.read_object_keeping(hash, Keeping::HISTORY)
     }
 
-    /// [`Store::read_object`], keeping `near` of the contents decoded on the way (see
-    /// [`crate::read::rebuild`]).
-    fn read_object_near(&self, hash: &ContentHash, near: usize) -> StoreResult<Shared> {
+    /// [`Store::read_object`], keeping what `keeping` says of the contents decoded on the way
+    /// (see [`crate::read::rebuild`]).
+    fn read_object_keeping(&self, hash: &ContentHash, keeping: Keeping) -> StoreResult<Shared> {
         let _read = self
             .inner
             .object_gate
@@ -848,7 +848,7 @@ impl Store {
             hash,
             self.read_limit(),
             !self.inner.options.verify_reads,
-            near,
+            keeping,
         )
     }
 

@@ -9,7 +9,7 @@ use strata_core::policy::MAX_CHAIN_DEPTH;
 use strata_core::{ContentHash, ObjectKind, VersionNo};
 
 use crate::error::StoreResult;
-use crate::read::{CACHE_NEAR, ContentCache, lock, rebuild};
+use crate::read::{ContentCache, Keeping, lock, rebuild};
 use crate::store::Store;
 
 /// What [`Store::verify`] checked and what it found wrong.
@@ -158,7 +158,7 @@ impl Store {
                 // may have cached its content after finding it in place, which would hide an
                 // index entry that points elsewhere.
                 lock(&cache).forget(&rec.hash);
-                match rebuild(kv, &cache, &rec.hash, limit, false, CACHE_NEAR) {
+                match rebuild(kv, &cache, &rec.hash, limit, false, Keeping::HISTORY) {
                     Ok(content) => {
                         if verified.insert(rec.hash) {
                             report.objects += 1;
@@ -212,7 +212,7 @@ impl Store {
             }
             report.unreferenced_objects += 1;
             lock(&cache).forget(&id);
-            match rebuild(kv, &cache, &id, limit, false, CACHE_NEAR) {
+            match rebuild(kv, &cache, &id, limit, false, Keeping::HISTORY) {
                 Ok(_) => report.objects += 1,
                 Err(e) => report
                     .problems

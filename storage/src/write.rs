@@ -465,7 +465,7 @@ impl Store {
                             &p.hash,
                             self.read_limit(),
                             false,
-                            0,
+                            crate::read::Keeping::CHECKPOINTS,
                         );
                         if stored.is_err() {
                             return Err(StoreError::Busy {
