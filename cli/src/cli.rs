@@ -164,21 +164,21 @@ impl<T: Args> Args for Lazy<T> {
         T::group_id()
     }
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        cmd.defer(|cmd| {
-            let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
-            T::augment_args(cmd)
-                .about(Resettable::from(about))
-                .long_about(Resettable::from(long_about))
-        })
+        cmd.defer(|cmd| with_own_help(cmd, T::augment_args))
     }
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        cmd.defer(|cmd| {
-            let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
-            T::augment_args_for_update(cmd)
-                .about(Resettable::from(about))
-                .long_about(Resettable::from(long_about))
-        })
+        cmd.defer(|cmd| with_own_help(cmd, T::augment_args_for_update))
     }
+}
+
+/// Runs `add` (a derived argument builder) on `cmd`, keeping the help text `cmd` already
+/// has: its command's line in the grammar, which `add` would replace with the argument
+/// struct's own doc comment.
+fn with_own_help(cmd: clap::Command, add: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+    add(cmd)
+        .about(Resettable::from(about))
+        .long_about(Resettable::from(long_about))
 }
 
 /// Arguments of `strata tag`.
