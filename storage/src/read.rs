@@ -45,8 +45,8 @@ impl AsRef<[u8]> for Content {
     }
 }
 
-/// A bounded cache of rebuilt contents, keyed by content id (git's delta-base cache), in two
-/// least-recently-used segments. Only verified contents enter it.
+/// A bounded cache of rebuilt contents, keyed by content id (git's delta-base cache), in
+/// least-recently-used segments ([`Keep`]). Only verified contents enter it.
 ///
 /// A content enters on probation: a version a reader asked for, or one rebuilt next to it,
 /// is often never needed again (a reader walking a whole history reads each version once).
@@ -63,6 +63,9 @@ impl AsRef<[u8]> for Content {
 /// touching fresh pages costs several times a delta's decode (caniuse read all, one
 /// probation of 2 MiB: 2,088 page faults, 14.0 ms; eslint-rules-docs read all, probation of
 /// 16 entries: 84 ms; both bounds here: 1,143 faults, 9.2 ms and 55 ms; git 7.1 and 40 ms).
+/// The checkpoints of a document's first read wait as candidates (at most
+/// [`CANDIDATE_BYTES`]), protected when a rebuild starts from one (see
+/// [`ContentCache::keeping_for`]).
 #[derive(Debug, Default)]
 pub(crate) struct ContentCache {
     capacity: usize,
