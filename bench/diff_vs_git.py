@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 

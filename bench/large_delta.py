@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 

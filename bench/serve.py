@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 

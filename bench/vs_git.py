@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `STRATA_BIN` names another build to measure (then nothing is built).
 from strata_bin import STRATA  # noqa: E402  (builds strata)
 # Every timing is the best of this many runs, for strata and git alike (the machine is shared
@@ -48,24 +47,15 @@ def run(cmd, **kw):
 def timed_pair(a, b, repeat):
     """Best wall-clock time of each of two runs, `a` and `b` (each a dict of `timed`'s
     arguments), alternating them `repeat` times."""
-    best_a = best_b = None
-    for _ in range(repeat):
-        ta = timed(**a)
-        tb = timed(**b)
-        best_a = ta if best_a is None else min(best_a, ta)
-        best_b = tb if best_b is None else min(best_b, tb)
-    return best_a, best_b
+    times = [(timed(**a), timed(**b)) for _ in range(repeat)]
+    return min(t for t, _ in times), min(t for _, t in times)
 
 
-def timed(cmd, stdin_bytes=None, cwd=None, repeat=1):
-    """Best of `repeat` wall-clock runs (the machine is shared and noisy)."""
-    best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, input=stdin_bytes, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
-    return best
+def timed(cmd, stdin_bytes=None, cwd=None):
+    """Wall-clock seconds of one run of `cmd`."""
+    t0 = time.perf_counter()
+    subprocess.run(cmd, input=stdin_bytes, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
 
 
 def dir_bytes(path):
@@ -133,14 +123,13 @@ def bench(history, policy, work):
     policy_args = ["--policy", policy] if policy else []
     # sled's disk use varies between identical runs (its background threads decide when
     # buffers reach the log), so the size is the median of the five imports.
-    best = None
+    times = []
     sizes = []
     for attempt in range(ATTEMPTS):
         shutil.rmtree(store, ignore_errors=True)
-        dt = timed([STRATA, "--store", store, "import", "--raise-times", *policy_args, history])
-        best = dt if best is None else min(best, dt)
+        times.append(timed([STRATA, "--store", store, "import", "--raise-times", *policy_args, history]))
         sizes.append(dir_bytes(store))
-    res["strata_import"] = best
+    res["strata_import"] = min(times)
     res["strata_bytes"] = sorted(sizes)[len(sizes) // 2]
     res["strata_bytes_range"] = (min(sizes), max(sizes))
     # A copy is repacked, so the reads below measure the store as imported.
@@ -153,13 +142,12 @@ def bench(history, policy, work):
     repo = os.path.join(work, "git-" + name)
     stream = fast_import_stream(versions)
     marks = os.path.join(work, "marks-" + name)
-    best = None
+    times = []
     for attempt in range(ATTEMPTS):
         shutil.rmtree(repo, ignore_errors=True)
         run(["git", "init", "-q", "--bare", repo])
-        dt = timed(["git", "fast-import", "--quiet", "--export-marks=" + marks], stdin_bytes=stream, cwd=repo)
-        best = dt if best is None else min(best, dt)
-    res["git_import"] = best
+        times.append(timed(["git", "fast-import", "--quiet", "--export-marks=" + marks], stdin_bytes=stream, cwd=repo))
+    res["git_import"] = min(times)
     t0 = time.perf_counter()
     run(["git", "gc", "-q", "--aggressive", "--prune=now"], cwd=repo)
     res["git_gc"] = time.perf_counter() - t0

@@ -24,7 +24,6 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from strata_bin import STRATA  # noqa: E402  (builds strata)
 
 

@@ -99,6 +99,14 @@ struct Segment {
     bytes: usize,
 }
 
+impl Segment {
+    /// Whether it holds more than `bytes` bytes or `entries` entries, besides its newest
+    /// entry (which stays, however large).
+    fn over(&self, bytes: usize, entries: usize) -> bool {
+        self.order.len() > 1 && (self.bytes > bytes || self.order.len() > entries)
+    }
+}
+
 /// Where a content enters the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Keep {
@@ -115,6 +123,16 @@ pub(crate) enum Keep {
     /// documents of a large store once: their checkpoints would hold fresh memory that no
     /// read uses again.
     Candidate = 3,
+}
+
+impl Keep {
+    /// The segments in index order (`Keep::ALL[k as usize] == k`).
+    const ALL: [Self; 4] = [
+        Self::Probation,
+        Self::Ahead,
+        Self::Protected,
+        Self::Candidate,
+    ];
 }
 
 /// What a rebuild keeps of the contents it decodes before the wanted one, besides the
@@ -248,28 +266,18 @@ impl ContentCache {
     fn evict(&mut self) {
         loop {
             let share = self.probation_capacity();
-            let recent = &self.segments[Keep::Probation as usize];
-            let from = if recent.order.len() > 1
-                && (recent.bytes > share.min(PROBATION_BYTES)
-                    || recent.order.len() > RECENT_ENTRIES)
-            {
+            let [recent, ahead, _, candidates] = &self.segments;
+            let from = if recent.over(share.min(PROBATION_BYTES), RECENT_ENTRIES) {
                 Keep::Probation
-            } else if self.segments[Keep::Ahead as usize].order.len() > 1
-                && self.segments[..2].iter().map(|s| s.bytes).sum::<usize>() > share
-            {
+            } else if ahead.order.len() > 1 && recent.bytes + ahead.bytes > share {
                 Keep::Ahead
-            } else if self.segments[Keep::Candidate as usize].order.len() > 1
-                && self.segments[Keep::Candidate as usize].bytes > share.min(CANDIDATE_BYTES)
-            {
+            } else if candidates.over(share.min(CANDIDATE_BYTES), usize::MAX) {
                 Keep::Candidate
             } else if self.total_bytes() > self.capacity {
                 // Candidates first, then protected checkpoints (probation is small by its
                 // bounds).
                 match self.segments.iter().rposition(|s| !s.order.is_empty()) {
-                    Some(3) => Keep::Candidate,
-                    Some(2) => Keep::Protected,
-                    Some(1) => Keep::Ahead,
-                    Some(_) => Keep::Probation,
+                    Some(i) => Keep::ALL[i],
                     None => break,
                 }
             } else {

@@ -105,7 +105,15 @@ impl Store {
         let cache = Mutex::new(ContentCache::new(64 << 20));
         let limit = self.read_limit();
         let mut report = VerifyReport::default();
-        let mut verified: HashSet<ContentHash> = HashSet::new();
+        // Each object verified so far, with its content's length.
+        let mut verified: HashMap<ContentHash, u64> = HashMap::new();
+        // Each object is read through its index entry: a walk to another version may have
+        // cached its content after finding it in place, which would hide an index entry that
+        // points elsewhere.
+        let reread = |id: &ContentHash| {
+            lock(&cache).forget(id);
+            rebuild(kv, &cache, id, limit, false, Keeping::HISTORY)
+        };
         let mut failed: HashSet<ContentHash> = HashSet::new();
         let docs = match kv.documents() {
             Ok(d) => d,
@@ -154,21 +162,21 @@ impl Store {
                     ));
                     continue;
                 }
-                // Each object is read through its index entry: a walk to another version
-                // may have cached its content after finding it in place, which would hide an
-                // index entry that points elsewhere.
-                lock(&cache).forget(&rec.hash);
-                match rebuild(kv, &cache, &rec.hash, limit, false, Keeping::HISTORY) {
-                    Ok(content) => {
-                        if verified.insert(rec.hash) {
-                            report.objects += 1;
-                        }
-                        if content.len() as u64 != rec.size {
+                // An object shared by several versions is read once.
+                let len = match verified.get(&rec.hash) {
+                    Some(len) => Ok(*len),
+                    None => reread(&rec.hash).map(|content| {
+                        report.objects += 1;
+                        verified.insert(rec.hash, content.len() as u64);
+                        content.len() as u64
+                    }),
+                };
+                match len {
+                    Ok(len) => {
+                        if len != rec.size {
                             report.problems.push(format!(
-                                "{key}@{}: record says {} bytes, content has {}",
-                                rec.version,
-                                rec.size,
-                                content.len()
+                                "{key}@{}: record says {} bytes, content has {len}",
+                                rec.version, rec.size
                             ));
                         }
                     }
@@ -207,12 +215,11 @@ impl Store {
                     break;
                 }
             };
-            if verified.contains(&id) || failed.contains(&id) {
+            if verified.contains_key(&id) || failed.contains(&id) {
                 continue;
             }
             report.unreferenced_objects += 1;
-            lock(&cache).forget(&id);
-            match rebuild(kv, &cache, &id, limit, false, Keeping::HISTORY) {
+            match reread(&id) {
                 Ok(_) => report.objects += 1,
                 Err(e) => report
                     .problems

@@ -197,10 +197,10 @@ impl PackFiles {
             ));
         };
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let mapped = match &opened.mapped {
-            Some(m) => Some(m.clone()),
-            None => self.map_when_read_often(n, &opened),
-        };
+        let mapped = opened
+            .mapped
+            .clone()
+            .or_else(|| self.map_when_read_often(n, &opened));
         if let Some(mapped) = mapped {
             return Ok(Some(mapped.slice(start..start + len)));
         }
